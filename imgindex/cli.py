@@ -1,0 +1,132 @@
+"""Command line: a thin layer of click over the typed core."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import click
+
+from . import __version__, duplicates, query, store
+from .scan import Splits, default_workers, scan
+
+F = TypeVar("F", bound=Callable[..., Any])
+SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def db_option(fn: F) -> F:
+    return click.option(
+        "--db", "db_path", type=click.Path(dir_okay=False), default="imgindex.db", show_default=True,
+        envvar="IMGINDEX_DB", show_envvar=True, help="The index database.",
+    )(fn)  # fmt: skip
+
+
+def quiet_option(fn: F) -> F:
+    return click.option("-q", "--quiet", is_flag=True, help="No progress bar.")(fn)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="imgindex")
+def cli() -> None:
+    """Index image datasets into SQLite: duplicates, leakage between splits, statistics."""
+
+
+def parse_split(arg: str) -> tuple[str, Path]:
+    """SPLIT=DIR, or a bare DIR named after its folder."""
+    if "=" in arg and not os.path.isdir(arg):
+        name, _, folder = arg.partition("=")
+        if not SPLIT_NAME.match(name):
+            raise click.BadParameter(
+                f"'{arg}': the split name before '=' must be letters, digits, '_', '-' or '.', "
+                "e.g. train=data/images/train"
+            )
+        if not folder:
+            raise click.BadParameter(f"'{arg}': give the folder after '=', e.g. {name}=data/images/{name}")
+    else:
+        folder = arg
+        name = os.path.basename(os.path.abspath(folder))
+    return name, _existing_folder(folder, arg)
+
+
+def _existing_folder(folder: str, arg: str) -> Path:
+    path = Path(folder).expanduser()
+    if not path.exists():
+        raise click.BadParameter(f"'{arg}': folder '{folder}' does not exist. Give SPLIT=DIR with an existing folder.")
+    if not path.is_dir():
+        raise click.BadParameter(f"'{arg}': '{folder}' is a file, not a folder. Give the folder that holds the images.")
+    return path.resolve()
+
+
+def parse_splits(args: tuple[str, ...]) -> Splits:
+    if not args:
+        raise click.UsageError("Give at least one folder to scan, e.g. imgindex scan train=data/train val=data/val")
+    splits: Splits = {}
+    for arg in args:
+        name, folder = parse_split(arg)
+        if folder not in splits.setdefault(name, []):
+            splits[name].append(folder)
+    return splits
+
+
+@cli.command(name="scan")
+@click.argument("folders", nargs=-1, metavar="SPLIT=DIR [SPLIT=DIR ...]")
+@db_option
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: CPUs].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Rows written per transaction.")  # fmt: skip
+@quiet_option
+def scan_command(folders: tuple[str, ...], db_path: str, workers: int | None, batch_size: int, quiet: bool) -> None:
+    """Index the images of each SPLIT=DIR folder (recursively), incrementally.
+
+    A bare DIR is indexed under the split named after its folder. Unchanged files (same size and
+    mtime) are not opened again; files gone from a scanned folder leave the index.
+    """
+    splits = parse_splits(folders)
+    progress = not quiet and sys.stderr.isatty()
+    try:
+        summary = scan(db_path, splits, workers=workers or default_workers(), progress=progress, batch_size=batch_size)
+    except KeyboardInterrupt:
+        click.echo("Interrupted: what was indexed is kept; run the same command again to finish.", err=True)
+        sys.exit(130)
+    click.echo(summary.line())
+
+
+def open_existing(db_path: str) -> Any:
+    if not Path(db_path).exists():
+        raise click.ClickException(f"No index at {db_path}: run `imgindex scan SPLIT=DIR ...` first, or pass --db.")
+    return store.open_db(db_path)
+
+
+@cli.command(name="duplicates")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print the groups as JSON.")
+def duplicates_command(db_path: str, as_json: bool) -> None:
+    """Duplicate groups within each split and across each pair of splits (equal dHash)."""
+    db = open_existing(db_path)
+    if as_json:
+        click.echo(json.dumps(duplicates.find_duplicates(db), indent=2, ensure_ascii=False))
+        return
+    for line in duplicates.describe(db):
+        click.echo(line)
+
+
+@cli.command(name="sql")
+@click.argument("sql")
+@db_option
+@click.option("--json", "fmt", flag_value="json", help="Print rows as a JSON list of objects.")
+@click.option("--csv", "fmt", flag_value="csv", help="Print rows as CSV with a header.")
+def sql_command(sql: str, db_path: str, fmt: str | None) -> None:
+    """Run a read-only SQL query against the index."""
+    open_existing(db_path).close()  # applies the schema and views to an older index
+    db = store.open_db(db_path, readonly=True)
+    try:
+        columns, rows = query.run_query(db, sql)
+    except sqlite3.Error as exc:
+        raise click.ClickException(f"SQL error: {exc}. The index is read-only here; see README for tables.")
+    render = {"json": query.as_json, "csv": query.as_csv}.get(fmt or "", query.as_table)
+    click.echo(render(columns, rows))

@@ -1,0 +1,203 @@
+"""`imgindex scan`: walk the split folders, extract what changed, stream it into the database.
+
+Only the difference is processed: stored ``(size, mtime_ns)`` are loaded once per split, files
+whose pair is unchanged are not opened, new and changed ones are extracted in worker processes
+and upserted in batches (one transaction per batch), and files gone from a split are removed.
+Files that failed before are retried. A killed scan leaves every committed batch in place and
+the next scan picks up the rest.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import click
+import sqlite_utils
+
+from . import store
+from .extract import extract
+from .walk import FileEntry, walk_images
+
+Splits = dict[str, list[Path]]
+
+
+@dataclass(frozen=True)
+class Job:
+    split: str
+    entry: FileEntry
+    is_new: bool
+
+
+@dataclass
+class Plan:
+    jobs: list[Job] = field(default_factory=list)
+    unchanged: int = 0
+    gone: dict[str, list[str]] = field(default_factory=dict)  # split -> paths no longer on disk
+
+
+@dataclass
+class ScanSummary:
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    scan_id: int = 0
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "new": self.new, "changed": self.changed, "unchanged": self.unchanged,
+            "removed": self.removed, "errors": self.errors, "seconds": round(self.seconds, 3),
+        }  # fmt: skip
+
+    def line(self) -> str:
+        return (
+            f"{self.new} new, {self.changed} changed, {self.unchanged} unchanged, "
+            f"{self.removed} removed, {self.errors} errors in {self.seconds:.1f} s"
+        )
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def plan_split(db: sqlite_utils.Database, split: str, roots: Sequence[Path], plan: Plan) -> None:
+    """Compare one split's files on disk with the index; add the work to ``plan``."""
+    stored = store.stored_files(db, split)
+    seen: set[str] = set()
+    for root in roots:
+        for entry in walk_images(root):
+            if entry.path in seen:
+                continue  # overlapping folders of one split
+            seen.add(entry.path)
+            known = stored.get(entry.path)
+            if known is not None and known[:2] == (entry.size, entry.mtime_ns) and not known[2]:
+                plan.unchanged += 1
+            else:
+                plan.jobs.append(Job(split, entry, is_new=known is None))
+    plan.gone[split] = sorted(set(stored) - seen)
+
+
+def make_plan(db: sqlite_utils.Database, splits: Splits) -> Plan:
+    plan = Plan()
+    for split, roots in splits.items():
+        plan_split(db, split, roots, plan)
+    return plan
+
+
+def _extract_job(path: str) -> tuple[str, dict[str, Any]]:
+    return path, extract(path)
+
+
+@contextmanager
+def _results(jobs: Sequence[Job], workers: int) -> Iterator[Iterator[tuple[str, dict[str, Any]]]]:
+    """Extraction results in completion order, from a process pool when it pays off."""
+    paths = [job.entry.path for job in jobs]
+    if workers <= 1 or len(paths) < 4 * workers:
+        yield map(_extract_job, paths)
+        return
+    ctx = multiprocessing.get_context("forkserver" if sys.platform == "linux" else "spawn")
+    with ctx.Pool(workers) as pool:
+        yield pool.imap_unordered(_extract_job, paths, chunksize=4)
+
+
+def to_row(job: Job, extracted: dict[str, Any], scan_id: int) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "split": job.split, "path": job.entry.path, "rel_path": job.entry.rel_path,
+        "size": job.entry.size, "mtime_ns": job.entry.mtime_ns, "scan_id": scan_id,
+    }  # fmt: skip
+    row.update(extracted)
+    return row
+
+
+class _Progress:
+    """A click progress bar on a terminal, or nothing."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.started = time.monotonic()
+        self.done = 0
+        self.bar = None
+        if enabled and total:
+            self.bar = click.progressbar(
+                length=total, label="Indexing", file=sys.stderr, show_pos=True, item_show_func=self._rate
+            )
+            self.bar.__enter__()
+
+    def _rate(self, _: object) -> str:
+        return f"{self.done / max(time.monotonic() - self.started, 1e-6):.0f} files/s"
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1, current_item=self.done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def process(
+    db: sqlite_utils.Database, jobs: Sequence[Job], scan_id: int, workers: int,
+    batch_size: int, progress: _Progress, summary: ScanSummary,
+) -> None:  # fmt: skip
+    """Extract every job and upsert the rows, one transaction per batch (or every 2 s)."""
+    by_path = {job.entry.path: job for job in jobs}
+    batch: list[dict[str, Any]] = []
+    flushed = time.monotonic()
+    with _results(jobs, workers) as results:
+        for path, extracted in results:
+            job = by_path[path]
+            batch.append(to_row(job, extracted, scan_id))
+            _count(summary, job, extracted)
+            progress.advance()
+            if len(batch) >= batch_size or time.monotonic() - flushed > 2.0:
+                store.upsert_images(db, batch)
+                batch, flushed = [], time.monotonic()
+    store.upsert_images(db, batch)
+
+
+def _count(summary: ScanSummary, job: Job, extracted: dict[str, Any]) -> None:
+    if job.is_new:
+        summary.new += 1
+    else:
+        summary.changed += 1
+    if extracted.get("error"):
+        summary.errors += 1
+
+
+def scan(
+    db_path: str | Path, splits: Splits, workers: int | None = None,
+    progress: bool = False, batch_size: int = 256,
+) -> ScanSummary:  # fmt: skip
+    """Bring the index of ``splits`` up to date; other splits in the database are untouched."""
+    started = time.monotonic()
+    db = store.open_db(db_path)
+    workers = workers or default_workers()
+    arguments = {"splits": {k: [str(p) for p in v] for k, v in splits.items()}, "workers": workers}
+    summary = ScanSummary(scan_id=store.start_scan(db, arguments))
+    plan = make_plan(db, splits)
+    summary.unchanged = plan.unchanged
+    bar = _Progress(len(plan.jobs), progress)
+    try:
+        process(db, plan.jobs, summary.scan_id, workers, batch_size, bar, summary)
+    finally:
+        bar.close()
+    for split, gone in plan.gone.items():
+        summary.removed += store.delete_images(db, split, gone)
+    for split, roots in splits.items():
+        store.record_split(db, split, [str(r) for r in roots])
+    summary.seconds = time.monotonic() - started
+    store.finish_scan(db, summary.scan_id, summary.counts())
+    db.close()
+    return summary

@@ -1,0 +1,138 @@
+"""The database: open it (schema applied, views re-created), write scan results in batches."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from .views import VIEWS
+
+MIGRATION_SET = "imgindex"
+IMAGE_COLUMNS = (
+    "split", "path", "rel_path", "size", "mtime_ns", "sha256", "format", "mode", "width", "height",
+    "orientation", "channels", "frames", "dhash", "dhash_256", "pixel_hash", "brightness",
+    "mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b", "histogram", "error", "scan_id",
+)  # fmt: skip
+
+
+def schema_files() -> list[tuple[str, str]]:
+    """(name, sql) of every schema file, in filename order."""
+    folder = resources.files("imgindex.schema")
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
+    return [(f.name, f.read_text(encoding="utf-8")) for f in files]
+
+
+def migrations() -> Migrations:
+    """One migration per schema file; each file is idempotent SQL."""
+    migs = Migrations(MIGRATION_SET)
+    for name, sql in schema_files():
+        migs(name=name)(_script_runner(sql))
+    return migs
+
+
+def _script_runner(sql: str):  # type: ignore[no-untyped-def]
+    def run(db: sqlite_utils.Database) -> None:
+        db.executescript(sql)
+
+    return run
+
+
+def open_db(path: str | Path, readonly: bool = False) -> sqlite_utils.Database:
+    """Open (creating if needed) an index: schema applied, functions registered, views fresh."""
+    if readonly:
+        return _open_readonly(path)
+    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    register_functions(conn)
+    db = sqlite_utils.Database(conn)
+    migrations().apply(db)
+    create_views(db)
+    return db
+
+
+def _open_readonly(path: str | Path) -> sqlite_utils.Database:
+    if not Path(path).exists():
+        raise FileNotFoundError(str(path))
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    register_functions(conn)
+    return sqlite_utils.Database(conn)
+
+
+def create_views(db: sqlite_utils.Database) -> None:
+    """Views are derived, so they are dropped and re-created on every open."""
+    with db.atomic():
+        for name, sql in VIEWS.items():
+            db.create_view(name, sql, replace=True)
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """SQL functions available on every connection imgindex opens."""
+    conn.create_function("hamming", 2, hamming_hex, deterministic=True)
+
+
+def hamming_hex(a: str | None, b: str | None) -> int | None:
+    """Number of differing bits between two equal-length hex hashes."""
+    if a is None or b is None or len(a) != len(b):
+        return None
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def stored_files(db: sqlite_utils.Database, split: str) -> dict[str, tuple[int, int, bool]]:
+    """path -> (size, mtime_ns, had_error) for every indexed file of a split."""
+    rows = db.execute("SELECT path, size, mtime_ns, error IS NOT NULL FROM images WHERE split = ?", [split])
+    return {path: (size, mtime, bool(err)) for path, size, mtime, err in rows}
+
+
+def upsert_images(db: sqlite_utils.Database, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert or replace image rows, keyed by (split, path), in one transaction; ids stay stable."""
+    cols = ", ".join(IMAGE_COLUMNS)
+    marks = ", ".join("?" for _ in IMAGE_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in IMAGE_COLUMNS[2:])
+    sql = f"INSERT INTO images ({cols}) VALUES ({marks}) ON CONFLICT (split, path) DO UPDATE SET {updates}"
+    with db.atomic():
+        db.conn.executemany(sql, [tuple(r.get(c) for c in IMAGE_COLUMNS) for r in rows])
+
+
+def delete_images(db: sqlite_utils.Database, split: str, paths: Iterable[str]) -> int:
+    """Remove the given files of a split from the index; returns how many rows went."""
+    batch = [(split, p) for p in paths]
+    with db.atomic():
+        db.conn.executemany("DELETE FROM images WHERE split = ? AND path = ?", batch)
+    return len(batch)
+
+
+def start_scan(db: sqlite_utils.Database, arguments: dict[str, Any]) -> int:
+    with db.atomic():
+        cur = db.conn.execute(
+            "INSERT INTO scans (started_at, arguments) VALUES (?, ?)", [utc_now(), json.dumps(arguments)]
+        )
+    return int(cur.lastrowid or 0)
+
+
+def finish_scan(db: sqlite_utils.Database, scan_id: int, counts: dict[str, Any]) -> None:
+    sets = ", ".join(f"{k} = ?" for k in counts)
+    with db.atomic():
+        db.conn.execute(f"UPDATE scans SET ended_at = ?, {sets} WHERE id = ?", [utc_now(), *counts.values(), scan_id])
+
+
+def record_split(db: sqlite_utils.Database, split: str, roots: Sequence[str]) -> None:
+    """The split is now exactly these folders."""
+    now = utc_now()
+    with db.atomic():
+        db.conn.execute("DELETE FROM splits WHERE name = ?", [split])
+        db.conn.executemany(
+            "INSERT INTO splits (name, root, scanned_at) VALUES (?, ?, ?)", [(split, r, now) for r in roots]
+        )
