@@ -115,6 +115,15 @@ def duplicates_command(db_path: str, as_json: bool) -> None:
         click.echo(line)
 
 
+def sql_error_message(exc: sqlite3.Error) -> str:
+    if "readonly" in str(exc):
+        return "imgindex sql only reads the index; `imgindex scan` is what changes it."
+    return (
+        f"SQL error: {exc}. The tables and views are listed by "
+        "`imgindex sql \"select type, name from sqlite_master\"`."
+    )
+
+
 @cli.command(name="sql")
 @click.argument("sql")
 @db_option
@@ -127,6 +136,6 @@ def sql_command(sql: str, db_path: str, fmt: str | None) -> None:
     try:
         columns, rows = query.run_query(db, sql)
     except sqlite3.Error as exc:
-        raise click.ClickException(f"SQL error: {exc}. The index is read-only here; see README for tables.")
+        raise click.ClickException(sql_error_message(exc))
     render = {"json": query.as_json, "csv": query.as_csv}.get(fmt or "", query.as_table)
     click.echo(render(columns, rows))

@@ -29,7 +29,7 @@ GROUP BY sha256 HAVING COUNT(*) >= 2
 ORDER BY n DESC, paths""",
     # Files that could not be read, with the reason.
     "unreadable": """
-SELECT id, split, path, size, format, error FROM images WHERE error IS NOT NULL
+SELECT id, split, path, rel_path, size, format, error FROM images WHERE error IS NOT NULL
 ORDER BY split, path""",
     # One row per split: what is in it.
     "split_summary": """

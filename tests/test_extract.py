@@ -1,0 +1,144 @@
+"""What the index stores about single files: hashes pinned to ImageHash, formats, edge cases."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import imagehash
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgindex.extract import extract
+
+from conftest import DATA
+
+DEDUP = DATA / "imagededup"
+
+
+def test_dhash_of_imagehash_png_is_imagehash_published_value() -> None:
+    row = extract(str(DATA / "imagehash" / "imagehash.png"))
+    assert row["error"] is None
+    assert row["dhash"] == "0026273b2b19550e"
+    assert str(imagehash.hex_to_hash(row["dhash"])) == "0026273b2b19550e"
+    assert (row["format"], row["mode"], row["width"], row["height"]) == ("PNG", "RGBA", 1200, 600)
+
+
+def test_resized_and_grey_copies_share_the_dhash_flipped_and_rotated_do_not() -> None:
+    base = extract(str(DEDUP / "ukbench00120.jpg"))["dhash"]
+    assert base == "2b69707551f1b87a"
+    assert extract(str(DEDUP / "ukbench00120_resize.jpg"))["dhash"] == base
+    assert extract(str(DEDUP / "ukbench00120_gray.jpg"))["dhash"] == base
+    assert extract(str(DEDUP / "ukbench00120_hflip.jpg"))["dhash"] != base
+    assert extract(str(DEDUP / "ukbench00120_rotation.jpg"))["dhash"] != base
+
+
+def test_format_is_read_from_content_not_extension() -> None:
+    row = extract(str(DEDUP / "ukbench09380.bmp"))
+    assert row["format"] == "JPEG" and row["error"] is None
+
+
+def test_exif_orientation_and_stored_size() -> None:
+    row = extract(str(DEDUP / "ukbench09268.jpg"))
+    assert row["orientation"] == 6
+    assert (row["width"], row["height"]) == (640, 480)
+
+
+def test_animated_palette_gif_counts_frames() -> None:
+    row = extract(str(DEDUP / "giphy.gif"))
+    assert row["mode"] == "P" and row["frames"] > 1 and row["error"] is None
+
+
+def test_corrupt_jpeg_gets_an_error_not_an_exception() -> None:
+    row = extract(str(DEDUP / "ukbench09268_corrupt.jpg"))
+    assert row["error"]
+    assert row.get("dhash") is None
+    assert row["sha256"]  # the bytes were still hashed
+
+
+def test_statistics_of_a_known_image(tmp_path: Path) -> None:
+    arr = np.zeros((100, 200, 3), dtype=np.uint8)
+    arr[:, :100] = (255, 0, 0)  # left half red, right half black
+    path = tmp_path / "half.png"
+    Image.fromarray(arr).save(path)
+    row = extract(str(path))
+    assert row["mean_r"] == pytest.approx(127.5, abs=1)
+    assert row["mean_g"] == 0 and row["mean_b"] == 0
+    assert row["brightness"] == pytest.approx(0.299 * 255 / 2, abs=1)
+    assert row["channels"] == 3 and row["width"] == 200 and row["height"] == 100
+
+
+def _save(img: Image.Image, path: Path, **kw: object) -> Path:
+    img.save(path, **kw)
+    return path
+
+
+def _gradient(mode: str = "RGB", size: tuple[int, int] = (320, 240)) -> Image.Image:
+    x = np.linspace(0, 255, size[0], dtype=np.float32)
+    y = np.linspace(0, 255, size[1], dtype=np.float32)[:, None]
+    rgb = np.stack([x + 0 * y, y + 0 * x, (x + y) / 2], axis=-1).astype(np.uint8)
+    return Image.fromarray(rgb, "RGB").convert(mode)
+
+
+def test_cmyk_jpeg_is_read(tmp_path: Path) -> None:
+    row = extract(str(_save(_gradient("CMYK"), tmp_path / "cmyk.jpg")))
+    assert row["error"] is None and row["mode"] == "CMYK" and row["channels"] == 4
+
+
+def test_16_bit_png_is_scaled_not_clipped(tmp_path: Path) -> None:
+    ramp = (np.arange(256 * 256, dtype=np.uint32).reshape(256, 256)).astype(np.uint16)
+    row = extract(str(_save(Image.fromarray(ramp), tmp_path / "deep.png")))
+    assert row["error"] is None and row["mode"].startswith("I")
+    assert 100 < row["brightness"] < 155  # a clipping conversion would give ~254
+    assert row["dhash"] != "0000000000000000"
+
+
+def test_palette_png(tmp_path: Path) -> None:
+    row = extract(str(_save(_gradient("P"), tmp_path / "pal.png")))
+    assert row["error"] is None and row["mode"] == "P"
+
+
+@pytest.mark.parametrize(
+    "name, content, expect",
+    [
+        ("empty.jpg", b"", "not an image"),
+        ("notes.png", b"just some text\n", "not an image"),
+    ],
+)
+def test_files_that_are_not_images(tmp_path: Path, name: str, content: bytes, expect: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert expect in extract(str(path))["error"]
+
+
+def test_truncated_jpeg(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    _gradient().save(buf, "JPEG", quality=90)
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    row = extract(str(path))
+    assert "truncated" in row["error"]
+    assert row["width"] == 320  # the header was read before the data ran out
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims a size; no real pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_header_only(40000, 40000))
+    assert "decompression bomb" in extract(str(path))["error"]
+
+
+def test_vanished_file(tmp_path: Path) -> None:
+    assert extract(str(tmp_path / "gone.jpg"))["error"] == "file vanished during the scan"

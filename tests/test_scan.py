@@ -1,0 +1,193 @@
+"""`imgindex scan` end to end: counts, incremental re-scans, bad input, misuse."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import sqlite3
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import DATA, invoke, run_imgindex, sql_rows
+
+COCO8 = DATA / "coco8" / "images"
+
+
+def summary_counts(output: str) -> dict[str, int]:
+    """'3 new, 1 changed, ...' -> {'new': 3, 'changed': 1, ...}"""
+    line = output.strip().splitlines()[-1]
+    parts = line.split(" in ")[0].split(", ")
+    return {p.split(" ")[1]: int(p.split(" ")[0]) for p in parts}
+
+
+def make_image(path: Path, seed: int, size: tuple[int, int] = (96, 64)) -> Path:
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8)
+    Image.fromarray(arr).resize(size, Image.Resampling.BILINEAR).save(path)
+    return path
+
+
+def test_scan_two_splits_of_real_images(db: Path) -> None:
+    result = invoke("scan", "--db", str(db), f"train={COCO8 / 'train'}", f"val={COCO8 / 'val'}")
+    assert summary_counts(result.output) == {"new": 8, "changed": 0, "unchanged": 0, "removed": 0, "errors": 0}
+    rows = sql_rows(db, "select split, count(*) n, sum(width > 0) w from images group by split")
+    assert rows == [{"split": "train", "n": 4, "w": 4}, {"split": "val", "n": 4, "w": 4}]
+    row = sql_rows(db, "select * from images where rel_path = '000000000009.jpg'")[0]
+    assert row["path"] == str((COCO8 / "train" / "000000000009.jpg").resolve())
+    assert (row["format"], row["mode"], row["width"], row["height"]) == ("JPEG", "RGB", 640, 480)
+    assert len(row["dhash"]) == 16 and len(row["sha256"]) == 64 and row["error"] is None
+
+
+def test_bare_folder_is_named_after_itself(db: Path) -> None:
+    invoke("scan", "--db", str(db), str(COCO8 / "val"))
+    assert sql_rows(db, "select distinct split from images") == [{"split": "val"}]
+
+
+def test_resume_scan_touches_only_the_delta(db: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "train"
+    shutil.copytree(COCO8 / "train", folder)
+    invoke("scan", "--db", str(db), f"train={folder}", "-q")
+    before = {r["path"]: r for r in sql_rows(db, "select id, path, scan_id, sha256 from images")}
+
+    (folder / "000000000009.jpg").unlink()  # delete one
+    changed = folder / "000000000025.jpg"  # change one
+    Image.open(changed).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(changed, quality=80)
+    (folder / "sub").mkdir()
+    make_image(folder / "sub" / "new.png", 1)  # add one in a subfolder
+
+    result = invoke("scan", "--db", str(db), f"train={folder}", "-q")
+    assert summary_counts(result.output) == {"new": 1, "changed": 1, "unchanged": 2, "removed": 1, "errors": 0}
+    after = {r["path"]: r for r in sql_rows(db, "select id, path, scan_id, sha256 from images")}
+    assert str(folder / "000000000009.jpg") not in after
+    assert after[str(changed)]["sha256"] != before[str(changed)]["sha256"]
+    assert after[str(changed)]["id"] == before[str(changed)]["id"]  # ids are stable
+    untouched = str(folder / "000000000030.jpg")
+    assert after[untouched]["scan_id"] == before[untouched]["scan_id"]  # not re-read
+    assert sql_rows(db, "select rel_path from images where rel_path like 'sub/%'") == [{"rel_path": "sub/new.png"}]
+
+    again = invoke("scan", "--db", str(db), f"train={folder}", "-q")
+    assert summary_counts(again.output)["unchanged"] == 4
+
+
+def test_scanning_one_split_never_touches_another(db: Path, tmp_path: Path) -> None:
+    invoke("scan", "--db", str(db), f"train={COCO8 / 'train'}", f"val={COCO8 / 'val'}")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = invoke("scan", "--db", str(db), f"val={empty}")
+    assert summary_counts(result.output)["removed"] == 4
+    assert sql_rows(db, "select split, count(*) n from images group by split") == [{"split": "train", "n": 4}]
+    assert sql_rows(db, "select name, root from splits order by name") == [
+        {"name": "train", "root": str((COCO8 / "train").resolve())},
+        {"name": "val", "root": str(empty.resolve())},
+    ]
+
+
+def test_bad_files_are_recorded_and_the_scan_goes_on(db: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    shutil.copytree(DATA / "imagededup", folder)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "README.md").write_text("a dataset readme")  # not an image, not an error
+    (folder / "data.yaml").write_text("names: [a]")
+    (folder / "labels.csv").write_text("a,b\n")
+    result = invoke("scan", "--db", str(db), f"mixed={folder}")
+    counts = summary_counts(result.output)
+    assert counts["new"] == 13 and counts["errors"] == 2
+    errors = {r["rel_path"]: r["error"] for r in sql_rows(db, "select rel_path, error from unreadable")}
+    assert set(errors) == {"empty.jpg", "ukbench09268_corrupt.jpg"}
+    assert all("not an image" in e for e in errors.values())
+
+
+def test_failed_files_are_retried_on_the_next_scan(db: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "f"
+    folder.mkdir()
+    bad = folder / "later.png"
+    bad.write_bytes(b"")
+    invoke("scan", "--db", str(db), f"f={folder}")
+    make_image(bad, 3)
+    os.utime(bad, ns=(0, 0))  # even an older mtime does not hide the fix
+    result = invoke("scan", "--db", str(db), f"f={folder}")
+    assert summary_counts(result.output)["errors"] == 0
+    assert sql_rows(db, "select error from images") == [{"error": None}]
+
+
+def test_unicode_names_symlinks_and_link_loops(db: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "données"
+    folder.mkdir()
+    make_image(folder / "café ☕.png", 1)
+    outside = make_image(tmp_path / "outside.png", 2)
+    (folder / "linked.png").symlink_to(outside)
+    (folder / "loop").symlink_to(folder)  # a folder link back to the root
+    (folder / "dangling.png").symlink_to(tmp_path / "missing.png")
+    result = invoke("scan", "--db", str(db), f"d={folder}")
+    assert summary_counts(result.output)["new"] == 2
+    names = {r["rel_path"] for r in sql_rows(db, "select rel_path from images")}
+    assert names == {"café ☕.png", "linked.png"}
+
+
+def drop_file_read_override() -> None:
+    """In a child process run as root: give up the capabilities that let root read any file."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux permissions and capabilities")
+def test_unreadable_file_is_recorded(tmp_path: Path) -> None:
+    folder = tmp_path / "p"
+    folder.mkdir()
+    make_image(folder / "ok.png", 1)
+    make_image(folder / "secret.png", 2).chmod(0)
+    db = tmp_path / "index.db"
+    as_user = {"preexec_fn": drop_file_read_override} if os.geteuid() == 0 else {}
+    proc = run_imgindex("scan", "--db", str(db), f"p={folder}", **as_user)
+    assert proc.returncode == 0, proc.stderr
+    assert summary_counts(proc.stdout)["errors"] == 1
+    con = sqlite3.connect(db)
+    assert con.execute("select error from images where rel_path = 'secret.png'").fetchone() == (
+        "permission denied: the file cannot be read",
+    )
+
+
+def test_misuse_gets_a_message_and_nonzero_exit(db: Path, tmp_path: Path) -> None:
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    cases = [
+        ([], "Give at least one folder"),
+        ([str(tmp_path / "nope")], "does not exist"),
+        (["train="], "give the folder after '='"),
+        (["=data"], "split name"),
+        (["bad name=" + str(tmp_path)], "split name"),
+        ([f"train={a_file}"], "is a file, not a folder"),
+    ]
+    for args, message in cases:
+        result = invoke("scan", "--db", str(db), *args, ok=False)
+        assert result.exit_code != 0 and message in result.output, (args, result.output)
+    assert not db.exists()  # misuse writes nothing
+
+
+def test_commands_on_a_missing_index_say_what_to_do(tmp_path: Path) -> None:
+    for command in (["duplicates"], ["sql", "select 1"]):
+        result = invoke(*command, "--db", str(tmp_path / "none.db"), ok=False)
+        assert result.exit_code == 1 and "imgindex scan" in result.output
+
+
+def test_database_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGINDEX_DB", str(tmp_path / "env.db"))
+    invoke("scan", str(COCO8 / "val"))
+    assert (tmp_path / "env.db").exists()
+
+
+def test_subprocess_scan_with_workers_matches_single_process(tmp_path: Path) -> None:
+    one, two = tmp_path / "one.db", tmp_path / "two.db"
+    folder = DATA / "imagededup"
+    assert run_imgindex("scan", "--db", str(one), "--workers", "1", str(folder)).returncode == 0
+    proc = run_imgindex("scan", "--db", str(two), "--workers", "2", "-q", str(folder))
+    assert proc.returncode == 0 and proc.stderr == ""
+    query = "select path, sha256, dhash, dhash_256, brightness, error from images order by path"
+    assert sqlite3.connect(one).execute(query).fetchall() == sqlite3.connect(two).execute(query).fetchall()
