@@ -21,6 +21,8 @@ ANALYSIS_SIDE = 64  # shorter side of the analysis image, in pixels
 HISTOGRAM_BINS = 16
 IN_MEMORY_LIMIT = 64 * 1024 * 1024  # larger files are hashed in chunks, not held in memory
 EXIF_ORIENTATION = 0x0112
+LEVELS = np.arange(256, dtype=np.float64)
+LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601-2, as Pillow's "L" conversion
 
 Row = dict[str, Any]
 
@@ -95,21 +97,21 @@ def to_rgb8(im: Image.Image) -> Image.Image:
 
 def analyse(rgb: Image.Image, gray: Image.Image) -> Row:
     """Hashes and statistics of an 8-bit RGB analysis image and a grey image to hash."""
-    pixels = np.asarray(rgb, dtype=np.float32).reshape(-1, 3)
-    means, stds = pixels.mean(axis=0), pixels.std(axis=0)
-    return {
+    hist = np.asarray(rgb.histogram(), dtype=np.float64).reshape(3, 256)
+    n = max(hist[0].sum(), 1.0)
+    means = hist @ LEVELS / n
+    stds = np.sqrt(np.maximum(hist @ (LEVELS * LEVELS) / n - means * means, 0.0))
+    row: Row = {
         "dhash": dhash_hex(gray, 8),
-        "dhash_256": dhash_hex(gray, 16),
+        "dhash_256": dhash_hex(rgb.convert("L"), 16),
         "pixel_hash": hashlib.blake2b(rgb.tobytes(), digest_size=16).hexdigest(),
-        "brightness": round(float(np.asarray(rgb.convert("L"), dtype=np.float32).mean()), 3),
-        "mean_r": round(float(means[0]), 3),
-        "mean_g": round(float(means[1]), 3),
-        "mean_b": round(float(means[2]), 3),
-        "std_r": round(float(stds[0]), 3),
-        "std_g": round(float(stds[1]), 3),
-        "std_b": round(float(stds[2]), 3),
-        "histogram": histogram_json(np.asarray(rgb)),
+        "brightness": round(float(LUMA @ means), 3),
+        "histogram": histogram_json(hist / n),
     }
+    for i, band in enumerate("rgb"):
+        row[f"mean_{band}"] = round(float(means[i]), 3)
+        row[f"std_{band}"] = round(float(stds[i]), 3)
+    return row
 
 
 def dhash_hex(gray: Image.Image, hash_size: int) -> str:
@@ -120,15 +122,10 @@ def dhash_hex(gray: Image.Image, hash_size: int) -> str:
     return np.packbits(bits.flatten()).tobytes().hex()
 
 
-def histogram_json(rgb: np.ndarray) -> str:
-    """Share of pixels in each of 16 equal bins, per channel."""
-    shift = 8 - int(np.log2(HISTOGRAM_BINS))
-    total = rgb.shape[0] * rgb.shape[1]
-    hist = {
-        name: [round(c / total, 5) for c in np.bincount((rgb[..., i] >> shift).ravel(), minlength=HISTOGRAM_BINS)]
-        for i, name in enumerate("rgb")
-    }
-    return json.dumps(hist, separators=(",", ":"))
+def histogram_json(shares: np.ndarray) -> str:
+    """Share of pixels in each of 16 equal bins, per channel, from a 3x256 histogram of shares."""
+    coarse = shares.reshape(3, HISTOGRAM_BINS, 256 // HISTOGRAM_BINS).sum(axis=2)
+    return json.dumps({band: np.round(coarse[i], 5).tolist() for i, band in enumerate("rgb")}, separators=(",", ":"))
 
 
 def describe_error(exc: BaseException) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -107,9 +108,16 @@ def _results(jobs: Sequence[Job], workers: int) -> Iterator[Iterator[tuple[str, 
     if workers <= 1 or len(paths) < 4 * workers:
         yield map(_extract_job, paths)
         return
-    ctx = multiprocessing.get_context("forkserver" if sys.platform == "linux" else "spawn")
-    with ctx.Pool(workers) as pool:
+    with pool_context().Pool(workers) as pool:
         yield pool.imap_unordered(_extract_job, paths, chunksize=4)
+
+
+def pool_context() -> multiprocessing.context.BaseContext:
+    """fork where it is safe (one thread, so no lock can be held); forkserver or spawn otherwise."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 def to_row(job: Job, extracted: dict[str, Any], scan_id: int) -> dict[str, Any]:

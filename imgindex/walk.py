@@ -67,6 +67,7 @@ def _list_folder(folder: str) -> tuple[list[str], list[tuple[str, os.stat_result
 
 
 def _entries(files: list[tuple[str, os.stat_result]], root: str) -> Iterator[FileEntry]:
+    """Paths below ``root`` were built by joining onto it, so the relative part is a suffix."""
+    prefix = len(root.rstrip(os.sep)) + 1
     for path, st in files:
-        rel = os.path.relpath(path, root).replace(os.sep, "/")
-        yield FileEntry(path, rel, st.st_size, st.st_mtime_ns)
+        yield FileEntry(path, path[prefix:].replace(os.sep, "/"), st.st_size, st.st_mtime_ns)

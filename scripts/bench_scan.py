@@ -1,0 +1,153 @@
+"""Scan speed and memory, as ratios against baselines measured in the same run.
+
+    python scripts/bench_scan.py [FOLDER] [--workers N] [--tree-files 100000]
+
+FOLDER defaults to ../shared/data. Measures: the decode floor (Pillow draft decode only, same
+worker count), a naive one-process imagehash.dhash loop, the cold scan, the warm no-change
+re-scan and a bare os.scandir+stat walk; then, on a tree of hard links to those images
+(--tree-files of them), the cold scan's peak RSS and the warm re-scan against the stat walk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import imagehash
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from imgindex.extract import ANALYSIS_SIDE  # noqa: E402
+from imgindex.scan import default_workers, pool_context, scan  # noqa: E402
+from imgindex.walk import walk_images  # noqa: E402
+
+
+def timed(fn: Callable[[], object], repeat: int = 1) -> float:
+    """Best of ``repeat`` runs: the least disturbed by other work on the machine."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def cold_scan(folder: Path, workers: int, tmp: str) -> None:
+    db = Path(tempfile.mkdtemp(dir=tmp)) / "cold.db"
+    scan(db, {"data": [folder]}, workers=workers)
+
+
+def decode_only(path: str) -> None:
+    """The floor: open and decode at the scan's draft scale, nothing else."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                if im.format in ("JPEG", "MPO"):
+                    im.draft("RGB", (ANALYSIS_SIDE, ANALYSIS_SIDE))
+                im.load()
+    except Exception:
+        pass
+
+
+def floor(paths: list[str], workers: int) -> None:
+    with pool_context().Pool(workers) as pool:
+        for _ in pool.imap_unordered(decode_only, paths, chunksize=4):
+            pass
+
+
+def naive(paths: list[str]) -> None:
+    for p in paths:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                imagehash.dhash(Image.open(p))
+        except Exception:
+            pass
+
+
+def stat_walk(folder: Path) -> int:
+    count, stack = 0, [str(folder)]
+    while stack:
+        for entry in os.scandir(stack.pop()):
+            if entry.is_dir():
+                stack.append(entry.path)
+            else:
+                entry.stat()
+                count += 1
+    return count
+
+
+def link_tree(paths: list[str], target: Path, n: int) -> None:
+    """n hard links to the given images, 1,000 per folder."""
+    for i in range(n):
+        src = paths[i % len(paths)]
+        folder = target / f"d{i // 1000:04d}"
+        if i % 1000 == 0:
+            folder.mkdir(parents=True)
+        os.link(src, folder / f"{i:07d}{Path(src).suffix.lower()}")
+
+
+def scan_subprocess(db: Path, folder: Path, workers: int) -> tuple[float, int]:
+    """Seconds and peak RSS (MB, largest process of the scan) of a CLI scan."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    cmd = [sys.executable, "-m", "imgindex", "scan", "--db", str(db), "--workers", str(workers), "-q", f"tree={folder}"]
+    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, max(peak, before) // 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", nargs="?", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--workers", type=int, default=default_workers())
+    parser.add_argument("--tree-files", type=int, default=100_000)
+    args = parser.parse_args()
+    folder, workers = Path(args.folder).resolve(), args.workers
+    paths = [e.path for e in walk_images(folder)]
+    n = len(paths)
+    print(f"{n} image files under {folder}, {workers} workers")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bench.db"
+        t_floor, t_cold = float("inf"), float("inf")
+        for _ in range(3):  # interleaved, best of three: both see the same machine
+            t_floor = min(t_floor, timed(lambda: floor(paths, workers)))
+            t_cold = min(t_cold, timed(lambda: cold_scan(folder, workers, tmp)))
+        t_naive = timed(lambda: naive(paths))
+        scan(db, {"data": [folder]}, workers=workers)
+        t_warm = timed(lambda: scan(db, {"data": [folder]}, workers=workers), repeat=5)
+        t_walk = timed(lambda: stat_walk(folder), repeat=5)
+        print(f"decode floor      {n / t_floor:8.1f} files/s")
+        print(f"naive dhash loop  {n / t_naive:8.1f} files/s")
+        print(f"cold scan         {n / t_cold:8.1f} files/s = {t_floor / t_cold:.0%} of the floor, "
+              f"{t_naive / t_cold:.1f}x the naive loop")  # fmt: skip
+        print(f"warm re-scan      {t_warm:8.3f} s = {t_warm / t_walk:.2f}x the stat walk ({t_walk:.3f} s)")
+
+        if args.tree_files:
+            tree = Path(tmp) / "tree"
+            link_tree(paths, tree, args.tree_files)
+            tree_db = Path(tmp) / "tree.db"
+            t_tree_cold, rss = scan_subprocess(tree_db, tree, workers)
+            t_tree_walk = timed(lambda: stat_walk(tree), repeat=3)
+            t_tree_warm = timed(lambda: scan(tree_db, {"tree": [tree]}, workers=workers), repeat=3)
+            print(f"{args.tree_files} hard links: cold scan {t_tree_cold:.1f} s "
+                  f"({args.tree_files / t_tree_cold:.0f} files/s), peak RSS {rss} MB")  # fmt: skip
+            print(f"{args.tree_files} hard links: warm re-scan {t_tree_warm:.2f} s = "
+                  f"{t_tree_warm / t_tree_walk:.2f}x the stat walk ({t_tree_walk:.2f} s)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
