@@ -28,9 +28,9 @@ def run_imgindex(*args: str, cwd: Path | None = None, **kw: Any) -> subprocess.C
     """Run `python -m imgindex` in a real subprocess."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("IMGINDEX_DB", None)
-    return subprocess.run(
-        [sys.executable, "-m", "imgindex", *args], cwd=cwd, env=env, capture_output=True, text=True, **kw
-    )
+    if "stdout" not in kw and "stderr" not in kw:
+        kw["capture_output"] = True
+    return subprocess.run([sys.executable, "-m", "imgindex", *args], cwd=cwd, env=env, text=True, **kw)
 
 
 def sql_rows(db: Path, query: str) -> list[dict[str, Any]]:

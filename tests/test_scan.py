@@ -6,6 +6,7 @@ import ctypes
 import os
 import shutil
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 
@@ -191,3 +192,29 @@ def test_subprocess_scan_with_workers_matches_single_process(tmp_path: Path) -> 
     assert proc.returncode == 0 and proc.stderr == ""
     query = "select path, sha256, dhash, dhash_256, brightness, error from images order by path"
     assert sqlite3.connect(one).execute(query).fetchall() == sqlite3.connect(two).execute(query).fetchall()
+
+
+def test_progress_bar_on_a_terminal_and_not_with_quiet(tmp_path: Path) -> None:
+    import pty
+
+    def stderr_on_a_terminal(*extra: str) -> str:
+        primary, secondary = pty.openpty()
+        proc = run_imgindex("scan", "--db", str(tmp_path / f"t{len(extra)}.db"), *extra, str(DATA / "imagededup"),
+                            stderr=secondary, stdout=subprocess.PIPE)  # fmt: skip
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                data = os.read(primary, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(primary)
+        assert proc.returncode == 0
+        return b"".join(chunks).decode(errors="replace")
+
+    shown = stderr_on_a_terminal()
+    assert "Indexing" in shown and "files/s" in shown and "12/12" in shown
+    assert stderr_on_a_terminal("-q") == ""
