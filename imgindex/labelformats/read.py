@@ -1,0 +1,108 @@
+"""Read one label file of a plan against the split's images: the pure core of label indexing."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .coco import parse_coco_text
+from .detect import LabelPlan
+from .model import IMAGE_SIZE_UNKNOWN, LABEL_WITHOUT_IMAGE, Label, Parsed, Problem, Size
+from .rows import YOLO, Convention, parse_rows
+from .voc import parse_voc_text
+
+
+@dataclass
+class ImageIndex:
+    """The split's images (absolute path -> (width, height), None when unreadable), with lookups."""
+
+    sizes: dict[str, Size | None]
+    _by_base: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _by_name: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _by_stem: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for path in sorted(self.sizes):
+            self._by_base.setdefault(os.path.splitext(path)[0], path)
+            self._by_name.setdefault(os.path.basename(path), path)
+            self._by_stem.setdefault(Path(path).stem, path)
+
+    def by_base(self, base: str) -> str | None:
+        """The image whose path without extension is `base`."""
+        return self._by_base.get(base)
+
+    def by_name(self, name: str) -> str | None:
+        return self._by_name.get(os.path.basename(name))
+
+    def by_stem(self, stem: str) -> str | None:
+        return self._by_stem.get(stem)
+
+    def under(self, folder: Path) -> list[str]:
+        prefix = str(folder).rstrip(os.sep) + os.sep
+        return sorted(p for p in self.sizes if p.startswith(prefix))
+
+
+def read_text(path: Path) -> tuple[str | None, str | None]:
+    """(text, None) or (None, error message)."""
+    try:
+        return path.read_text(encoding="utf-8", errors="replace"), None
+    except OSError as exc:
+        return None, f"cannot read: {exc.strerror or exc}"
+
+
+def image_for_text_label(plan: LabelPlan, path: Path, images: ImageIndex) -> str | None:
+    """The image a YOLO/custom label file annotates: same relative folder and stem under image_dir."""
+    assert plan.label_dir is not None and plan.image_dir is not None
+    rel = path.relative_to(plan.label_dir)
+    return images.by_base(os.path.splitext(str(plan.image_dir / rel))[0])
+
+
+def read_label_file(plan: LabelPlan, path: Path, images: ImageIndex, names: dict[int, str] | None,
+                    convention: Convention | None = None) -> Parsed:
+    """Labels and problems of one label file of `plan`; never raises for bad content."""
+    if plan.format == "folders":
+        return folder_labels(path, images)
+    if plan.names_file is not None and path == plan.names_file:
+        return Parsed()
+    text, error = read_text(path)
+    if text is None:
+        return Parsed(error=error)
+    if plan.format == "coco":
+        return parse_coco_text(text, str(path), lambda name: _coco_image(plan, path, name, images))
+    if plan.format == "voc":
+        return parse_voc_text(text, str(path), lambda name, xml: _voc_image(name, xml, images))
+    return _text_labels(plan, path, text, images, names, convention or YOLO)
+
+
+def _text_labels(plan: LabelPlan, path: Path, text: str, images: ImageIndex, names: dict[int, str] | None,
+                 convention: Convention) -> Parsed:
+    image = image_for_text_label(plan, path, images)
+    size = images.sizes.get(image) if image else None
+    parsed = parse_rows(text, str(path), image, size, names, convention, polygons=plan.format == "yolo")
+    if image is None:
+        parsed.problems.insert(0, Problem(LABEL_WITHOUT_IMAGE, str(path), None,
+                                          f"no image named {path.stem}.* in {plan.image_dir}"))
+    elif size is None and parsed.labels:
+        parsed.problems.insert(0, Problem(IMAGE_SIZE_UNKNOWN, str(path), None,
+                                          f"{image} could not be read: pixel boxes left empty"))
+    return parsed
+
+
+def _coco_image(plan: LabelPlan, json_path: Path, name: str, images: ImageIndex) -> str | None:
+    for base in (plan.root, json_path.parent):
+        candidate = os.path.normpath(base / name)
+        if candidate in images.sizes:
+            return candidate
+    return images.by_name(name)
+
+
+def _voc_image(name: str | None, xml_path: str, images: ImageIndex) -> tuple[str | None, Size | None]:
+    found = images.by_name(name) if name else None
+    found = found or images.by_stem(Path(xml_path).stem)
+    return found, (images.sizes.get(found) if found else None)
+
+
+def folder_labels(folder: Path, images: ImageIndex) -> Parsed:
+    """Classification: every image below a class folder gets the folder's name as its class."""
+    paths = images.under(folder)
+    return Parsed(labels=[Label(p, None, folder.name) for p in paths], images=paths)

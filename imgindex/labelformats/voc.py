@@ -1,0 +1,69 @@
+"""Pascal VOC XML: <annotation><filename>, <size>, <object><name> + <bndbox> xmin/ymin/xmax/ymax in pixels."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+from .model import MALFORMED_ROW, MISSING_IMAGE_FILE, Parsed, Problem, Size, add_box
+
+# (file name from <filename>, xml path) -> (absolute image path or None, size from the index or None)
+ImageLookup = Callable[[str | None, str], tuple[str | None, Size | None]]
+
+
+def parse_voc_text(text: str, path: str, lookup: ImageLookup) -> Parsed:
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        return Parsed(error=f"not valid XML: {exc}")
+    if root.tag != "annotation":
+        return Parsed(error=f"not a Pascal VOC file: root element <{root.tag}>")
+    filename = (root.findtext("filename") or "").strip() or None
+    image_path, indexed_size = lookup(filename, path)
+    parsed = Parsed(images=[image_path] if image_path else [])
+    if image_path is None:
+        named = filename or Path(path).stem
+        parsed.problems.append(Problem(MISSING_IMAGE_FILE, path, None, f"the image {named!r} is not in the split"))
+    size = _size(root) or indexed_size
+    for index, obj in enumerate(root.iter("object"), start=1):
+        _object(parsed, obj, (path, index), image_path, size)
+    return parsed
+
+
+def _size(root: ET.Element) -> Size | None:
+    try:
+        width = int(float(root.findtext("size/width") or 0))
+        height = int(float(root.findtext("size/height") or 0))
+    except ValueError:
+        return None
+    return (width, height) if width > 0 and height > 0 else None
+
+
+def _object(parsed: Parsed, obj: ET.Element, where: tuple[str, int], image_path: str | None,
+            size: Size | None) -> None:
+    name = (obj.findtext("name") or "").strip()
+    box = obj.find("bndbox")
+    try:
+        if box is None:
+            raise ValueError("no <bndbox>")
+        values = tuple(float(box.findtext(tag) or "nan") for tag in ("xmin", "ymin", "xmax", "ymax"))
+        if any(v != v for v in values):
+            raise ValueError("missing xmin/ymin/xmax/ymax")
+    except ValueError as exc:
+        parsed.problems.append(Problem(MALFORMED_ROW, where[0], where[1], f"object {name!r}: {exc}"))
+        return
+    if not name:
+        parsed.problems.append(Problem(MALFORMED_ROW, where[0], where[1], "object without <name>"))
+        return
+    x1, y1, x2, y2 = values
+    add_box(parsed, where, image_path, (None, name), (x1, y1, x2, y2), ("xyxy", False), size)
+
+
+def read_image_set(path: Path) -> frozenset[str]:
+    """Image ids listed in ImageSets/Main/<split>.txt (first token of each line)."""
+    ids = set()
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        tokens = line.split()
+        if tokens and not (len(tokens) > 1 and tokens[1] == "-1"):
+            ids.add(tokens[0])
+    return frozenset(ids)
