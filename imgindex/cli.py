@@ -12,10 +12,13 @@ from typing import Any, Callable, TypeVar
 
 import click
 
-from . import __version__, duplicates, query, store
+from . import __version__, duplicates, labelprompt, query, store
+from .labelformats import CHOICES, LabelError
+from .labels import LabelOptions, LabelSetup, MissingAnswers, prepare, remember_options
 from .scan import Splits, default_workers, scan
 
 F = TypeVar("F", bound=Callable[..., Any])
+BBOX_FORMATS = [value for value, _ in labelprompt.BBOX_OPTIONS]
 SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -80,20 +83,76 @@ def parse_splits(args: tuple[str, ...]) -> Splits:
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
               help="Rows written per transaction.")  # fmt: skip
 @quiet_option
-def scan_command(folders: tuple[str, ...], db_path: str, workers: int | None, batch_size: int, quiet: bool) -> None:
-    """Index the images of each SPLIT=DIR folder (recursively), incrementally.
+@click.option("--labels", "label_format", type=click.Choice(CHOICES),
+              help="Label format of the folders [default: detected; remembered per split].")
+@click.option("--coco", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="COCO JSON file holding the labels of the scanned split(s).")
+@click.option("--label-first/--box-first", "label_first", default=None,
+              help="Rows without a convention: is the class id before or after the box?")
+@click.option("--bbox-format", type=click.Choice(BBOX_FORMATS),
+              help="Rows without a convention: box layout, '-norm' when normalised to 0..1.")
+def scan_command(
+    folders: tuple[str, ...], db_path: str, workers: int | None, batch_size: int, quiet: bool,
+    label_format: str | None, coco: Path | None, label_first: bool | None, bbox_format: str | None,
+) -> None:  # fmt: skip
+    """Index the images of each SPLIT=DIR folder (recursively), then their labels, incrementally.
 
     A bare DIR is indexed under the split named after its folder. Unchanged files (same size and
-    mtime) are not opened again; files gone from a scanned folder leave the index.
+    mtime) are not opened again; files gone from a scanned folder leave the index. Labels (YOLO,
+    COCO, Pascal VOC, class folders) are detected; --labels overrides.
     """
     splits = parse_splits(folders)
     progress = not quiet and sys.stderr.isatty()
+    options = LabelOptions(label_format, coco, label_first, bbox_format)
+    setup = label_setup(db_path, splits, options)
     try:
-        summary = scan(db_path, splits, workers=workers or default_workers(), progress=progress, batch_size=batch_size)
+        summary = scan(db_path, splits, workers=workers or default_workers(), progress=progress,
+                       batch_size=batch_size, label_setup=setup)  # fmt: skip
     except KeyboardInterrupt:
         click.echo("Interrupted: what was indexed is kept; run the same command again to finish.", err=True)
         sys.exit(130)
+    db = store.open_db(db_path)
+    remember_options(db, splits, options)
+    db.close()
     click.echo(summary.line())
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def label_setup(db_path: str, splits: Splits, options: LabelOptions) -> LabelSetup:
+    """Label plans for the scan; asks DataGradients' questions on a terminal when rows have no convention."""
+    db = store.open_db(db_path)
+    try:
+        return prepare(db, splits, options)
+    except LabelError as exc:
+        raise click.ClickException(str(exc))
+    except MissingAnswers as exc:
+        return prepare(db, splits, answer(exc, options))
+    finally:
+        db.close()
+
+
+def answer(missing: MissingAnswers, options: LabelOptions) -> LabelOptions:
+    if not interactive():
+        raise click.ClickException(
+            "The label files have no known layout, e.g. rows like "
+            f"'{missing.sample[0][1] if missing.sample else ''}'. Say how to read them: "
+            + " and ".join(MISSING_FLAGS[m] for m in missing.missing)
+            + " (the answers are stored in the index and reused by later scans)."
+        )
+    label_first = options.label_first
+    if "label_first" in missing.missing:
+        label_first = labelprompt.ask_label_first(missing.sample)
+    bbox = options.bbox_format or (labelprompt.ask_bbox_format(missing.sample) if "bbox_format" in missing.missing else None)
+    return LabelOptions(options.labels, options.coco, label_first, bbox)
+
+
+MISSING_FLAGS = {
+    "label_first": "--label-first or --box-first (is the class id before or after the box?)",
+    "bbox_format": "--bbox-format " + "|".join(value for value, _ in labelprompt.BBOX_OPTIONS),
+}
 
 
 def open_existing(db_path: str) -> Any:

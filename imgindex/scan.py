@@ -17,12 +17,13 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import click
 import sqlite_utils
 
 from . import store
+from .labels import LabelOptions, LabelSetup, LabelSummary, index_labels, keep_image, prepare
 from .extract import extract
 from .walk import FileEntry, walk_images
 
@@ -52,6 +53,7 @@ class ScanSummary:
     errors: int = 0
     seconds: float = 0.0
     scan_id: int = 0
+    labels: LabelSummary | None = None
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -63,7 +65,7 @@ class ScanSummary:
         return (
             f"{self.new} new, {self.changed} changed, {self.unchanged} unchanged, "
             f"{self.removed} removed, {self.errors} errors in {self.seconds:.1f} s"
-        )
+        ) + (f"; {self.labels.line()}" if self.labels else "")
 
 
 def default_workers() -> int:
@@ -73,14 +75,18 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def plan_split(db: sqlite_utils.Database, split: str, roots: Sequence[Path], plan: Plan) -> None:
-    """Compare one split's files on disk with the index; add the work to ``plan``."""
+def plan_split(
+    db: sqlite_utils.Database, split: str, roots: Sequence[Path], plan: Plan,
+    keep: Callable[[str], bool] | None = None,
+) -> None:  # fmt: skip
+    """Compare one split's files on disk with the index; add the work to ``plan``. ``keep``
+    narrows the split to some of the files (a VOC ImageSets list)."""
     stored = store.stored_files(db, split)
     seen: set[str] = set()
     for root in roots:
         for entry in walk_images(root):
-            if entry.path in seen:
-                continue  # overlapping folders of one split
+            if entry.path in seen or (keep is not None and not keep(entry.path)):
+                continue  # overlapping folders of one split, or a file of another split
             seen.add(entry.path)
             known = stored.get(entry.path)
             if known is not None and known[:2] == (entry.size, entry.mtime_ns) and not known[2]:
@@ -90,10 +96,11 @@ def plan_split(db: sqlite_utils.Database, split: str, roots: Sequence[Path], pla
     plan.gone[split] = sorted(set(stored) - seen)
 
 
-def make_plan(db: sqlite_utils.Database, splits: Splits) -> Plan:
+def make_plan(db: sqlite_utils.Database, splits: Splits, setup: LabelSetup | None = None) -> Plan:
     plan = Plan()
     for split, roots in splits.items():
-        plan_split(db, split, roots, plan)
+        keep = keep_image(setup.plans[split]) if setup else None
+        plan_split(db, split, roots, plan, keep)
     return plan
 
 
@@ -184,17 +191,34 @@ def _count(summary: ScanSummary, job: Job, extracted: dict[str, Any]) -> None:
         summary.errors += 1
 
 
+def index_split_labels(
+    db: sqlite_utils.Database, plan: Plan, setup: LabelSetup, scan_id: int
+) -> LabelSummary:
+    """Index the labels of every scanned split after its images; totals over the splits."""
+    total = LabelSummary()
+    for split, plans in setup.plans.items():
+        touched = {job.entry.path for job in plan.jobs if job.split == split} | set(plan.gone.get(split, []))
+        one = index_labels(db, split, plans, scan_id, setup.convention, touched)
+        for name in ("read", "unchanged", "removed", "labels", "problems"):
+            setattr(total, name, getattr(total, name) + getattr(one, name))
+        total.formats.update(one.formats)
+    return total
+
+
 def scan(
     db_path: str | Path, splits: Splits, workers: int | None = None,
-    progress: bool = False, batch_size: int = 256,
+    progress: bool = False, batch_size: int = 256, label_setup: LabelSetup | None = None,
 ) -> ScanSummary:  # fmt: skip
-    """Bring the index of ``splits`` up to date; other splits in the database are untouched."""
+    """Bring the index of ``splits`` (images, then labels) up to date; other splits in the database
+    are untouched. Without ``label_setup`` the label format of each folder is detected."""
     started = time.monotonic()
     db = store.open_db(db_path)
     workers = workers or default_workers()
-    arguments = {"splits": {k: [str(p) for p in v] for k, v in splits.items()}, "workers": workers}
+    setup = label_setup or prepare(db, splits, LabelOptions())
+    arguments = {"splits": {k: [str(p) for p in v] for k, v in splits.items()}, "workers": workers,
+                 "labels": {k: [p.format for p in v] for k, v in setup.plans.items()}}  # fmt: skip
     summary = ScanSummary(scan_id=store.start_scan(db, arguments))
-    plan = make_plan(db, splits)
+    plan = make_plan(db, splits, setup)
     summary.unchanged = plan.unchanged
     bar = _Progress(len(plan.jobs), progress)
     try:
@@ -205,6 +229,7 @@ def scan(
         summary.removed += store.delete_images(db, split, gone)
     for split, roots in splits.items():
         store.record_split(db, split, [str(r) for r in roots])
+    summary.labels = index_split_labels(db, plan, setup, summary.scan_id)
     summary.seconds = time.monotonic() - started
     store.finish_scan(db, summary.scan_id, summary.counts())
     db.close()

@@ -1,4 +1,4 @@
-"""Copy small real label fixtures from the shared data folder into tests/data/.
+"""Copy small real label fixtures (besides tests/data/coco8, which holds coco8 whole) from the shared data folder into tests/data/.
 
 Run once from the repository root: python scripts/vendor_label_fixtures.py [SHARED_DATA_DIR]
 Files are copied byte for byte, except the COCO JSON, which is cut down to the copied images.
@@ -25,17 +25,6 @@ def smallest(folder: Path, n: int, pattern: str = "*.jpg") -> list[Path]:
 def note(dst: Path, src: Path, extra: str) -> None:
     text = (src / "README.txt").read_text()
     (dst / "README.txt").write_text(f"{extra}\n\nREADME of the full dataset follows.\n\n{text}")
-
-
-def coco8(shared: Path) -> None:
-    src, dst = shared / "coco8", DEST / "coco8_yolo"
-    for split in ("train", "val"):
-        for img in smallest(src / "images" / split, 2):
-            copy(img, dst / "images" / split / img.name)
-            lbl = src / "labels" / split / (img.stem + ".txt")
-            copy(lbl, dst / "labels" / split / lbl.name)
-    copy(src / "LICENSE", dst / "LICENSE")
-    note(dst, src, "Subset for tests: the 2 smallest images of each split with their label files.")
 
 
 def rubyrizz(shared: Path) -> None:
@@ -100,7 +89,7 @@ def raccoon(shared: Path) -> None:
 
 def main() -> None:
     shared = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared" / "data"
-    for vendor in (coco8, rubyrizz, chess, bccd, raccoon):
+    for vendor in (rubyrizz, chess, bccd, raccoon):
         vendor(shared)
 
 

@@ -95,8 +95,11 @@ def make_box(values: tuple[float, float, float, float], fmt: BoxFormat, normalis
         n = (x1 / usable[0], y1 / usable[1], x2 / usable[0], y2 / usable[1]) if usable else None
     if n is None:
         return Box(None, None, None, None, *p, None) if p else Box(*([None] * 9))
-    w, h = n[2] - n[0], n[3] - n[1]
-    centre = ((n[0] + n[2]) / 2, (n[1] + n[3]) / 2)
+    if normalised and fmt == "cxcywh":  # YOLO: keep the numbers as written
+        centre, (w, h) = (values[0], values[1]), (values[2], values[3])
+    else:
+        w, h = n[2] - n[0], n[3] - n[1]
+        centre = ((n[0] + n[2]) / 2, (n[1] + n[3]) / 2)
     corners = p if p else (None, None, None, None)
     return Box(centre[0], centre[1], w, h, *corners, w * h)
 

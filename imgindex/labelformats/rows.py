@@ -107,16 +107,17 @@ def _parse_row(parsed: Parsed, tokens: list[str], where: tuple[str, int], image_
 
 
 def looks_like_yolo(rows: list[list[float]]) -> bool:
-    """True when sample rows fit YOLO: integer class id first, then normalised numbers (polygons allowed)."""
+    """True when most sample rows fit YOLO: an integer class id, then 4 numbers (or a polygon's
+    pairs) within 0..1. A layout without a convention fits almost never; a YOLO file with a few
+    bad rows still counts as YOLO (the bad rows become problems)."""
     if not rows:
         return True
-    inside = 0
-    total = 0
-    for row in rows:
-        if len(row) < 5 or (len(row) != 5 and len(row) % 2 == 0):
-            return False
-        if row[0] < 0 or row[0] != int(row[0]):
-            return False
-        total += len(row) - 1
-        inside += sum(1 for v in row[1:] if -0.05 <= v <= 1.05)
-    return inside >= 0.9 * total
+    return sum(1 for row in rows if _fits_yolo(row)) * 2 > len(rows)
+
+
+def _fits_yolo(row: list[float]) -> bool:
+    if len(row) != 5 and (len(row) < 7 or len(row) % 2 == 0):
+        return False
+    if row[0] < 0 or row[0] != int(row[0]):
+        return False
+    return all(-0.05 <= v <= 1.05 for v in row[1:])

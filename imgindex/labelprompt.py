@@ -1,0 +1,43 @@
+"""DataGradients' two questions about label rows without a convention, asked on a terminal."""
+from __future__ import annotations
+
+import click
+
+from .labels import format_sample
+
+RULE = "-" * 72
+FIRST_OPTIONS = [
+    (True, "Label comes first (e.g. [class_id, x1, y1, x2, y2])"),
+    (False, "Bounding box comes first (e.g. [x1, y1, x2, y2, class_id])"),
+]
+BBOX_OPTIONS = [
+    ("xyxy", "xyxy: x-left, y-top, x-right, y-bottom\t\t(Pascal-VOC format), in pixels"),
+    ("xywh", "xywh: x-left, y-top, width, height\t\t\t(COCO format), in pixels"),
+    ("cxcywh", "cxcywh: x-center, y-center, width, height\t\t(YOLO format), in pixels"),
+    ("xyxy-norm", "xyxy: x-left, y-top, x-right, y-bottom\t\t(Pascal-VOC format), normalised 0..1"),
+    ("xywh-norm", "xywh: x-left, y-top, width, height\t\t\t(COCO format), normalised 0..1"),
+    ("cxcywh-norm", "cxcywh: x-center, y-center, width, height\t\t(YOLO format), normalised 0..1"),
+]
+
+
+def ask(question: str, sample: list[tuple[str, str]], options: list[tuple[object, str]]) -> object:
+    """Show the question, the sample rows and numbered options; return the chosen option's value."""
+    click.echo(f"\n{RULE}\n{question}\n{RULE}")
+    click.echo("Here's a sample of how your labels look like:\nEach line corresponds to a bounding box.")
+    click.echo(format_sample(sample))
+    click.echo("\nOptions:")
+    for number, (_, text) in enumerate(options):
+        click.echo(f"[{number}] | {text}")
+    choice = click.prompt("\nYour selection (Enter the corresponding number) >>>", prompt_suffix=" ",
+                          type=click.IntRange(0, len(options) - 1))
+    click.echo(f"Great! You chose: {options[choice][1]}\n")
+    return options[choice][0]
+
+
+def ask_label_first(sample: list[tuple[str, str]]) -> bool:
+    return bool(ask("Which comes first in your annotations, the class id or the bounding box?", sample,
+                    list(FIRST_OPTIONS)))
+
+
+def ask_bbox_format(sample: list[tuple[str, str]]) -> str:
+    return str(ask("What is the bounding box format?", sample, list(BBOX_OPTIONS)))
