@@ -10,13 +10,15 @@ FIRST_OPTIONS = [
     (True, "Label comes first (e.g. [class_id, x1, y1, x2, y2])"),
     (False, "Bounding box comes first (e.g. [x1, y1, x2, y2, class_id])"),
 ]
+_LAYOUTS = {
+    "xyxy": ("xyxy: x-left, y-top, x-right, y-bottom", "(Pascal-VOC format)"),
+    "xywh": ("xywh: x-left, y-top, width, height", "(COCO format)"),
+    "cxcywh": ("cxcywh: x-center, y-center, width, height", "(YOLO format)"),
+}
 BBOX_OPTIONS = [
-    ("xyxy", "xyxy: x-left, y-top, x-right, y-bottom\t\t(Pascal-VOC format), in pixels"),
-    ("xywh", "xywh: x-left, y-top, width, height\t\t\t(COCO format), in pixels"),
-    ("cxcywh", "cxcywh: x-center, y-center, width, height\t\t(YOLO format), in pixels"),
-    ("xyxy-norm", "xyxy: x-left, y-top, x-right, y-bottom\t\t(Pascal-VOC format), normalised 0..1"),
-    ("xywh-norm", "xywh: x-left, y-top, width, height\t\t\t(COCO format), normalised 0..1"),
-    ("cxcywh-norm", "cxcywh: x-center, y-center, width, height\t\t(YOLO format), normalised 0..1"),
+    (f"{name}{suffix}", f"{text:<44}{where:<20}{unit}")
+    for suffix, unit in (("", "in pixels"), ("-norm", "normalised 0..1"))
+    for name, (text, where) in _LAYOUTS.items()
 ]
 
 

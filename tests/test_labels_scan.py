@@ -288,3 +288,51 @@ def test_scan_with_labels_in_a_subprocess(db: Path) -> None:
     assert label_line(proc.stdout)["labels"] == sum(count_rows(RUBY / s / "labels") for s in ("train", "valid", "test"))
     refused = run_imgindex("scan", "--db", str(db), "--labels", "coco", f"train={RUBY / 'train'}")
     assert refused.returncode != 0 and "--coco FILE" in refused.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_questions_on_a_real_terminal(db: Path, tmp_path: Path) -> None:
+    """`python -m imgindex scan` on a pseudo-terminal asks, reads the two numbers, stores the answers."""
+    import subprocess
+    import sys
+    import time
+
+    root = custom_dataset(tmp_path / "train")
+    leader, follower = os.openpty()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    proc = subprocess.Popen([sys.executable, "-m", "imgindex", "scan", "--db", str(db), "-q", f"train={root}"],
+                            stdin=follower, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + 60
+    for answer in (b"1\n", b"0\n"):
+        while seen.count(b">>>") < (1 if answer == b"1\n" else 2) and time.monotonic() < deadline:
+            seen += os.read(leader, 4096)
+        os.write(leader, answer)
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            seen += os.read(leader, 4096)
+        except OSError:
+            break
+    proc.wait(timeout=10)
+    os.close(leader)
+    text = seen.decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert "What is the bounding box format?" in text and "labels: 1 files read" in text
+    stored = {r["key"]: r["value"] for r in sql_rows(db, "select * from settings where key like 'labels.%'")}
+    assert (stored["labels.label_first"], stored["labels.bbox_format"]) == ("false", "xyxy")
+
+
+def test_unreadable_coco_file_is_an_error_row_then_recovers(db: Path, tmp_path: Path) -> None:
+    root = tmp_path / "valid"
+    shutil.copytree(CHESS / "valid", root)
+    good = (root / "_annotations.coco.json").read_text()
+    (root / "_annotations.coco.json").write_text(good[: len(good) // 2])  # cut short
+    result = invoke("scan", "--db", str(db), f"valid={root}")
+    assert label_line(result.output)["labels"] == 0
+    error = sql_rows(db, "select format, error from label_files")[0]
+    assert error["format"] == "coco" and "not valid JSON" in str(error["error"])
+    (root / "_annotations.coco.json").write_text(good)
+    invoke("scan", "--db", str(db), f"valid={root}")
+    assert sql_rows(db, "select error from label_files") == [{"error": None}]
+    assert sql_rows(db, "select count(*) n from labels") == [{"n": len(json.loads(good)["annotations"])}]
