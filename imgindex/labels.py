@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 import sqlite_utils
 
 
-from .labelformats.detect import LabelPlan, detect, in_split, label_files
+from .labelformats.detect import LabelPlan, detect, in_split, label_files, text_file_stats
 from .labelformats.model import IMAGE_WITHOUT_LABEL, UNNAMED_CLASS, Parsed
 from .labelformats.names import load_names
 from .labelformats.read import ImageIndex, image_for_text_label, read_label_file
@@ -253,6 +253,10 @@ def _stored_files(db: sqlite_utils.Database, split: str) -> dict[str, _Stored]:
 
 def _stat_files(plan: LabelPlan, images: ImageIndex) -> dict[str, tuple[int, int]]:
     """path -> (size, mtime_ns) of the plan's label files; a class folder's 'size' is its image count."""
+    if plan.format in ("yolo", "custom"):
+        assert plan.label_dir is not None
+        out = text_file_stats(plan.label_dir)
+        return _with_stat(out, plan.names_file)
     out: dict[str, tuple[int, int]] = {}
     for path in label_files(plan):
         try:
@@ -262,6 +266,13 @@ def _stat_files(plan: LabelPlan, images: ImageIndex) -> dict[str, tuple[int, int
         size = len(images.under(path)) if plan.format == "folders" else st.st_size
         out[str(path)] = (size, st.st_mtime_ns)
     return out
+
+
+def _with_stat(files: dict[str, tuple[int, int]], extra: Path | None) -> dict[str, tuple[int, int]]:
+    stamp = _names_stamp(extra)
+    if extra is not None and stamp is not None:
+        files[str(extra)] = (stamp[0], stamp[1])
+    return files
 
 
 def _to_read(plan: LabelPlan, current: dict[str, tuple[int, int]], stored: dict[str, _Stored],
@@ -286,7 +297,7 @@ def _links_changed(plan: LabelPlan, path: str, known: _Stored, images: ImageInde
     if plan.format in ("yolo", "custom"):
         if plan.names_file is not None and path == str(plan.names_file):
             return False
-        expected = image_for_text_label(plan, Path(path), images)
+        expected = image_for_text_label(plan, path, images)
         return {expected} - {None} != known.images
     if plan.format == "voc":
         return not known.images and images.by_stem(Path(path).stem) is not None
@@ -379,8 +390,8 @@ def _refresh_split(db: sqlite_utils.Database, split: str, plans: Sequence[LabelP
         db.conn.execute(
             "INSERT INTO label_problems (split, path, kind, detail) SELECT i.split, i.path, ?, "
             "'no label file covers this image' FROM images i WHERE i.split = ? AND NOT EXISTS ("
-            "SELECT 1 FROM label_file_images lfi JOIN label_files lf ON lf.id = lfi.label_file_id "
-            "WHERE lf.split = i.split AND lfi.image_path = i.path)", [IMAGE_WITHOUT_LABEL, split])
+            "SELECT 1 FROM label_file_images lfi CROSS JOIN label_files lf ON lf.id = lfi.label_file_id "
+            "WHERE lfi.image_path = i.path AND lf.split = i.split)", [IMAGE_WITHOUT_LABEL, split])
 
 
 def _text_classes(db: sqlite_utils.Database, split: str, plans: Sequence[LabelPlan]) -> None:

@@ -134,11 +134,30 @@ def _read(path: Path) -> str:
 
 def list_text_files(label_dir: Path) -> list[Path]:
     """Every .txt/.csv label file below `label_dir`, sorted; names files (classes.txt) left out."""
-    out = []
-    for folder, dirs, files in os.walk(label_dir):
-        dirs.sort()
-        out += [Path(folder, f) for f in sorted(files)
-                if f.lower().endswith((".txt", ".csv")) and f not in TEXT_NAMES]
+    return [Path(p) for p in text_file_stats(label_dir)]
+
+
+def text_file_stats(label_dir: Path) -> dict[str, tuple[int, int]]:
+    """path -> (size, mtime_ns) of every .txt/.csv label file below `label_dir`, in sorted order."""
+    out: dict[str, tuple[int, int]] = {}
+    stack = [str(label_dir)]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        subfolders = []
+        for entry in entries:
+            try:
+                if entry.is_dir():
+                    subfolders.append(entry.path)
+                elif entry.name.lower().endswith((".txt", ".csv")) and entry.name not in TEXT_NAMES:
+                    st = entry.stat()
+                    out[entry.path] = (st.st_size, st.st_mtime_ns)
+            except OSError:
+                continue  # vanished, or a broken link
+        stack.extend(reversed(subfolders))
     return out
 
 

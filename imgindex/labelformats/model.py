@@ -107,7 +107,7 @@ def make_box(values: tuple[float, float, float, float], fmt: BoxFormat, normalis
 def box_problems(box: Box, values: tuple[float, ...]) -> list[tuple[str, str]]:
     """(kind, detail) pairs for a box of zero/negative area or reaching outside the image."""
     found: list[tuple[str, str]] = []
-    text = " ".join(f"{v:g}" for v in values)
+    text = _Text(values)
     if box.w is not None and box.h is not None:
         if box.w <= 0 or box.h <= 0:
             found.append((ZERO_AREA_BOX, f"box {text} has width {box.w:g} and height {box.h:g}"))
@@ -121,6 +121,16 @@ def box_problems(box: Box, values: tuple[float, ...]) -> list[tuple[str, str]]:
         if box.x2 <= box.x1 or box.y2 <= box.y1:
             found.append((ZERO_AREA_BOX, f"box {text} has no area"))
     return found
+
+
+class _Text:
+    """The box's numbers as written, formatted only when a problem is reported."""
+
+    def __init__(self, values: tuple[float, ...]) -> None:
+        self.values = values
+
+    def __format__(self, spec: str) -> str:
+        return " ".join(f"{v:g}" for v in self.values)
 
 
 def parse_class_id(text: str) -> int | None:

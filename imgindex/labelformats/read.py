@@ -1,6 +1,7 @@
 """Read one label file of a plan against the split's images: the pure core of label indexing."""
 from __future__ import annotations
 
+import bisect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +21,14 @@ class ImageIndex:
     _by_base: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     _by_name: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     _by_stem: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _sorted: list[str] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        for path in sorted(self.sizes):
+        self._sorted = sorted(self.sizes)
+        for path in self._sorted:
             self._by_base.setdefault(os.path.splitext(path)[0], path)
             self._by_name.setdefault(os.path.basename(path), path)
-            self._by_stem.setdefault(Path(path).stem, path)
+            self._by_stem.setdefault(os.path.splitext(os.path.basename(path))[0], path)
 
     def by_base(self, base: str) -> str | None:
         """The image whose path without extension is `base`."""
@@ -38,8 +41,11 @@ class ImageIndex:
         return self._by_stem.get(stem)
 
     def under(self, folder: Path) -> list[str]:
+        """Images below `folder`, sorted (a range of the sorted paths)."""
         prefix = str(folder).rstrip(os.sep) + os.sep
-        return sorted(p for p in self.sizes if p.startswith(prefix))
+        start = bisect.bisect_left(self._sorted, prefix)
+        end = bisect.bisect_left(self._sorted, prefix[:-1] + chr(ord(os.sep) + 1))
+        return self._sorted[start:end]
 
 
 def read_text(path: Path) -> tuple[str | None, str | None]:
@@ -50,11 +56,12 @@ def read_text(path: Path) -> tuple[str | None, str | None]:
         return None, f"cannot read: {exc.strerror or exc}"
 
 
-def image_for_text_label(plan: LabelPlan, path: Path, images: ImageIndex) -> str | None:
+def image_for_text_label(plan: LabelPlan, path: Path | str, images: ImageIndex) -> str | None:
     """The image a YOLO/custom label file annotates: same relative folder and stem under image_dir."""
     assert plan.label_dir is not None and plan.image_dir is not None
-    rel = path.relative_to(plan.label_dir)
-    return images.by_base(os.path.splitext(str(plan.image_dir / rel))[0])
+    text, label_dir = str(path), str(plan.label_dir)
+    rel = text[len(label_dir) + 1:] if text.startswith(label_dir + os.sep) else os.path.relpath(text, label_dir)
+    return images.by_base(os.path.join(str(plan.image_dir), os.path.splitext(rel)[0]))
 
 
 def read_label_file(plan: LabelPlan, path: Path, images: ImageIndex, names: dict[int, str] | None,

@@ -82,11 +82,13 @@ def _is_number(token: str) -> bool:
 
 def _parse_row(parsed: Parsed, tokens: list[str], where: tuple[str, int], image_path: str | None,
                size: Size | None, names: dict[int, str] | None, convention: Convention, polygons: bool) -> None:
-    if not all(_is_number(t) for t in tokens):
+    try:
+        values = [float(t) for t in tokens]
+    except ValueError:
         parsed.problems.append(Problem(MALFORMED_ROW, where[0], where[1], f"not numbers: {' '.join(tokens)[:200]}"))
         return
     id_token = tokens[0] if convention.label_first else tokens[-1]
-    numbers = [float(t) for t in (tokens[1:] if convention.label_first else tokens[:-1])]
+    numbers = values[1:] if convention.label_first else values[:-1]
     class_id = parse_class_id(id_token)
     if class_id is None:
         parsed.problems.append(Problem(MALFORMED_ROW, where[0], where[1], f"class id {id_token!r} is not an integer >= 0"))
@@ -99,11 +101,11 @@ def _parse_row(parsed: Parsed, tokens: list[str], where: tuple[str, int], image_
         parsed.problems.append(Problem(POLYGON_ROW, where[0], where[1],
                                        f"polygon of {len(numbers) // 2} points in a detection file; "
                                        "its bounding box was indexed"))
-        values, fmt = _polygon_values(numbers), "xyxy"
+        box, fmt = _polygon_values(numbers), "xyxy"
     else:
-        values, fmt = (numbers[0], numbers[1], numbers[2], numbers[3]), convention.box_format
+        box, fmt = (numbers[0], numbers[1], numbers[2], numbers[3]), convention.box_format
     name = class_name(parsed, where, class_id, names)
-    add_box(parsed, where, image_path, (class_id, name), values, (fmt, convention.normalised), size)
+    add_box(parsed, where, image_path, (class_id, name), box, (fmt, convention.normalised), size)
 
 
 def looks_like_yolo(rows: list[list[float]]) -> bool:
