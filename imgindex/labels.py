@@ -255,8 +255,7 @@ def _stat_files(plan: LabelPlan, images: ImageIndex) -> dict[str, tuple[int, int
     """path -> (size, mtime_ns) of the plan's label files; a class folder's 'size' is its image count."""
     if plan.format in ("yolo", "custom"):
         assert plan.label_dir is not None
-        out = text_file_stats(plan.label_dir)
-        return _with_stat(out, plan.names_file)
+        return _with_stat(text_file_stats(plan.label_dir), plan.names_file)
     out: dict[str, tuple[int, int]] = {}
     for path in label_files(plan):
         try:

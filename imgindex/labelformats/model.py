@@ -87,21 +87,21 @@ def make_box(values: tuple[float, float, float, float], fmt: BoxFormat, normalis
     halves stay None when the image size is needed and unknown."""
     x1, y1, x2, y2 = _to_xyxy(values, fmt)
     usable = size if size and size[0] > 0 and size[1] > 0 else None
+    n: tuple[float, float, float, float] | None = (x1, y1, x2, y2)
+    p: tuple[float, float, float, float] | None = (x1, y1, x2, y2)
     if normalised:
-        n = (x1, y1, x2, y2)
         p = (x1 * usable[0], y1 * usable[1], x2 * usable[0], y2 * usable[1]) if usable else None
     else:
-        p = (x1, y1, x2, y2)
         n = (x1 / usable[0], y1 / usable[1], x2 / usable[0], y2 / usable[1]) if usable else None
+    px1, py1, px2, py2 = p if p else (None, None, None, None)
     if n is None:
-        return Box(None, None, None, None, *p, None) if p else Box(*([None] * 9))
+        return Box(None, None, None, None, px1, py1, px2, py2, None)
     if normalised and fmt == "cxcywh":  # YOLO: keep the numbers as written
-        centre, (w, h) = (values[0], values[1]), (values[2], values[3])
+        cx, cy, w, h = values
     else:
         w, h = n[2] - n[0], n[3] - n[1]
-        centre = ((n[0] + n[2]) / 2, (n[1] + n[3]) / 2)
-    corners = p if p else (None, None, None, None)
-    return Box(centre[0], centre[1], w, h, *corners, w * h)
+        cx, cy = (n[0] + n[2]) / 2, (n[1] + n[3]) / 2
+    return Box(cx, cy, w, h, px1, py1, px2, py2, w * h)
 
 
 def box_problems(box: Box, values: tuple[float, ...]) -> list[tuple[str, str]]:

@@ -101,9 +101,11 @@ def _parse_row(parsed: Parsed, tokens: list[str], where: tuple[str, int], image_
         parsed.problems.append(Problem(POLYGON_ROW, where[0], where[1],
                                        f"polygon of {len(numbers) // 2} points in a detection file; "
                                        "its bounding box was indexed"))
-        box, fmt = _polygon_values(numbers), "xyxy"
+        fmt: BoxFormat = "xyxy"
+        box = _polygon_values(numbers)
     else:
-        box, fmt = (numbers[0], numbers[1], numbers[2], numbers[3]), convention.box_format
+        fmt = convention.box_format
+        box = (numbers[0], numbers[1], numbers[2], numbers[3])
     name = class_name(parsed, where, class_id, names)
     add_box(parsed, where, image_path, (class_id, name), box, (fmt, convention.normalised), size)
 
