@@ -131,3 +131,16 @@ def test_reading_a_plan_links_labels_to_images() -> None:
         parsed = read_label_file(plan, f, images, names)
         assert parsed.images and Path(parsed.images[0]).stem == f.stem
         assert all(lb.class_name in names.values() for lb in parsed.labels)  # type: ignore[union-attr]
+
+
+def test_split_folders_are_not_classes(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for name in ("train", "valid", "cat", "dog"):
+        (tmp_path / "layout" / ("train" if name in ("cat", "dog") else name)).mkdir(parents=True, exist_ok=True)
+    for folder in ("root/cat", "root/dog", "layout/train", "layout/valid", "nested/a/deeper", "nested/b/deeper"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / folder / "x.png")
+    assert detect("s", tmp_path / "root").format == "folders"
+    assert detect("s", tmp_path / "layout").format == "none"   # a dataset root, not two classes
+    assert detect("s", tmp_path / "nested").format == "none"   # class folders hold their images directly

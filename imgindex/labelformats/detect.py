@@ -182,8 +182,13 @@ def _voc_plan(split: str, root: Path) -> LabelPlan | None:
     return LabelPlan(split, root, "voc", label_dir=ann_dir, members=members, reason=why)
 
 
+# Folder names that are parts of a dataset layout, never classes.
+LAYOUT_NAMES = frozenset({"images", "labels", "annotations", "jpegimages", "imagesets", "train", "val", "valid",
+                          "validation", "test", "testing", "training"})
+
+
 def class_folders(root: Path) -> list[Path]:
-    """Subfolders of `root` that hold image files (directly or deeper)."""
+    """Subfolders of `root` that hold image files directly."""
     found = []
     with os.scandir(root) as entries:
         for entry in sorted(entries, key=lambda e: e.name):
@@ -193,7 +198,11 @@ def class_folders(root: Path) -> list[Path]:
 
 
 def _holds_images(folder: Path) -> bool:
-    return any(is_image(f) for _, _, files in os.walk(folder) for f in files)
+    try:
+        with os.scandir(folder) as entries:
+            return any(is_image(e.name) for e in entries)
+    except OSError:
+        return False
 
 
 def _folders_plan(split: str, root: Path) -> LabelPlan | None:
@@ -203,8 +212,8 @@ def _folders_plan(split: str, root: Path) -> LabelPlan | None:
         if any(e.is_file() and is_image(e.name) for e in entries):
             return None
     folders = class_folders(root)
-    if len(folders) < 2:
-        return None
+    if len(folders) < 2 or any(f.name.lower() in LAYOUT_NAMES for f in folders):
+        return None  # one folder is no classification; train/valid/test or images/labels are a layout
     return LabelPlan(split, root, "folders", reason=f"{len(folders)} class subfolders")
 
 
