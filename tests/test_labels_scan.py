@@ -336,3 +336,17 @@ def test_unreadable_coco_file_is_an_error_row_then_recovers(db: Path, tmp_path: 
     invoke("scan", "--db", str(db), f"valid={root}")
     assert sql_rows(db, "select error from label_files") == [{"error": None}]
     assert sql_rows(db, "select count(*) n from labels") == [{"n": len(json.loads(good)["annotations"])}]
+
+
+def test_changed_data_yaml_renames_classes(db: Path, tmp_path: Path) -> None:
+    root = tmp_path / "ruby"
+    shutil.copytree(RUBY, root)
+    args = ("scan", "--db", str(db), f"valid={root / 'valid'}", "-q")
+    invoke(*args)
+    assert label_line(invoke(*args).output)["files read"] == 0
+    yaml_text = (root / "data.yaml").read_text().replace("'Blue'", "'Navy'")
+    (root / "data.yaml").write_text(yaml_text)
+    second = label_line(invoke(*args).output)
+    assert second["files read"] == len(list((root / "valid/labels").glob("*.txt"))) + 1  # every file, and the yaml
+    assert sql_rows(db, "select name from classes where class_id = 0") == [{"name": "Navy"}]
+    assert sql_rows(db, "select count(*) n from labels where class_name = 'Blue'") == [{"n": 0}]
