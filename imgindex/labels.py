@@ -187,9 +187,11 @@ class _Stored:
 def index_labels(db: sqlite_utils.Database, split: str, plans: Sequence[LabelPlan], scan_id: int,
                  convention: Convention | None, touched: set[str]) -> LabelSummary:
     """Bring the labels of one split up to date. `touched` holds the split's image paths that were
-    new, changed or removed in this scan."""
+    new, changed or removed in this scan; images written by scans whose label stage did not run
+    (a killed scan) count as touched too."""
     summary = LabelSummary()
-    images = _image_index(db, split)
+    images, newer = _image_index(db, split, int(get_setting(db, f"labels.scan.{split}") or 0))
+    touched = touched | newer
     stored = _stored_files(db, split)
     seen: set[str] = set()
     signature = _signature(plans, convention)
@@ -209,9 +211,11 @@ def index_labels(db: sqlite_utils.Database, split: str, plans: Sequence[LabelPla
                     _write_file(db, split, plan, path, current[path], parsed, stored.get(path), scan_id)
         summary.read += len(todo)
     summary.removed = _remove_files(db, [stored[p].id for p in stored if p not in seen])
-    _assign_class_ids(db, split)
-    _refresh_split(db, split, plans)
+    if force or summary.read or summary.removed or touched:
+        _assign_class_ids(db, split)
+        _refresh_split(db, split, plans)
     set_setting(db, f"labels.read_with.{split}", signature)
+    set_setting(db, f"labels.scan.{split}", str(scan_id))
     set_setting(db, f"labels.format.{split}", ",".join(sorted({p.format for p in plans})))
     summary.labels, summary.problems = _totals(db, split)
     summary.formats[split] = ",".join(sorted({p.format for p in plans}))
@@ -234,9 +238,11 @@ def _names_stamp(path: Path | None) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns] if st else None
 
 
-def _image_index(db: sqlite_utils.Database, split: str) -> ImageIndex:
-    rows = db.execute("SELECT path, width, height, error FROM images WHERE split = ?", [split])
-    return ImageIndex({p: ((w, h) if w and h and not e else None) for p, w, h, e in rows})
+def _image_index(db: sqlite_utils.Database, split: str, since: int) -> tuple[ImageIndex, set[str]]:
+    """The split's images, and those written by scans after `since`."""
+    rows = db.execute("SELECT path, width, height, error, scan_id FROM images WHERE split = ?", [split]).fetchall()
+    sizes = {p: ((w, h) if w and h and not e else None) for p, w, h, e, _ in rows}
+    return ImageIndex(sizes), {r[0] for r in rows if (r[4] or 0) > since}
 
 
 def _stored_files(db: sqlite_utils.Database, split: str) -> dict[str, _Stored]:
@@ -291,7 +297,7 @@ def _to_read(plan: LabelPlan, current: dict[str, tuple[int, int]], stored: dict[
 
 def _links_changed(plan: LabelPlan, path: str, known: _Stored, images: ImageIndex, touched: set[str]) -> bool:
     """Did the images this file annotates appear, change or go since it was read?"""
-    if known.images & touched:
+    if known.images & touched or any(p not in images.sizes for p in known.images):
         return True
     if plan.format in ("yolo", "custom"):
         if plan.names_file is not None and path == str(plan.names_file):

@@ -350,3 +350,18 @@ def test_changed_data_yaml_renames_classes(db: Path, tmp_path: Path) -> None:
     assert second["files read"] == len(list((root / "valid/labels").glob("*.txt"))) + 1  # every file, and the yaml
     assert sql_rows(db, "select name from classes where class_id = 0") == [{"name": "Navy"}]
     assert sql_rows(db, "select count(*) n from labels where class_name = 'Blue'") == [{"n": 0}]
+
+
+def test_images_written_by_a_scan_killed_before_its_label_stage_are_caught_up(db: Path) -> None:
+    import sqlite3
+
+    args = ("scan", "--db", str(db), f"train={COCO8 / 'images/train'}", "-q")
+    invoke(*args)
+    image = str((COCO8 / "images/train/000000000009.jpg").resolve())
+    before = sql_rows(db, f"select max(x2) x2 from labels where image_path = '{image}'")[0]["x2"]
+    # as a scan killed after writing this image row (new size) and before its label stage would leave it
+    with sqlite3.connect(db) as conn:
+        conn.execute("update images set width = width * 2, scan_id = 999 where path = ?", [image])
+    assert label_line(invoke(*args).output)["files read"] == 1
+    after = sql_rows(db, f"select max(x2) x2 from labels where image_path = '{image}'")[0]["x2"]
+    assert after == pytest.approx(2 * float(before))  # type: ignore[arg-type]
