@@ -17,7 +17,7 @@ import sqlite_utils
 
 
 from .labelformats.detect import LabelPlan, detect, in_split, label_files, text_file_stats
-from .labelformats.model import IMAGE_WITHOUT_LABEL, UNNAMED_CLASS, Parsed
+from .labelformats.model import IMAGE_WITHOUT_LABEL, UNNAMED_CLASS, UNREADABLE_FILE, Parsed, Problem
 from .labelformats.names import load_names
 from .labelformats.read import ImageIndex, image_for_text_label, read_label_file
 from .labelformats.rows import YOLO, Convention, numeric_rows, parse_bbox_format, split_row
@@ -334,9 +334,10 @@ def _write_file(db: sqlite_utils.Database, split: str, plan: LabelPlan, path: st
         "INSERT INTO labels (label_file_id, split, image_path, class_id, class_name, cx, cy, w, h, "
         "x1, y1, x2, y2, area) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(lf_id, split, lb.image_path, lb.class_id, lb.class_name, *_box_values(lb.box)) for lb in parsed.labels])
+    problems = parsed.problems + ([Problem(UNREADABLE_FILE, path, None, parsed.error)] if parsed.error else [])
     conn.executemany("INSERT INTO label_problems (label_file_id, split, path, line, kind, detail) "
                      "VALUES (?, ?, ?, ?, ?, ?)",
-                     [(lf_id, split, pr.path, pr.line, pr.kind, pr.detail) for pr in parsed.problems])
+                     [(lf_id, split, pr.path, pr.line, pr.kind, pr.detail) for pr in problems])
     if plan.format == "coco" and parsed.classes:
         conn.executemany("INSERT INTO classes (split, class_id, name) VALUES (?, ?, ?) ON CONFLICT "
                          "(split, class_id) DO UPDATE SET name = excluded.name",

@@ -332,9 +332,11 @@ def test_unreadable_coco_file_is_an_error_row_then_recovers(db: Path, tmp_path: 
     assert label_line(result.output)["labels"] == 0
     error = sql_rows(db, "select format, error from label_files")[0]
     assert error["format"] == "coco" and "not valid JSON" in str(error["error"])
+    assert [p["kind"] for p in problems(db) if p["kind"] != "image_without_label"] == ["unreadable_file"]
     (root / "_annotations.coco.json").write_text(good)
     invoke("scan", "--db", str(db), f"valid={root}")
     assert sql_rows(db, "select error from label_files") == [{"error": None}]
+    assert problems(db) == []
     assert sql_rows(db, "select count(*) n from labels") == [{"n": len(json.loads(good)["annotations"])}]
 
 
