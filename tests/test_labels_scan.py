@@ -293,6 +293,7 @@ def test_scan_with_labels_in_a_subprocess(db: Path) -> None:
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
 def test_questions_on_a_real_terminal(db: Path, tmp_path: Path) -> None:
     """`python -m imgindex scan` on a pseudo-terminal asks, reads the two numbers, stores the answers."""
+    import select
     import subprocess
     import sys
     import time
@@ -305,16 +306,26 @@ def test_questions_on_a_real_terminal(db: Path, tmp_path: Path) -> None:
     os.close(follower)
     seen = b""
     deadline = time.monotonic() + 60
-    for answer in (b"1\n", b"0\n"):
-        while seen.count(b">>>") < (1 if answer == b"1\n" else 2) and time.monotonic() < deadline:
-            seen += os.read(leader, 4096)
+
+    def read_until(prompts: int) -> bytes:
+        """Everything the terminal shows, until `prompts` prompts were shown or the program ended."""
+        out = seen
+        while out.count(b">>>") < prompts and time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # the program ended
+                    break
+                out += chunk
+            elif proc.poll() is not None:
+                break
+        return out
+
+    for number, answer in enumerate((b"1\n", b"0\n"), start=1):
+        seen = read_until(number)
         os.write(leader, answer)
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            seen += os.read(leader, 4096)
-        except OSError:
-            break
-    proc.wait(timeout=10)
+    seen = read_until(99)
+    proc.wait(timeout=30)
     os.close(leader)
     text = seen.decode(errors="replace")
     assert proc.returncode == 0, text
