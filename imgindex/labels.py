@@ -190,6 +190,10 @@ def index_labels(db: sqlite_utils.Database, split: str, plans: Sequence[LabelPla
     new, changed or removed in this scan; images written by scans whose label stage did not run
     (a killed scan) count as touched too."""
     summary = LabelSummary()
+    if not plans and not _has_label_files(db, split):
+        set_setting(db, f"labels.format.{split}", "")
+        summary.formats[split] = ""
+        return summary  # nothing labelled, before or now: no need to look at the images
     images, newer = _image_index(db, split, int(get_setting(db, f"labels.scan.{split}") or 0))
     touched = touched | newer
     stored = _stored_files(db, split)
@@ -220,6 +224,10 @@ def index_labels(db: sqlite_utils.Database, split: str, plans: Sequence[LabelPla
     summary.labels, summary.problems = _totals(db, split)
     summary.formats[split] = ",".join(sorted({p.format for p in plans}))
     return summary
+
+
+def _has_label_files(db: sqlite_utils.Database, split: str) -> bool:
+    return db.execute("SELECT 1 FROM label_files WHERE split = ? LIMIT 1", [split]).fetchone() is not None
 
 
 def _signature(plans: Sequence[LabelPlan], convention: Convention | None) -> str:

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -25,7 +26,7 @@ import sqlite_utils
 from . import store
 from .labels import LabelOptions, LabelSetup, LabelSummary, index_labels, keep_image, prepare
 from .extract import extract
-from .walk import FileEntry, walk_images
+from .walk import FileEntry, Stamp, relative, walk_stats
 
 Splits = dict[str, list[Path]]
 
@@ -81,19 +82,34 @@ def plan_split(
 ) -> None:  # fmt: skip
     """Compare one split's files on disk with the index; add the work to ``plan``. ``keep``
     narrows the split to some of the files (a VOC ImageSets list)."""
-    stored = store.stored_files(db, split)
-    seen: set[str] = set()
+    with ThreadPoolExecutor(1) as pool:  # read the index while the disk is walked
+        stored_future = pool.submit(store.stored_stamps, db, split)
+        current = on_disk(roots, keep)
+        stored = stored_future.result()
+    unchanged = {path for path, _ in current.items() & stored.items()}
+    plan.unchanged += len(unchanged)
+    for path in sorted(current.keys() - unchanged):
+        entry = FileEntry(path, rel_path(path, roots), *current[path])
+        plan.jobs.append(Job(split, entry, is_new=path not in stored))
+    plan.gone[split] = sorted(stored.keys() - current.keys())
+
+
+def on_disk(roots: Sequence[Path], keep: Callable[[str], bool] | None) -> dict[str, Stamp]:
+    """path -> (size, mtime_ns) of a split's image files (overlapping folders counted once)."""
+    found: dict[str, Stamp] = {}
     for root in roots:
-        for entry in walk_images(root):
-            if entry.path in seen or (keep is not None and not keep(entry.path)):
-                continue  # overlapping folders of one split, or a file of another split
-            seen.add(entry.path)
-            known = stored.get(entry.path)
-            if known is not None and known[:2] == (entry.size, entry.mtime_ns) and not known[2]:
-                plan.unchanged += 1
-            else:
-                plan.jobs.append(Job(split, entry, is_new=known is None))
-    plan.gone[split] = sorted(set(stored) - seen)
+        files = walk_stats(str(root))
+        found.update(files if keep is None else ((p, stamp) for p, stamp in files if keep(p)))
+    return found
+
+
+def rel_path(path: str, roots: Sequence[Path]) -> str:
+    """The path relative to the first of the split's folders that holds it."""
+    for root in roots:
+        base = str(root).rstrip(os.sep) + os.sep
+        if path.startswith(base):
+            return relative(path, len(base))
+    return os.path.basename(path)
 
 
 def make_plan(db: sqlite_utils.Database, splits: Splits, setup: LabelSetup | None = None) -> Plan:

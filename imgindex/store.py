@@ -48,7 +48,7 @@ def open_db(path: str | Path, readonly: bool = False) -> sqlite_utils.Database:
     """Open (creating if needed) an index: schema applied, functions registered, views fresh."""
     if readonly:
         return _open_readonly(path)
-    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
@@ -94,6 +94,15 @@ def stored_files(db: sqlite_utils.Database, split: str) -> dict[str, tuple[int, 
     """path -> (size, mtime_ns, had_error) for every indexed file of a split."""
     rows = db.execute("SELECT path, size, mtime_ns, error IS NOT NULL FROM images WHERE split = ?", [split])
     return {path: (size, mtime, bool(err)) for path, size, mtime, err in rows}
+
+
+def stored_stamps(db: sqlite_utils.Database, split: str) -> dict[str, tuple[int, int]]:
+    """path -> (size, mtime_ns) of every indexed file of a split; files that failed get mtime -1,
+    so that they never look unchanged and are retried."""
+    rows = db.execute(
+        "SELECT path, size, CASE WHEN error IS NULL THEN mtime_ns ELSE -1 END FROM images WHERE split = ?", [split]
+    )
+    return {path: (size, mtime) for path, size, mtime in rows}
 
 
 def upsert_images(db: sqlite_utils.Database, rows: Sequence[dict[str, Any]]) -> None:

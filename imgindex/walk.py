@@ -7,17 +7,15 @@ visited, identified by device and inode, is skipped, so link loops end).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".mpo"}
 )
 
 
-@dataclass(frozen=True)
-class FileEntry:
+class FileEntry(NamedTuple):
     path: str  # absolute
     rel_path: str  # relative to the scanned folder, '/'-separated
     size: int
@@ -25,14 +23,30 @@ class FileEntry:
 
 
 def is_image_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in IMAGE_EXTENSIONS
 
 
 def walk_images(root: Path) -> Iterator[FileEntry]:
-    """Yield every image file below ``root`` (recursively), sorted per folder."""
+    """Yield every image file below ``root`` (recursively), folder by folder."""
     root_abs = os.path.abspath(root)
+    prefix = len(root_abs.rstrip(os.sep)) + 1
+    for path, (size, mtime_ns) in walk_stats(root_abs):
+        yield FileEntry(path, relative(path, prefix), size, mtime_ns)
+
+
+def relative(path: str, prefix: int) -> str:
+    """Paths below a root were built by joining onto it, so the relative part is a suffix."""
+    return path[prefix:].replace(os.sep, "/")
+
+
+Stamp = tuple[int, int]  # (size, mtime_ns)
+
+
+def walk_stats(root: str) -> Iterator[tuple[str, Stamp]]:
+    """(absolute path, (size, mtime_ns)) of every image file below ``root``; links followed once."""
     seen: set[tuple[int, int]] = set()
-    stack = [root_abs]
+    stack = [root]
     while stack:
         folder = stack.pop()
         try:
@@ -43,31 +57,25 @@ def walk_images(root: Path) -> Iterator[FileEntry]:
             continue
         seen.add((st.st_dev, st.st_ino))
         subfolders, files = _list_folder(folder)
-        yield from _entries(files, root_abs)
+        yield from files
         stack.extend(reversed(subfolders))
 
 
-def _list_folder(folder: str) -> tuple[list[str], list[tuple[str, os.stat_result]]]:
-    """Subfolders and image files (with their stat) of one folder, sorted by name."""
+def _list_folder(folder: str) -> tuple[list[str], list[tuple[str, Stamp]]]:
+    """Subfolders (sorted by name) and image files (path, (size, mtime_ns)) of one folder."""
     subfolders: list[str] = []
-    files: list[tuple[str, os.stat_result]] = []
+    files: list[tuple[str, Stamp]] = []
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        entries = list(os.scandir(folder))
     except OSError:
         return subfolders, files
     for entry in entries:
         try:
-            if entry.is_dir(follow_symlinks=True):
+            if entry.is_dir():
                 subfolders.append(entry.path)
-            elif is_image_name(entry.name) and entry.is_file(follow_symlinks=True):
-                files.append((entry.path, entry.stat(follow_symlinks=True)))
+            elif is_image_name(entry.name) and entry.is_file():
+                st = entry.stat()
+                files.append((entry.path, (st.st_size, st.st_mtime_ns)))
         except OSError:
             continue  # broken link or vanished entry: nothing to index
-    return subfolders, files
-
-
-def _entries(files: list[tuple[str, os.stat_result]], root: str) -> Iterator[FileEntry]:
-    """Paths below ``root`` were built by joining onto it, so the relative part is a suffix."""
-    prefix = len(root.rstrip(os.sep)) + 1
-    for path, st in files:
-        yield FileEntry(path, path[prefix:].replace(os.sep, "/"), st.st_size, st.st_mtime_ns)
+    return sorted(subfolders), files

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import bisect
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Callable
 
 from .coco import parse_coco_text
 from .detect import LabelPlan
@@ -15,20 +17,28 @@ from .voc import parse_voc_text
 
 @dataclass
 class ImageIndex:
-    """The split's images (absolute path -> (width, height), None when unreadable), with lookups."""
+    """The split's images (absolute path -> (width, height), None when unreadable), with lookups.
+
+    The lookup tables are built on first use: a re-scan with nothing to read never pays for them.
+    """
 
     sizes: dict[str, Size | None]
-    _by_base: dict[str, str] = field(default_factory=dict, init=False, repr=False)
-    _by_name: dict[str, str] = field(default_factory=dict, init=False, repr=False)
-    _by_stem: dict[str, str] = field(default_factory=dict, init=False, repr=False)
-    _sorted: list[str] = field(default_factory=list, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self._sorted = sorted(self.sizes)
-        for path in self._sorted:
-            self._by_base.setdefault(os.path.splitext(path)[0], path)
-            self._by_name.setdefault(os.path.basename(path), path)
-            self._by_stem.setdefault(os.path.splitext(os.path.basename(path))[0], path)
+    @cached_property
+    def _sorted(self) -> list[str]:
+        return sorted(self.sizes)
+
+    @cached_property
+    def _by_base(self) -> dict[str, str]:
+        return _first_by(self._sorted, lambda p: os.path.splitext(p)[0])
+
+    @cached_property
+    def _by_name(self) -> dict[str, str]:
+        return _first_by(self._sorted, os.path.basename)
+
+    @cached_property
+    def _by_stem(self) -> dict[str, str]:
+        return _first_by(self._sorted, lambda p: os.path.splitext(os.path.basename(p))[0])
 
     def by_base(self, base: str) -> str | None:
         """The image whose path without extension is `base`."""
@@ -46,6 +56,14 @@ class ImageIndex:
         start = bisect.bisect_left(self._sorted, prefix)
         end = bisect.bisect_left(self._sorted, prefix[:-1] + chr(ord(os.sep) + 1))
         return self._sorted[start:end]
+
+
+def _first_by(paths: list[str], key: Callable[[str], str]) -> dict[str, str]:
+    """key -> the first path (in sorted order) with that key."""
+    out: dict[str, str] = {}
+    for path in paths:
+        out.setdefault(key(path), path)
+    return out
 
 
 def read_text(path: Path) -> tuple[str | None, str | None]:
