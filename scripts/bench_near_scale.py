@@ -1,0 +1,128 @@
+"""Near-duplicate search at scale: all pairs within K bits among a million 64-bit hashes.
+
+Builds N random hashes, plants near copies (0..K flipped bits) and a degenerate group (hash 0
+shared by many images, plus hashes 1 bit away from it), then times
+  - imgindex.near.find_pairs over all N hashes,
+  - imgindex.near.query of ADDS new hashes (half of them near copies) against the N,
+and checks: every planted pair is found, every reported distance is the true one, find_pairs on a
+random subsample equals a brute-force numpy comparison of all its pairs, and the query equals a
+brute-force comparison of every new hash with every indexed one. Speed is given as a ratio against
+the brute-force baseline measured here (its per-pair cost extrapolated to N(N-1)/2 pairs).
+
+    .venv/bin/python scripts/bench_near_scale.py            # 1,000,000 hashes, K=8
+    .venv/bin/python scripts/bench_near_scale.py --n 200000 --k 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import numpy as np
+
+from imgindex import near
+
+
+def flip_bits(rng: np.random.Generator, values: np.ndarray, max_flips: int) -> tuple[np.ndarray, np.ndarray]:
+    """Copies of values with 0..max_flips distinct bits flipped; returns (copies, flips)."""
+    flips = rng.integers(0, max_flips + 1, size=len(values))
+    out = values.copy()
+    for k, n in enumerate(flips):
+        for bit in rng.choice(64, size=n, replace=False):
+            out[k] ^= np.uint64(1) << np.uint64(bit)
+    return out, flips
+
+
+def build(args: argparse.Namespace, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """N hashes; returns (hashes, planted source indices, planted copy indices)."""
+    hashes = rng.integers(0, 2**64, size=args.n, dtype=np.uint64)
+    degenerate = rng.choice(args.n, size=args.degenerate, replace=False)
+    hashes[degenerate] = 0
+    hashes[degenerate[: args.degenerate // 10]] = np.uint64(1) << rng.integers(0, 64, args.degenerate // 10).astype(np.uint64)
+    free = np.setdiff1d(np.arange(args.n), degenerate)
+    chosen = rng.choice(free, size=2 * args.planted, replace=False)
+    src, dst = chosen[: args.planted], chosen[args.planted :]
+    hashes[dst], _ = flip_bits(rng, hashes[src], args.k)
+    return hashes, src, dst
+
+
+def pair_set(i: np.ndarray, j: np.ndarray) -> set[tuple[int, int]]:
+    return set(zip(i.tolist(), j.tolist()))
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--k", type=int, default=8, help="max Hamming distance")
+    parser.add_argument("--planted", type=int, default=10_000, help="planted near pairs")
+    parser.add_argument("--degenerate", type=int, default=5_000, help="images with hash 0 or 1 bit from it")
+    parser.add_argument("--adds", type=int, default=1_000, help="new hashes queried against the index")
+    parser.add_argument("--sample", type=int, default=20_000, help="subsample checked by brute force")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+
+    hashes, src, dst = build(args, rng)
+    print(f"{args.n:,} hashes, K={args.k}, {args.planted:,} planted pairs, {args.degenerate:,} degenerate")
+    print("plan (self-join):", near.plan_bands(len(np.unique(hashes)), len(np.unique(hashes)), args.k, True))
+
+    t0 = time.perf_counter()
+    i, j, d = near.find_pairs(hashes, args.k)
+    t_find = time.perf_counter() - t0
+    found = pair_set(i, j)
+    planted = pair_set(np.minimum(src, dst), np.maximum(src, dst))
+    recall = len(planted & found) / len(planted)
+    assert np.array_equal(d, near.hamming(hashes[i], hashes[j])) and (d <= args.k).all()
+    print(f"find_pairs: {t_find:.2f} s, {len(i):,} pairs, planted recall {100 * recall:.2f} %")
+
+    new_src = rng.choice(np.flatnonzero(hashes != 0), size=args.adds // 2, replace=False)
+    near_new, _ = flip_bits(rng, hashes[new_src], args.k)
+    new = np.concatenate([near_new, rng.integers(0, 2**64, size=args.adds - len(near_new), dtype=np.uint64)])
+    t0 = time.perf_counter()
+    index = near.NearIndex(hashes, args.k)
+    t_build = time.perf_counter() - t0
+    q, qi, qd = index.query(new)
+    t_query = time.perf_counter() - t0 - t_build
+    q_recall = len(pair_set(np.arange(len(new_src)), new_src) & pair_set(q, qi)) / len(new_src)
+    print(f"add {args.adds:,} new to {args.n:,}: {t_build + t_query:.2f} s = index build {t_build:.2f} s "
+          f"+ query {t_query:.3f} s; {len(q):,} pairs, planted recall {100 * q_recall:.2f} %")
+    print(f"peak RSS after search: {rss_mb():.0f} MB")
+
+    # brute force: the query, every new hash against every indexed one
+    t0 = time.perf_counter()
+    ref = [np.flatnonzero(near.hamming(hashes, h) <= args.k) for h in new]
+    t_brute_query = time.perf_counter() - t0
+    expected = {(k, int(x)) for k, hits in enumerate(ref) for x in hits}
+    # query links a group of more than DEFAULT_MAX_GROUP identical hashes through its first member
+    zeros = np.flatnonzero(hashes == 0)
+    expected = {(k, x) for k, x in expected if hashes[x] != 0 or x == zeros[0]}
+    assert pair_set(q, qi) == expected, "query differs from brute force"
+    print(f"brute-force query: {t_brute_query:.2f} s -> build+query {t_brute_query / (t_build + t_query):.1f}x, "
+          f"query on a kept index {t_brute_query / t_query:.0f}x faster; equal to brute force")
+
+    # brute force: all pairs of a subsample (planted copies included), same process
+    sample = np.unique(np.concatenate([src[: args.sample // 4], dst[: args.sample // 4],
+                                       rng.choice(args.n, size=args.sample // 2, replace=False)]))
+    sub = hashes[sample]
+    t0 = time.perf_counter()
+    b = near.brute_force_pairs(sub, args.k)
+    t_brute = time.perf_counter() - t0
+    m = near.find_pairs(sub, args.k, max_group=len(sub))
+    assert all(np.array_equal(x, y) for x, y in zip(b, m)), "find_pairs differs from brute force"
+    n_sub = len(sub)
+    per_pair = t_brute / (n_sub * (n_sub - 1) / 2)
+    t_brute_full = per_pair * args.n * (args.n - 1) / 2
+    print(f"brute force on {n_sub:,} sampled hashes: {t_brute:.2f} s ({per_pair * 1e9:.2f} ns/pair), "
+          f"{len(b[0]):,} pairs, equal to find_pairs")
+    print(f"brute force extrapolated to {args.n:,}: {t_brute_full:.0f} s -> find_pairs is "
+          f"{t_brute_full / t_find:.0f}x faster")
+    print(f"peak RSS overall: {rss_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
