@@ -164,13 +164,24 @@ def open_existing(db_path: str) -> Any:
 @cli.command(name="duplicates")
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print the groups as JSON.")
-def duplicates_command(db_path: str, as_json: bool) -> None:
-    """Duplicate groups within each split and across each pair of splits (equal dHash)."""
+@click.option(
+    "--max-distance", type=click.IntRange(0, duplicates.MAX_DISTANCE), default=duplicates.DEFAULT_MAX_DISTANCE,
+    show_default=True, help="Largest dHash distance (bits of 64) between two duplicates; 0 = equal dHash.",
+)  # fmt: skip
+def duplicates_command(db_path: str, as_json: bool, max_distance: int) -> None:
+    """Duplicate groups within each split and across each pair of splits.
+
+    Two images are duplicates when their dHashes differ in at most --max-distance bits and the
+    finer 256-bit dHash and brightness agree (flat images also need equal colours); groups are
+    the connected components of such pairs. Each group is byte-identical, pixel-identical or
+    perceptual.
+    """
     db = open_existing(db_path)
     if as_json:
-        click.echo(json.dumps(duplicates.find_duplicates(db), indent=2, ensure_ascii=False))
+        doc = duplicates.find_duplicates(db, max_distance)
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
         return
-    for line in duplicates.describe(db):
+    for line in duplicates.describe(db, max_distance):
         click.echo(line)
 
 

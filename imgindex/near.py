@@ -410,13 +410,15 @@ class NearIndex:
         self.max_group = max_group
         self.values = ValueIndex(self.groups.values, max_distance)
 
-    def query(self, new_hashes: U64) -> Pairs:
+    def query(self, new_hashes: U64, new_max_group: int | None = None) -> Pairs:
         """Pairs (q, i, dist) of new_hashes[q] and indexed hashes[i] within max_distance, sorted.
 
-        A group of more than max_group identical indexed hashes answers through its first index."""
+        A group of more than max_group identical indexed hashes answers through its first index;
+        so do groups of more than new_max_group identical new hashes (default: no limit)."""
         new_groups = Groups.of(new_hashes)
         qv, iv, d = self.values.query(new_groups.values)
-        q, i, d = _cross(new_groups, self.groups, qv, iv, d, len(new_hashes), self.max_group)
+        new_cap = len(new_hashes) if new_max_group is None else new_max_group
+        q, i, d = _cross(new_groups, self.groups, qv, iv, d, new_cap, self.max_group)
         order = np.lexsort((i, q))
         return q[order], i[order], d[order]
 

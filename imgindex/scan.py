@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator, Sequence
 import click
 import sqlite_utils
 
-from . import store
+from . import near_index, store
 from .labels import LabelOptions, LabelSetup, LabelSummary, index_labels, keep_image, prepare
 from .extract import extract
 from .walk import FileEntry, Stamp, relative, walk_stats
@@ -246,6 +246,7 @@ def scan(
     for split, roots in splits.items():
         store.record_split(db, split, [str(r) for r in roots])
     summary.labels = index_split_labels(db, plan, setup, summary.scan_id)
+    near_index.refresh(db)  # near_pairs of the new, changed and removed images
     summary.seconds = time.monotonic() - started
     store.finish_scan(db, summary.scan_id, summary.counts())
     db.close()

@@ -1,0 +1,176 @@
+"""The near_pairs table: every pair of images within CEILING dHash bits, with its kind.
+
+Triggers (schema/002_near.sql) put the dHash of every inserted, changed or removed image into
+near_stale. ``refresh`` then recomputes the pairs of the images holding a stale value only: those
+images are searched among themselves and against an in-memory index of all other hashes
+(imgindex.near), and each candidate pair is classified with the second signals of the index:
+
+- byte-identical: same sha256;  pixel-identical: same decoded pixels (pixel_hash);
+- perceptual: the 256-bit dHashes agree (distance_256 <= MAX_DISTANCE_256) and the mean luma too
+  (within MAX_BRIGHTNESS_DIFF); when either image carries little information (flat, or a dHash
+  with almost every bit equal) the per-channel colour means must also agree (LOW_INFO_COLOUR);
+- rejected: a dHash match the second signals contradict (kept, so SQL can show it).
+
+Identical dHashes shared by more than MAX_GROUP images are linked as a star to the lowest id of
+the group (see imgindex.near); removing that image makes the whole group stale, so it is re-linked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import sqlite_utils
+from numpy.typing import NDArray
+
+from . import near
+
+CEILING = 8  # pairs stored up to this dHash distance; larger ones are computed on demand
+MAX_GROUP = 64
+FLAT_STD = 5.0  # every channel's standard deviation below this: a flat image
+FEW_BITS = 6  # a dHash with at most this many 1 bits (or 0 bits): almost no gradient information
+MAX_DISTANCE_256 = 48  # of 256 bits; measured: copies <= 56 (copy vs copy), different photos >= 55
+MAX_BRIGHTNESS_DIFF = 20.0
+LOW_INFO_COLOUR = 4.0
+KINDS = ("byte-identical", "pixel-identical", "perceptual", "rejected")
+
+I64 = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class CandidatePairs:
+    """Image id pairs a < b with their 64-bit dHash distance."""
+
+    a: I64
+    b: I64
+    distance: NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class Signals:
+    """Second signals of some images, aligned with ``ids`` (ascending)."""
+
+    ids: I64
+    sha256: NDArray[np.object_]
+    pixel_hash: NDArray[np.object_]
+    dhash_256: NDArray[np.uint64]  # (n, 4)
+    brightness: NDArray[np.float64]
+    means: NDArray[np.float64]  # (n, 3)
+    low_information: NDArray[np.bool_]
+
+    def rows(self, image_ids: I64) -> I64:
+        return np.searchsorted(self.ids, image_ids)
+
+
+def load_hashes(db: sqlite_utils.Database) -> tuple[I64, near.U64]:
+    """(ids, dHashes as uint64) of every readable image, by id."""
+    rows = db.execute("SELECT id, dhash FROM images WHERE dhash IS NOT NULL AND error IS NULL ORDER BY id").fetchall()
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    return ids, near.hex_to_u64([r[1] for r in rows])
+
+
+def candidate_pairs(ids: I64, hashes: near.U64, dirty: NDArray[np.bool_], max_distance: int) -> CandidatePairs:
+    """Pairs within max_distance having at least one dirty image: dirty among themselves, and
+    dirty against an index of the clean ones."""
+    dirty_at, clean_at = np.flatnonzero(dirty), np.flatnonzero(~dirty)
+    i, j, d = near.find_pairs(hashes[dirty_at], max_distance, MAX_GROUP)
+    parts = [(ids[dirty_at[i]], ids[dirty_at[j]], d)]
+    if len(clean_at) and len(dirty_at):
+        index = near.NearIndex(hashes[clean_at], max_distance, MAX_GROUP)
+        q, c, d = index.query(hashes[dirty_at], new_max_group=MAX_GROUP)
+        parts.append((ids[dirty_at[q]], ids[clean_at[c]], d))
+    a, b, d = (np.concatenate(x) for x in zip(*parts))
+    return CandidatePairs(np.minimum(a, b), np.maximum(a, b), d.astype(np.uint8))
+
+
+def _hex_words(hexes: list[str], words: int) -> NDArray[np.uint64]:
+    raw = bytes.fromhex("".join(hexes))
+    return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(-1, words)
+
+
+def load_signals(db: sqlite_utils.Database, image_ids: I64) -> Signals:
+    """Second signals of the given images (readable ones)."""
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS near_wanted (id INTEGER PRIMARY KEY)")
+    db.execute("DELETE FROM temp.near_wanted")
+    db.conn.executemany("INSERT OR IGNORE INTO temp.near_wanted VALUES (?)", ((int(x),) for x in image_ids))
+    rows = db.execute(
+        """SELECT i.id, i.sha256, i.pixel_hash, i.dhash_256, i.dhash, i.brightness,
+                  i.mean_r, i.mean_g, i.mean_b, i.std_r, i.std_g, i.std_b
+           FROM temp.near_wanted w JOIN images i ON i.id = w.id ORDER BY i.id"""
+    ).fetchall()
+    db.execute("DELETE FROM temp.near_wanted")
+    cols = list(zip(*rows)) if rows else [()] * 12
+    floats = np.array(cols[5:], dtype=np.float64).reshape(7, -1)
+    bits = near.popcount(near.hex_to_u64(list(cols[4])))
+    low = (floats[4:].max(axis=0, initial=0.0) < FLAT_STD) | (np.minimum(bits, 64 - bits) <= FEW_BITS)
+    return Signals(
+        ids=np.array(cols[0], dtype=np.int64),
+        sha256=np.array(cols[1], dtype=object),
+        pixel_hash=np.array(cols[2], dtype=object),
+        dhash_256=_hex_words([h or "0" * 64 for h in cols[3]], 4),
+        brightness=floats[0],
+        means=floats[1:4].T,
+        low_information=low,
+    )
+
+
+def classify(pairs: CandidatePairs, signals: Signals) -> tuple[NDArray[np.int64], NDArray[np.object_]]:
+    """(distance_256, kind) of every candidate pair."""
+    ra, rb = signals.rows(pairs.a), signals.rows(pairs.b)
+    d256 = near.popcount(signals.dhash_256[ra] ^ signals.dhash_256[rb]).sum(axis=1, dtype=np.int64)
+    low = signals.low_information[ra] | signals.low_information[rb]
+    colour = np.abs(signals.means[ra] - signals.means[rb]).max(axis=1, initial=0.0)
+    agree = (d256 <= MAX_DISTANCE_256) & (np.abs(signals.brightness[ra] - signals.brightness[rb]) <= MAX_BRIGHTNESS_DIFF)
+    agree &= ~low | (colour <= LOW_INFO_COLOUR)
+    same_bytes = _same(signals.sha256[ra], signals.sha256[rb])
+    same_pixels = _same(signals.pixel_hash[ra], signals.pixel_hash[rb])
+    kind = np.where(same_bytes, KINDS[0], np.where(same_pixels, KINDS[1], np.where(agree, KINDS[2], KINDS[3])))
+    return d256, kind.astype(object)
+
+
+def _same(x: NDArray[np.object_], y: NDArray[np.object_]) -> NDArray[np.bool_]:
+    return np.array([a is not None and a == b for a, b in zip(x, y)], dtype=bool)
+
+
+def refresh(db: sqlite_utils.Database) -> int:
+    """Bring near_pairs and near_images up to date; returns how many images were recomputed."""
+    stale = [r[0] for r in db.execute("SELECT dhash FROM near_stale")]
+    if not stale:
+        return 0
+    ids, hashes = load_hashes(db)
+    dirty = np.isin(hashes, near.hex_to_u64(stale))
+    pairs = candidate_pairs(ids, hashes, dirty, CEILING)
+    signals = load_signals(db, np.concatenate([ids[dirty], pairs.a, pairs.b]))
+    d256, kind = classify(pairs, signals)
+    dirty_ids = [(int(x),) for x in ids[dirty]]
+    with db.atomic():
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS near_dirty (id INTEGER PRIMARY KEY)")
+        db.execute("DELETE FROM temp.near_dirty")
+        db.conn.executemany("INSERT INTO temp.near_dirty VALUES (?)", dirty_ids)
+        db.execute("DELETE FROM near_pairs WHERE a IN temp.near_dirty OR b IN temp.near_dirty")
+        db.execute("DELETE FROM near_images WHERE id IN temp.near_dirty")
+        low = signals.low_information[signals.rows(ids[dirty])]
+        db.conn.executemany("INSERT INTO near_images VALUES (?, ?)", zip((x[0] for x in dirty_ids), low.tolist()))
+        rows = zip(pairs.a.tolist(), pairs.b.tolist(), pairs.distance.tolist(), d256.tolist(), kind.tolist())
+        db.conn.executemany("INSERT OR REPLACE INTO near_pairs VALUES (?, ?, ?, ?, ?)", rows)
+        db.execute("DELETE FROM near_stale")
+        db.execute("DELETE FROM temp.near_dirty")
+    return len(dirty_ids)
+
+
+def all_pairs(db: sqlite_utils.Database, max_distance: int) -> tuple[CandidatePairs, NDArray[np.object_]]:
+    """Every pair within max_distance and its kind: from near_pairs up to CEILING, computed above."""
+    if max_distance <= CEILING:
+        refresh(db)
+        rows = db.execute(
+            "SELECT a, b, distance, kind FROM near_pairs WHERE distance <= ? ORDER BY a, b", [max_distance]
+        ).fetchall()
+        cols = list(zip(*rows)) if rows else [(), (), (), ()]
+        pairs = CandidatePairs(
+            np.array(cols[0], np.int64), np.array(cols[1], np.int64), np.array(cols[2], np.uint8)
+        )
+        return pairs, np.array(cols[3], dtype=object)
+    ids, hashes = load_hashes(db)
+    pairs = candidate_pairs(ids, hashes, np.ones(len(ids), dtype=bool), max_distance)
+    _, kind = classify(pairs, load_signals(db, np.concatenate([pairs.a, pairs.b])))
+    return pairs, kind
