@@ -23,12 +23,17 @@ def scan_leaky(db: Path, tmp_path: Path) -> tuple[Path, Path]:
 
 def test_json_has_the_documented_shape(db: Path, tmp_path: Path) -> None:
     train, val = scan_leaky(db, tmp_path)
-    doc = json.loads(invoke("duplicates", "--db", str(db), "--json").output)
+    doc = json.loads(invoke("duplicates", "--db", str(db), "--json", "--max-distance", "0").output)
+    perceptual = {"kind": "perceptual", "max_distance": 0}
     assert doc == {
         "max_distance": 0,
         "splits": {
-            "train": {"images": 17, "groups": [[str(train / "000000000025.jpg"), str(train / "copy_of_25.jpg")]]},
-            "val": {"images": 4, "groups": []},
+            "train": {
+                "images": 17,
+                "groups": [[str(train / "000000000025.jpg"), str(train / "copy_of_25.jpg")]],
+                "kinds": [{"kind": "byte-identical", "max_distance": 0}],
+            },
+            "val": {"images": 4, "groups": [], "kinds": []},
         },
         "intersections": [
             {
@@ -37,6 +42,7 @@ def test_json_has_the_documented_shape(db: Path, tmp_path: Path) -> None:
                     [str(train / "000000000036.jpg"), str(val / "000000000036.jpg")],
                     [str(train / "000000000049.jpg"), str(val / "000000000049.jpg")],
                 ],
+                "kinds": [perceptual, perceptual],
             }
         ],
     }
