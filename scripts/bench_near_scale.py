@@ -11,17 +11,21 @@ the brute-force baseline measured here (its per-pair cost extrapolated to N(N-1)
 
     .venv/bin/python scripts/bench_near_scale.py            # 1,000,000 hashes, K=8
     .venv/bin/python scripts/bench_near_scale.py --n 200000 --k 12
+    .venv/bin/python scripts/bench_near_scale.py --db-rows 200000   # also: near_pairs upkeep in SQLite
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
-from imgindex import near
+from imgindex import near, near_index, store
 
 
 def flip_bits(rng: np.random.Generator, values: np.ndarray, max_flips: int) -> tuple[np.ndarray, np.ndarray]:
@@ -55,6 +59,39 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def fake_rows(rng: np.random.Generator, lo: int, hi: int) -> Iterator[tuple[object, ...]]:
+    """Readable image rows with random hashes (nothing else matters to near_pairs)."""
+    dhash = near.u64_to_hex(rng.integers(0, 2**64, size=hi - lo, dtype=np.uint64))
+    fine = near.u64_to_hex(rng.integers(0, 2**64, size=4 * (hi - lo), dtype=np.uint64))
+    for k in range(hi - lo):
+        n = lo + k
+        yield (f"/x/{n}.jpg", f"{n}.jpg", f"s{n}", dhash[k], "".join(fine[4 * k : 4 * k + 4]), f"p{n}")
+
+
+def bench_db(rows: int, adds: int, rng: np.random.Generator) -> None:
+    """near_pairs upkeep in a real SQLite index: first build, then a scan adding `adds` images."""
+    sql = (
+        "INSERT INTO images (split, path, rel_path, size, mtime_ns, sha256, dhash, dhash_256, pixel_hash,"
+        " brightness, mean_r, mean_g, mean_b, std_r, std_g, std_b)"
+        " VALUES ('s', ?, ?, 1, 1, ?, ?, ?, ?, 100, 100, 100, 100, 50, 50, 50)"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        db = store.open_db(Path(tmp) / "index.db")
+        with db.atomic():
+            db.conn.executemany(sql, fake_rows(rng, 0, rows))
+        t0 = time.perf_counter()
+        near_index.refresh(db)
+        t_first = time.perf_counter() - t0
+        with db.atomic():
+            db.conn.executemany(sql, fake_rows(rng, rows, rows + adds))
+        t0 = time.perf_counter()
+        recomputed = near_index.refresh(db)
+        t_add = time.perf_counter() - t0
+        db.close()
+    print(f"SQLite index of {rows:,} images: first near_pairs build {t_first:.2f} s; "
+          f"after adding {adds:,}: {recomputed:,} images recomputed in {t_add:.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000)
@@ -64,6 +101,7 @@ def main() -> None:
     parser.add_argument("--adds", type=int, default=1_000, help="new hashes queried against the index")
     parser.add_argument("--sample", type=int, default=20_000, help="subsample checked by brute force")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--db-rows", type=int, default=0, help="also time near_pairs upkeep in SQLite")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
 
@@ -122,6 +160,8 @@ def main() -> None:
     print(f"brute force extrapolated to {args.n:,}: {t_brute_full:.0f} s -> find_pairs is "
           f"{t_brute_full / t_find:.0f}x faster")
     print(f"peak RSS overall: {rss_mb():.0f} MB")
+    if args.db_rows:
+        bench_db(args.db_rows, args.adds, rng)
 
 
 if __name__ == "__main__":
