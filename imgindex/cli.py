@@ -12,7 +12,7 @@ from typing import Any, Callable, TypeVar
 
 import click
 
-from . import __version__, duplicates, labelprompt, query, store
+from . import __version__, duplicates, labelprompt, near_index, query, store
 from .labelformats import CHOICES, LabelError
 from .labels import LabelOptions, LabelSetup, MissingAnswers, prepare, remember_options
 from .scan import Splits, default_workers, scan
@@ -158,7 +158,9 @@ MISSING_FLAGS = {
 def open_existing(db_path: str) -> Any:
     if not Path(db_path).exists():
         raise click.ClickException(f"No index at {db_path}: run `imgindex scan SPLIT=DIR ...` first, or pass --db.")
-    return store.open_db(db_path)
+    db = store.open_db(db_path)
+    near_index.refresh(db)  # near_pairs catch up with rows written by other tools
+    return db
 
 
 @cli.command(name="duplicates")

@@ -63,10 +63,13 @@ _BYTE_POPCOUNT = np.array([bin(k).count("1") for k in range(256)], dtype=np.uint
 def popcount(values: NDArray[np.unsignedinteger]) -> U8:
     """Number of set bits of each element."""
     values = np.asarray(values)
-    if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(values).astype(np.uint8, copy=False)
-    as_bytes = np.ascontiguousarray(values).view(np.uint8).reshape(values.shape + (-1,))
-    return _BYTE_POPCOUNT[as_bytes].sum(axis=-1, dtype=np.uint8)
+    counts: U8
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+        counts = np.bitwise_count(values).astype(np.uint8, copy=False)
+    else:
+        as_bytes = np.ascontiguousarray(values).view(np.uint8).reshape(values.shape + (-1,))
+        counts = _BYTE_POPCOUNT[as_bytes].sum(axis=-1, dtype=np.uint8)
+    return counts
 
 
 def hamming(a: U64, b: U64) -> U8:
@@ -131,7 +134,7 @@ def plan_bands(n_index: int, n_query: int, max_distance: int, self_join: bool) -
 
 def _flip_masks(width: int, radius: int) -> list[int]:
     """All masks of 1..radius set bits within width bits."""
-    masks = []
+    masks: list[int] = []
     for k in range(1, radius + 1):
         masks.extend(sum(1 << b for b in bits) for bits in combinations(range(width), k))
     return masks

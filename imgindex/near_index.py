@@ -88,21 +88,27 @@ def _hex_words(hexes: list[str], words: int) -> NDArray[np.uint64]:
     return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(-1, words)
 
 
+# flat (every channel's std below FLAT_STD), or a dHash with at most FEW_BITS ones or zeros;
+# hamming() is registered on every connection imgindex opens
+LOW_INFORMATION_SQL = (
+    f"(max(i.std_r, i.std_g, i.std_b) < {FLAT_STD} OR "
+    f"min(hamming(i.dhash, '{'0' * 16}'), 64 - hamming(i.dhash, '{'0' * 16}')) <= {FEW_BITS})"
+)
+
+
 def load_signals(db: sqlite_utils.Database, image_ids: I64) -> Signals:
     """Second signals of the given images (readable ones)."""
     db.execute("CREATE TEMP TABLE IF NOT EXISTS near_wanted (id INTEGER PRIMARY KEY)")
     db.execute("DELETE FROM temp.near_wanted")
     db.conn.executemany("INSERT OR IGNORE INTO temp.near_wanted VALUES (?)", ((int(x),) for x in image_ids))
     rows = db.execute(
-        """SELECT i.id, i.sha256, i.pixel_hash, i.dhash_256, i.dhash, i.brightness,
-                  i.mean_r, i.mean_g, i.mean_b, i.std_r, i.std_g, i.std_b
-           FROM temp.near_wanted w JOIN images i ON i.id = w.id ORDER BY i.id"""
+        f"""SELECT i.id, i.sha256, i.pixel_hash, i.dhash_256, i.brightness, i.mean_r, i.mean_g, i.mean_b,
+                   {LOW_INFORMATION_SQL}
+            FROM temp.near_wanted w JOIN images i ON i.id = w.id ORDER BY i.id"""
     ).fetchall()
     db.execute("DELETE FROM temp.near_wanted")
-    cols = list(zip(*rows)) if rows else [()] * 12
-    floats = np.array(cols[5:], dtype=np.float64).reshape(7, -1)
-    bits = near.popcount(near.hex_to_u64(list(cols[4])))
-    low = (floats[4:].max(axis=0, initial=0.0) < FLAT_STD) | (np.minimum(bits, 64 - bits) <= FEW_BITS)
+    cols = list(zip(*rows)) if rows else [()] * 9
+    floats = np.array(cols[4:8], dtype=np.float64).reshape(4, -1)
     return Signals(
         ids=np.array(cols[0], dtype=np.int64),
         sha256=np.array(cols[1], dtype=object),
@@ -110,7 +116,7 @@ def load_signals(db: sqlite_utils.Database, image_ids: I64) -> Signals:
         dhash_256=_hex_words([h or "0" * 64 for h in cols[3]], 4),
         brightness=floats[0],
         means=floats[1:4].T,
-        low_information=low,
+        low_information=np.array(cols[8], dtype=bool),
     )
 
 
@@ -140,22 +146,21 @@ def refresh(db: sqlite_utils.Database) -> int:
     ids, hashes = load_hashes(db)
     dirty = np.isin(hashes, near.hex_to_u64(stale))
     pairs = candidate_pairs(ids, hashes, dirty, CEILING)
-    signals = load_signals(db, np.concatenate([ids[dirty], pairs.a, pairs.b]))
-    d256, kind = classify(pairs, signals)
-    dirty_ids = [(int(x),) for x in ids[dirty]]
+    d256, kind = classify(pairs, load_signals(db, np.concatenate([pairs.a, pairs.b])))
     with db.atomic():
         db.execute("CREATE TEMP TABLE IF NOT EXISTS near_dirty (id INTEGER PRIMARY KEY)")
         db.execute("DELETE FROM temp.near_dirty")
-        db.conn.executemany("INSERT INTO temp.near_dirty VALUES (?)", dirty_ids)
+        db.conn.executemany("INSERT INTO temp.near_dirty VALUES (?)", ((x,) for x in ids[dirty].tolist()))
         db.execute("DELETE FROM near_pairs WHERE a IN temp.near_dirty OR b IN temp.near_dirty")
         db.execute("DELETE FROM near_images WHERE id IN temp.near_dirty")
-        low = signals.low_information[signals.rows(ids[dirty])]
-        db.conn.executemany("INSERT INTO near_images VALUES (?, ?)", zip((x[0] for x in dirty_ids), low.tolist()))
+        db.execute(
+            f"INSERT INTO near_images SELECT i.id, {LOW_INFORMATION_SQL} FROM temp.near_dirty d JOIN images i ON i.id = d.id"
+        )
         rows = zip(pairs.a.tolist(), pairs.b.tolist(), pairs.distance.tolist(), d256.tolist(), kind.tolist())
         db.conn.executemany("INSERT OR REPLACE INTO near_pairs VALUES (?, ?, ?, ?, ?)", rows)
         db.execute("DELETE FROM near_stale")
         db.execute("DELETE FROM temp.near_dirty")
-    return len(dirty_ids)
+    return int(dirty.sum())
 
 
 def all_pairs(db: sqlite_utils.Database, max_distance: int) -> tuple[CandidatePairs, NDArray[np.object_]]:
