@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -94,8 +95,11 @@ def confirmed_pairs(db: sqlite_utils.Database, max_distance: int) -> list[tuple[
 
 
 def load_members(db: sqlite_utils.Database, ids: set[int]) -> dict[int, Member]:
-    rows = db.execute("SELECT id, split, path, sha256, pixel_hash, dhash FROM images WHERE dhash IS NOT NULL")
-    return {r[0]: Member(*r) for r in rows if r[0] in ids}
+    rows = db.execute(
+        "SELECT id, split, path, sha256, pixel_hash, dhash FROM images WHERE id IN (SELECT value FROM json_each(?))",
+        [json.dumps(sorted(ids))],
+    )
+    return {r[0]: Member(*r) for r in rows}
 
 
 def near_groups(db: sqlite_utils.Database, max_distance: int) -> tuple[dict[str, list[Group]], dict[tuple[str, str], list[Group]]]:

@@ -17,6 +17,7 @@ the group (see imgindex.near); removing that image makes the whole group stale, 
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,7 +167,10 @@ def refresh(db: sqlite_utils.Database) -> int:
 def all_pairs(db: sqlite_utils.Database, max_distance: int) -> tuple[CandidatePairs, NDArray[np.object_]]:
     """Every pair within max_distance and its kind: from near_pairs up to CEILING, computed above."""
     if max_distance <= CEILING:
-        refresh(db)
+        try:
+            refresh(db)
+        except sqlite3.OperationalError:  # a read-only connection reads the pairs as they are
+            pass
         rows = db.execute(
             "SELECT a, b, distance, kind FROM near_pairs WHERE distance <= ? ORDER BY a, b", [max_distance]
         ).fetchall()

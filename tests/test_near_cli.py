@@ -178,3 +178,12 @@ def test_python_api_matches_cli(db: Path, k: int) -> None:
 
     invoke("scan", "--db", str(db), f"dd={DEDUP}", "-q")
     assert dup.find_duplicates(store.open_db(db), k) == duplicates(db, "--max-distance", str(k))
+
+
+def test_duplicates_on_a_read_only_connection(db: Path, tmp_path: Path) -> None:
+    from imgindex import duplicates as dup
+    from imgindex import store
+
+    invoke("scan", "--db", str(db), f"train={COCO128}", f"val={COCO8 / 'val'}", "-q")
+    expected = duplicates(db, "--max-distance", "8")
+    assert dup.find_duplicates(store.open_db(db, readonly=True), 8) == expected
