@@ -14,7 +14,9 @@ shared by thousands of images) is not expanded to all its pairs: its members are
 to its first member, and only that member carries the group's pairs to other values. Connected
 components are the same as with all pairs; the number of pairs stays linear in the group size.
 
-Memory is bounded by verifying candidates in chunks of ``CHUNK`` pairs.
+Candidates are verified in chunks of ``CHUNK`` pairs, so memory follows the number of pairs
+found, not of candidates; a dense set (thousands of distinct hashes within a few bits of each
+other) still yields that many pairs.
 """
 
 from __future__ import annotations
