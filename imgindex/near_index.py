@@ -1,6 +1,6 @@
 """The near_pairs table: every pair of images within CEILING dHash bits, with its kind.
 
-Triggers (schema/002_near.sql) put the dHash of every inserted, changed or removed image into
+Triggers (schema/003_near.sql) put the dHash of every inserted, changed or removed image into
 near_stale. ``refresh`` then recomputes the pairs of the images holding a stale value only: those
 images are searched among themselves and against an in-memory index of all other hashes
 (imgindex.near), and each candidate pair is classified with the second signals of the index:
