@@ -21,6 +21,15 @@ ANALYSIS_SIDE = 64  # shorter side of the analysis image, in pixels
 HISTOGRAM_BINS = 16
 IN_MEMORY_LIMIT = 64 * 1024 * 1024  # larger files are hashed in chunks, not held in memory
 EXIF_ORIENTATION = 0x0112
+ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 LEVELS = np.arange(256, dtype=np.float64)
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601-2, as Pillow's "L" conversion
 
@@ -39,7 +48,7 @@ def extract(path: str) -> Row:
             warnings.simplefilter("ignore")
             with Image.open(source) as im:
                 row.update(_header(im))
-                row.update(analyse(*_analysis_images(im)))
+                row.update(analyse(*_analysis_images(im, row["orientation"])))
     except Exception as exc:  # any failure is recorded against the file, never fatal
         row["error"] = describe_error(exc)
     return row
@@ -69,8 +78,9 @@ def _header(im: Image.Image) -> Row:
     }
 
 
-def _analysis_images(im: Image.Image) -> tuple[Image.Image, Image.Image]:
-    """Decode once, at the smallest scale that serves: (8-bit RGB for statistics, grey for hashing).
+def _analysis_images(im: Image.Image, orientation: int | None) -> tuple[Image.Image, Image.Image]:
+    """Decode once, at the smallest scale that serves: (8-bit RGB for statistics, grey for hashing),
+    both upright (EXIF orientation applied).
 
     A JPEG's draft image serves both. Other formats are decoded in full anyway, so their hash
     is taken from the full-resolution grey image (exactly ImageHash's input) and only the
@@ -81,8 +91,17 @@ def _analysis_images(im: Image.Image) -> tuple[Image.Image, Image.Image]:
     im.load()
     rgb = to_rgb8(im)
     gray = rgb.convert("L") if im.format in ("JPEG", "MPO") or rgb.mode != im.mode else im.convert("L")
+    rgb, gray = upright(rgb, gray, orientation=orientation)
     factor = min(rgb.size) // ANALYSIS_SIDE
     return (rgb.reduce(factor) if factor >= 2 else rgb), gray
+
+
+def upright(*images: Image.Image, orientation: int | None) -> tuple[Image.Image, ...]:
+    """The images as displayed: the EXIF orientation applied (a rotated copy hashes the same)."""
+    method = ORIENTATION_TRANSPOSE.get(orientation or 1)
+    if method is None:
+        return images
+    return tuple(im.transpose(method) for im in images)
 
 
 def to_rgb8(im: Image.Image) -> Image.Image:

@@ -1,4 +1,5 @@
-"""How often the scan's dHash (JPEG draft decode) equals imagehash.dhash on a full decode.
+"""How often the scan's dHash (JPEG draft decode) equals imagehash.dhash on a full decode
+(both of the image as displayed, EXIF orientation applied).
 
     python scripts/measure_dhash_agreement.py [FOLDER] [--sides 32,64,128]
 
@@ -16,7 +17,7 @@ import warnings
 from pathlib import Path
 
 import imagehash
-from PIL import Image
+from PIL import Image, ImageOps
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -31,7 +32,7 @@ def reference_hashes(paths: list[str]) -> dict[str, str]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                out[p] = str(imagehash.dhash(Image.open(p)))
+                out[p] = str(imagehash.dhash(ImageOps.exif_transpose(Image.open(p))))
         except Exception:
             continue
     return out

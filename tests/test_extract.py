@@ -142,3 +142,20 @@ def test_decompression_bomb_is_refused(tmp_path: Path) -> None:
 
 def test_vanished_file(tmp_path: Path) -> None:
     assert extract(str(tmp_path / "gone.jpg"))["error"] == "file vanished during the scan"
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_rotated_copy_hashes_like_the_upright_image(tmp_path: Path, orientation: int) -> None:
+    """A copy whose pixels are stored turned, with the EXIF tag that turns them back, is the same picture."""
+    upright = Image.open(DEDUP / "ukbench00120.jpg")
+    undo = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}[orientation]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored = tmp_path / f"turned{orientation}.png"
+    upright.transpose(undo).save(stored, exif=exif)
+    plain = tmp_path / "plain.png"
+    upright.save(plain)
+    turned_row, plain_row = extract(str(stored)), extract(str(plain))
+    assert turned_row["orientation"] == orientation
+    assert turned_row["dhash"] == plain_row["dhash"] == str(imagehash.dhash(upright))
+    assert turned_row["dhash_256"] == plain_row["dhash_256"]
