@@ -1,0 +1,161 @@
+"""Run the features over the index and write Report.pdf and summary.json in DataGradients' layout."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from . import db, summary
+from .config import FeatureRequest, Section, default_sections, load_config
+from .features import FEATURES, NEEDS_PIXELS, Context, FeatureResult
+from .pdf import Block, write_pdf
+from .plots import png_bytes
+
+FINISHED = "We have finished evaluating your dataset!"
+
+
+class ReportError(Exception):
+    """The report cannot be written; the message says what to do."""
+
+
+@dataclass
+class ReportOutcome:
+    directory: Path  # DIR/TITLE, holding the latest Report.pdf and summary.json
+    archive: Path  # DIR/TITLE/archive_YYYYmmdd-HHMMSS
+    features: list[str]
+    errors: list[dict[str, str]]
+
+    @property
+    def pdf(self) -> Path:
+        return self.directory / "Report.pdf"
+
+    @property
+    def summary(self) -> Path:
+        return self.directory / "summary.json"
+
+    def message(self) -> str:
+        return f"{FINISHED}\n\nThe results can be seen in:\n    - {self.directory}\n    - {self.archive}"
+
+
+def default_title(db_path: Path) -> str:
+    return db_path.stem or "imgindex"
+
+
+def build_report(
+    db_path: str | Path,
+    out_dir: str | Path = "logs",
+    title: str | None = None,
+    config: str | Path | None = None,
+    now: datetime | None = None,
+) -> ReportOutcome:
+    db_path = Path(db_path).resolve()
+    if not db_path.is_file():
+        raise ReportError(f"no database at {db_path}; create one with `imgindex scan` or pass --db")
+    sections = load_config(config) if config else default_sections()
+    _scan_duplicate_dirs(db_path, sections)
+    title = title or default_title(db_path)
+    now = now or datetime.now().astimezone()
+    conn = _open(db_path)
+    try:
+        ctx = Context(conn, db_path)
+        blocks, errors = run_features(ctx, sections)
+        config_json = summary.data_config(conn, db_path)
+    finally:
+        conn.close()
+    return _write(Path(out_dir), title, now, db_path, blocks, errors, config_json)
+
+
+def _open(db_path: Path) -> sqlite3.Connection:
+    try:
+        conn = db.connect_readonly(db_path)
+        if not db.table_exists(conn, "images"):
+            raise ReportError(f"{db_path} is not an imgindex database (no images table); run `imgindex scan` first")
+        return conn
+    except sqlite3.DatabaseError as err:
+        raise ReportError(f"cannot read {db_path}: {err}") from err
+
+
+def run_features(ctx: Context, sections: list[Section]) -> tuple[list[Block], list[dict[str, str]]]:
+    blocks: list[Block] = []
+    errors: list[dict[str, str]] = []
+    for section in sections:
+        for request in section.features:
+            if request.name in NEEDS_PIXELS:
+                errors.append({"title": request.name, "error": "needs the images' pixels; the report reads only the index"})
+                continue
+            spec = FEATURES[request.name]
+            try:
+                result = spec.compute(ctx, request.params)
+                if result is None and request.explicit:
+                    result = _no_data(request)
+                if result is not None:
+                    png = png_bytes(result.figure) if result.figure is not None else None
+                    blocks.append(Block(section.name, result, png))
+            except Exception as err:  # a failing feature must not take the report down
+                errors.append({"title": spec.title, "error": f"{request.name}: {type(err).__name__}: {err}"})
+    return blocks, errors
+
+
+def _no_data(request: FeatureRequest) -> FeatureResult:
+    spec = FEATURES[request.name]
+    return FeatureResult(
+        name=spec.name, title=spec.title, stats={},
+        description="The index holds no data for this feature.",
+    )
+
+
+def _write(
+    out_dir: Path, title: str, now: datetime, db_path: Path,
+    blocks: list[Block], errors: list[dict[str, str]], config_json: dict[str, Any],
+) -> ReportOutcome:
+    directory = (out_dir / title.replace("/", "_")).resolve()
+    archive = directory / f"archive_{now:%Y%m%d-%H%M%S}"
+    archive.mkdir(parents=True, exist_ok=True)
+    subtitle = f"{db_path.name} - {now:%Y-%m-%d %H:%M:%S %Z} - imgindex {__version__}"
+    write_pdf(archive / "Report.pdf", title, subtitle, blocks, errors)
+    doc = summary.document(title, now.isoformat(timespec="seconds"), config_json, errors, [b.result for b in blocks])
+    summary.write(archive / "summary.json", doc)
+    for name in ("Report.pdf", "summary.json"):
+        shutil.copy2(archive / name, directory / name)
+    return ReportOutcome(directory, archive, [b.result.name for b in blocks], errors)
+
+
+def _scan_duplicate_dirs(db_path: Path, sections: list[Section]) -> None:
+    """ImageDuplicates: {train_image_dir, valid_image_dir} are scanned first, as in DataGradients."""
+    for section in sections:
+        for request in section.features:
+            dirs = {k: request.params.get(k) for k in ("train_image_dir", "valid_image_dir")}
+            if request.name == "ImageDuplicates" and any(dirs.values()):
+                request.params.update(scan_folders(db_path, dirs))
+
+
+def scan_folders(db_path: Path, dirs: dict[str, Any]) -> dict[str, str]:
+    """Scan the folders (an already scanned folder refreshes its split) and name the splits they fill."""
+    from ..scan import scan  # the core scanner writes the index
+
+    roots = _existing_roots(db_path)
+    chosen: dict[str, str] = {}
+    for key, default in (("train_image_dir", "train"), ("valid_image_dir", "valid")):
+        if not dirs.get(key):
+            continue
+        folder = Path(str(dirs[key])).expanduser().resolve()
+        if not folder.is_dir():
+            raise ReportError(f"ImageDuplicates: {key} {folder} is not a folder")
+        split = roots.get(str(folder), default)
+        folders = [Path(r) for r, s in roots.items() if s == split] or [folder]
+        scan(db_path, {split: folders})
+        chosen["train_split" if key == "train_image_dir" else "valid_split"] = split
+    return chosen
+
+
+def _existing_roots(db_path: Path) -> dict[str, str]:
+    conn = db.connect_readonly(db_path)
+    try:
+        return {root: name for name, roots in db.split_roots(conn).items() for root in roots}
+    finally:
+        conn.close()

@@ -1,0 +1,83 @@
+"""What a feature receives (Context) and returns (FeatureResult)."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .. import db
+from ..plots import split_colours
+
+
+@dataclass
+class FeatureResult:
+    name: str
+    title: str
+    description: str
+    stats: Any
+    notices: list[str] = field(default_factory=list)
+    figure: Figure | None = None
+    table: list[list[str]] | None = None  # rendered as a table in the PDF (header row first)
+
+
+class Context:
+    """Lazily loaded, shared view of the database for all features of one report."""
+
+    def __init__(self, conn: sqlite3.Connection, db_path: Path, top_k: int = 30) -> None:
+        self.conn = conn
+        self.db_path = db_path
+        self.top_k = top_k
+        self.splits: list[str] = db.all_splits(conn)
+        self.colours: dict[str, str] = split_colours(self.splits)
+
+    @cached_property
+    def images(self) -> db.ImageTable:
+        return db.load_images(self.conn)
+
+    @cached_property
+    def histograms(self) -> dict[str, np.ndarray]:
+        return db.load_histograms(self.conn)
+
+    @cached_property
+    def labels(self) -> db.LabelTable | None:
+        return db.load_labels(self.conn)
+
+    @cached_property
+    def boxes(self) -> db.LabelTable | None:
+        """Detection rows only (rows with a box)."""
+        return _subset(self.labels, lambda t: np.isfinite(t.box).all(axis=1))
+
+    @cached_property
+    def classifications(self) -> db.LabelTable | None:
+        """Classification rows only (rows without a box)."""
+        return _subset(self.labels, lambda t: ~np.isfinite(t.box).any(axis=1))
+
+    def image_count(self, split: str) -> int:
+        """Readable images of a split."""
+        return int(self.images.mask(split).sum())
+
+
+def _subset(table: db.LabelTable | None, select: Callable[[db.LabelTable], np.ndarray]) -> db.LabelTable | None:
+    if table is None or len(table) == 0:
+        return None
+    keep = select(table)
+    if not keep.any():
+        return None
+    return db.LabelTable(
+        split=table.split[keep],
+        image=table.image[keep],
+        cls=table.cls[keep],
+        box=table.box[keep],
+        area=table.area[keep],
+        image_size=table.image_size[keep],
+        class_names=table.class_names,
+    )
+
+
+FeatureFunc = Callable[[Context, Mapping[str, Any]], "FeatureResult | None"]

@@ -1,0 +1,193 @@
+"""ImageDuplicates, with DataGradients' stats keys and sentences, from the index's dHash groups."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any, Mapping
+
+import numpy as np
+
+from .. import plots
+from ..db import VALIDATION_NAMES
+from ..stats import percent
+from .base import Context, FeatureResult
+
+Groups = list[list[str]]
+
+
+def find_groups(ctx: Context, max_distance: int) -> dict[str, Any]:
+    """Duplicate groups as `imgindex duplicates --json` gives them."""
+    return _equal_dhash_groups(ctx.conn)  # TEMPORARY until imgindex.duplicates lands
+
+
+def _equal_dhash_groups(conn: sqlite3.Connection) -> dict[str, Any]:
+    """TEMPORARY stand-in for imgindex.duplicates.find_duplicates(db, 0): equal-dHash groups."""
+    splits: dict[str, Any] = {}
+    for split, n in conn.execute("SELECT split, count(*) FROM images WHERE error IS NULL GROUP BY split"):
+        splits[split] = {"images": n, "groups": []}
+    rows = conn.execute(
+        "SELECT split, dhash, json_group_array(path) FROM (SELECT split, dhash, path FROM images"
+        " WHERE error IS NULL AND dhash IS NOT NULL ORDER BY path) GROUP BY split, dhash HAVING count(*) > 1"
+    )
+    for split, _, paths in rows:
+        splits[split]["groups"].append(sorted(json.loads(paths)))
+    pairs = conn.execute(
+        "SELECT a.split, b.split, a.dhash, json_group_array(DISTINCT a.path), json_group_array(DISTINCT b.path)"
+        " FROM images a JOIN images b ON a.dhash = b.dhash AND a.split < b.split"
+        " WHERE a.error IS NULL AND b.error IS NULL GROUP BY a.split, b.split, a.dhash"
+    )
+    inter: dict[tuple[str, str], Groups] = {}
+    for a, b, _, pa, pb in pairs:
+        inter.setdefault((a, b), []).append(sorted(json.loads(pa)) + sorted(json.loads(pb)))
+    return {
+        "max_distance": 0,
+        "splits": splits,
+        "intersections": [{"splits": [a, b], "groups": g} for (a, b), g in sorted(inter.items())],
+    }
+
+
+def roles(splits: list[str], params: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(train split, validation split) in DataGradients' sense."""
+    train = params.get("train_split") or next((s for s in splits if s.lower() == "train"), None)
+    valid = params.get("valid_split") or next((s for s in splits if s.lower() in VALIDATION_NAMES), None)
+    return train, valid
+
+
+def split_key(split: str, train: str | None, valid: str | None) -> str:
+    if split == train:
+        return "Train duplicates"
+    if split == valid:
+        return "Validation duplicates"
+    return f"{split[:1].upper()}{split[1:]} duplicates"
+
+
+def pair_key(a: str, b: str, train: str | None, valid: str | None) -> str:
+    if {a, b} == {train, valid}:
+        return "Intersection duplicates"
+    return f"Intersection duplicates ({a}, {b})"
+
+
+def _display(split: str, train: str | None, valid: str | None) -> str:
+    return "train" if split == train else "validation" if split == valid else split
+
+
+def split_sentence(groups: Groups) -> str:
+    if not groups:
+        return "There are 0 duplicated images."
+    members = sum(len(g) for g in groups)
+    return f"There are {len(groups)} duplicated images appearing {members} times across the dataset."
+
+
+def pair_sentence(a_name: str, b_name: str, k: int, in_a: int, in_b: int) -> str:
+    if not k:
+        return f"There are 0 duplicates between {a_name} and {b_name}."
+    return (
+        f"There are {k} duplicates between {a_name} and {b_name} appearing {in_a} times in the {a_name} image "
+        f"directory, and {in_b} times in the {b_name} image directory."
+    )
+
+
+def _paths_of(conn: sqlite3.Connection, split: str) -> set[str]:
+    return {p for (p,) in conn.execute("SELECT path FROM images WHERE split = ?", (split,))}
+
+
+def _ordered_pair(a: str, b: str, train: str | None, order: list[str]) -> tuple[str, str]:
+    if b == train or (a != train and order.index(b) < order.index(a)):
+        return b, a
+    return a, b
+
+
+def image_duplicates(ctx: Context, params: Mapping[str, Any]) -> FeatureResult | None:
+    found = find_groups(ctx, int(params.get("max_distance", 0)))
+    train, valid = roles(ctx.splits, params)
+    chosen = [s for s in ctx.splits if s in (train, valid)] if params.get("train_split") else ctx.splits
+    chosen = [s for s in chosen if found["splits"].get(s, {}).get("images")]
+    if not chosen:
+        return None
+    stats: dict[str, Any] = {}
+    lines: list[str] = []
+    for split in chosen:
+        groups = found["splits"][split]["groups"]
+        stats[split_key(split, train, valid)] = groups
+        lines.append(f"<b>{_display(split, train, valid).capitalize()} duplicated images</b>: {split_sentence(groups)}")
+    if train in chosen and valid in chosen:
+        stats["Intersection duplicates"] = []
+    pair_counts = _pairs(ctx, found, chosen, train, valid, stats, lines)
+    return FeatureResult(
+        name="ImageDuplicates",
+        title="Image Duplicates",
+        description="\n".join(lines),
+        stats=stats,
+        notices=_notices(ctx, found, chosen, pair_counts, train, valid),
+        figure=_figure(ctx, found, chosen, pair_counts),
+    )
+
+
+def _pairs(
+    ctx: Context, found: dict[str, Any], chosen: list[str], train: str | None, valid: str | None,
+    stats: dict[str, Any], lines: list[str],
+) -> dict[tuple[str, str], tuple[int, int, int]]:
+    counts: dict[tuple[str, str], tuple[int, int, int]] = {}
+    members: dict[str, set[str]] = {}
+    for item in found["intersections"]:
+        a, b = item["splits"]
+        if a not in chosen or b not in chosen:
+            continue
+        a, b = _ordered_pair(a, b, train, ctx.splits)
+        groups = item["groups"]
+        for s in (a, b):
+            members.setdefault(s, _paths_of(ctx.conn, s))
+        in_a = sum(p in members[a] for g in groups for p in g)
+        in_b = sum(p in members[b] for g in groups for p in g)
+        stats[pair_key(a, b, train, valid)] = groups
+        counts[(a, b)] = (len(groups), in_a, in_b)
+    if train in chosen and valid in chosen and (train, valid) not in counts:
+        counts[(train, valid)] = (0, 0, 0)
+    for (a, b), (k, in_a, in_b) in counts.items():
+        lines.append(pair_sentence(_display(a, train, valid), _display(b, train, valid), k, in_a, in_b))
+    return counts
+
+
+def _notices(
+    ctx: Context, found: dict[str, Any], chosen: list[str], pairs: dict[tuple[str, str], tuple[int, int, int]],
+    train: str | None, valid: str | None,
+) -> list[str]:
+    notices = []
+    for (a, b), (k, _, in_b) in pairs.items():
+        n_b = found["splits"][b]["images"]
+        if k:
+            notices.append(
+                f"{in_b} of {n_b} {_display(b, train, valid)} images ({percent(in_b, n_b)}) also appear in "
+                f"{_display(a, train, valid)}: evaluation on {_display(b, train, valid)} overstates accuracy."
+            )
+    for split in chosen:
+        groups = found["splits"][split]["groups"]
+        extra = sum(len(g) - 1 for g in groups)
+        if extra:
+            n = found["splits"][split]["images"]
+            notices.append(f"{extra} image(s) of {split} ({percent(extra, n)}) are redundant copies of another image of {split}.")
+    return notices
+
+
+def _figure(ctx: Context, found: dict[str, Any], chosen: list[str], pairs: dict[tuple[str, str], tuple[int, int, int]]) -> Any:
+    fig, (left, right) = plots.figure(2.6, ncols=2)
+    shares = [
+        100 * sum(len(g) for g in found["splits"][s]["groups"]) / max(found["splits"][s]["images"], 1) for s in chosen
+    ]
+    left.bar(chosen, shares, color=[ctx.colours[s] for s in chosen])
+    plots.style(left, "Images in a duplicate group", ylabel="% of the split")
+    if pairs:
+        labels = [f"{a} / {b}" for a, b in pairs]
+        y = np.arange(len(pairs))
+        right.barh(y - 0.2, [c[1] for c in pairs.values()], height=0.4, color=[ctx.colours[a] for a, _ in pairs])
+        right.barh(y + 0.2, [c[2] for c in pairs.values()], height=0.4, color=[ctx.colours[b] for _, b in pairs])
+        right.set_yticks(y)
+        right.set_yticklabels(labels, fontsize=8)
+        right.invert_yaxis()
+        plots.style(right, "Images shared between splits", "images (bar colour = their split)")
+    else:
+        plots.empty(right, "only one split")
+        plots.style(right, "Images shared between splits")
+    fig.tight_layout()
+    return fig

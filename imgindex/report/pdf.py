@@ -1,0 +1,140 @@
+"""Report.pdf with reportlab: a title block, then one block per feature, grouped in sections."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import cm
+from reportlab.platypus import (
+    Flowable, Image, KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle,
+)
+
+from .features import FeatureResult
+
+MARGIN = 1.6 * cm
+FRAME_WIDTH = A4[0] - 2 * MARGIN
+FRAME_HEIGHT = A4[1] - 2 * MARGIN
+ACCENT = colors.HexColor("#1f3b64")
+
+
+@dataclass
+class Block:
+    """A rendered feature: its result and its plot as PNG bytes (None when it has none)."""
+
+    section: str
+    result: FeatureResult
+    png: bytes | None
+
+
+def _styles() -> dict[str, ParagraphStyle]:
+    base = getSampleStyleSheet()
+    return {
+        "title": ParagraphStyle("t", parent=base["Title"], textColor=ACCENT, fontSize=22, spaceAfter=4),
+        "meta": ParagraphStyle("m", parent=base["Normal"], fontSize=9, textColor=colors.grey, alignment=1),
+        "section": ParagraphStyle("s", parent=base["Heading1"], textColor=ACCENT, fontSize=16, spaceBefore=6),
+        "feature": ParagraphStyle("f", parent=base["Heading2"], fontSize=13, spaceBefore=10, spaceAfter=2),
+        "name": ParagraphStyle("n", parent=base["Normal"], fontSize=8, textColor=colors.grey, spaceAfter=4),
+        "body": ParagraphStyle("b", parent=base["Normal"], fontSize=9.5, leading=13, spaceAfter=4),
+        "notice": ParagraphStyle("x", parent=base["Normal"], fontSize=9, leading=12, textColor=colors.HexColor("#7a4b00")),
+        "cell": ParagraphStyle("c", parent=base["Normal"], fontSize=8, leading=10),
+    }
+
+
+def _para(text: str, style: ParagraphStyle) -> Paragraph:
+    """A paragraph of our own markup (<b>); falls back to plain text if a name breaks the markup."""
+    try:
+        return Paragraph(text.replace("\n", "<br/>"), style)
+    except ValueError:
+        return Paragraph(escape(text).replace("\n", "<br/>"), style)
+
+
+def _image(png: bytes) -> Image:
+    from PIL import Image as PILImage
+
+    with PILImage.open(io.BytesIO(png)) as img:
+        w, h = img.size
+    scale = min(FRAME_WIDTH / w, 0.8 * FRAME_HEIGHT / h)
+    return Image(io.BytesIO(png), width=w * scale, height=h * scale)
+
+
+def _table(rows: list[list[str]], styles: dict[str, ParagraphStyle]) -> Table:
+    cells = [[Paragraph(escape(c), styles["cell"]) for c in row] for row in rows]
+    first = 0.3 * FRAME_WIDTH
+    rest = (FRAME_WIDTH - first) / max(len(rows[0]) - 1, 1)
+    table = Table(cells, colWidths=[first] + [rest] * (len(rows[0]) - 1), repeatRows=1)
+    table.setStyle(
+        TableStyle([
+            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8edf5")),
+            ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f7f7f7")]),
+            ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#c8c8c8")),
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ])
+    )
+    return table
+
+
+def _notices(notices: list[str], styles: dict[str, ParagraphStyle]) -> Table:
+    text = "<br/>".join("&#8226; " + escape(n) for n in notices)
+    box = Table([[Paragraph("<b>Notice</b><br/>" + text, styles["notice"])]], colWidths=[FRAME_WIDTH])
+    box.setStyle(
+        TableStyle([
+            ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#fff4dc")),
+            ("LINEBEFORE", (0, 0), (0, -1), 3, colors.HexColor("#e0a030")),
+            ("LEFTPADDING", (0, 0), (-1, -1), 8),
+        ])
+    )
+    return box
+
+
+def _feature(block: Block, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
+    r = block.result
+    head: list[Flowable] = [
+        _para(escape(r.title), styles["feature"]),
+        _para(escape(r.name), styles["name"]),
+        _para(r.description, styles["body"]),
+    ]
+    if block.png is not None:
+        head.append(_image(block.png))
+    parts: list[Flowable] = [KeepTogether(head)]
+    if r.table:
+        parts += [Spacer(1, 4), _table(r.table, styles)]
+    if r.notices:
+        parts += [Spacer(1, 4), _notices(r.notices, styles)]
+    return parts + [Spacer(1, 8)]
+
+
+def write_pdf(
+    path: Path, title: str, subtitle: str, blocks: list[Block], errors: list[dict[str, str]]
+) -> None:
+    styles = _styles()
+    story: list[Flowable] = [_para(escape(title), styles["title"]), _para(escape(subtitle), styles["meta"])]
+    section = None
+    for block in blocks:
+        if block.section != section:
+            if section is not None:
+                story.append(PageBreak())
+            section = block.section
+            story.append(_para(escape(section), styles["section"]))
+        story += _feature(block, styles)
+    if errors:
+        story += [_para("Errors", styles["section"])]
+        story += [_para(f"<b>{escape(e['title'])}</b>: {escape(e['error'])}", styles["body"]) for e in errors]
+    doc = SimpleDocTemplate(
+        str(path), pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN, bottomMargin=MARGIN,
+        title=title, author="imgindex",
+    )
+    doc.build(story, onFirstPage=_footer, onLaterPages=_footer)
+
+
+def _footer(canvas: object, doc: SimpleDocTemplate) -> None:
+    canvas.saveState()  # type: ignore[attr-defined]
+    canvas.setFont("Helvetica", 8)  # type: ignore[attr-defined]
+    canvas.setFillColor(colors.grey)  # type: ignore[attr-defined]
+    canvas.drawRightString(A4[0] - MARGIN, MARGIN / 2, f"{doc.title} - page {doc.page}")  # type: ignore[attr-defined]
+    canvas.restoreState()  # type: ignore[attr-defined]

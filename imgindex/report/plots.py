@@ -1,0 +1,111 @@
+"""Matplotlib helpers (Agg backend): one colour per split everywhere in a report."""
+
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+CHANNEL_COLOURS = {"r": "#d62728", "g": "#2ca02c", "b": "#1f77b4"}
+WIDTH_INCHES = 7.5
+
+
+def split_colours(splits: Sequence[str]) -> dict[str, str]:
+    return {split: PALETTE[n % len(PALETTE)] for n, split in enumerate(splits)}
+
+
+def figure(height: float, ncols: int = 1, nrows: int = 1, **kwargs: object) -> tuple[Figure, list]:
+    """A figure of the report's width with a flat list of axes."""
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(WIDTH_INCHES, height), squeeze=False, **kwargs  # type: ignore[arg-type]
+    )
+    return fig, [ax for row in axes for ax in row]
+
+
+def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def style(ax: plt.Axes, title: str = "", xlabel: str = "", ylabel: str = "") -> None:
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_ylabel(ylabel, fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.3, linewidth=0.5)
+    ax.set_axisbelow(True)
+
+
+def empty(ax: plt.Axes, text: str = "no data") -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#777777")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def grouped_barh(
+    ax: plt.Axes,
+    labels: Sequence[str],
+    values: dict[str, Sequence[float]],
+    colours: dict[str, str],
+) -> None:
+    """Horizontal bars, one group per label, one bar per split (first label on top)."""
+    n = max(len(values), 1)
+    height = 0.8 / n
+    for k, (split, vals) in enumerate(values.items()):
+        positions = [i + (k - (n - 1) / 2) * height for i in range(len(labels))]
+        ax.barh(positions, vals, height=height, color=colours[split], label=split)
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()
+
+
+def legend(fig: Figure, colours: dict[str, str], splits: Sequence[str]) -> None:
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=colours[s], label=s) for s in splits]
+    fig.legend(handles=handles, loc="upper right", fontsize=8, ncols=min(len(handles), 6), frameon=False)
+
+
+def class_boxplots(
+    ax: plt.Axes,
+    labels: Sequence[str],
+    data: dict[str, list],
+    colours: dict[str, str],
+) -> None:
+    """Horizontal box plots, one row per class, one box per split (first class on top)."""
+    n = max(len(data), 1)
+    height = 0.8 / n
+    for k, (split, per_class) in enumerate(data.items()):
+        positions = [i + (k - (n - 1) / 2) * height for i in range(len(labels))]
+        keep = [(p, v) for p, v in zip(positions, per_class) if len(v)]
+        if not keep:
+            continue
+        parts = ax.boxplot(
+            [v for _, v in keep],
+            positions=[p for p, _ in keep],
+            widths=height * 0.85,
+            vert=False,
+            patch_artist=True,
+            showfliers=False,
+            manage_ticks=False,
+        )
+        for box in parts["boxes"]:
+            box.set(facecolor=colours[split], edgecolor=colours[split], alpha=0.75)
+        for line in parts["medians"]:
+            line.set(color="black", linewidth=1)
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+
+
+def class_rows_height(n_classes: int, base: float = 1.2, per_class: float = 0.22, cap: float = 8.5) -> float:
+    return min(base + per_class * n_classes, cap)
