@@ -211,3 +211,23 @@ def sql_command(sql: str, db_path: str, fmt: str | None) -> None:
         raise click.ClickException(sql_error_message(exc))
     render = {"json": query.as_json, "csv": query.as_csv}.get(fmt or "", query.as_table)
     click.echo(render(columns, rows))
+
+
+@cli.command(name="report")
+@db_option
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="logs", show_default=True,
+              help="Folder of reports: OUT/TITLE/Report.pdf, summary.json and archive_*/.")  # fmt: skip
+@click.option("--title", default=None, help="Report title and folder name [default: the database's file name].")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="DataGradients YAML (report_sections) choosing the features [default: all with data].")  # fmt: skip
+def report_command(db_path: str, out_dir: str, title: str | None, config_path: str | None) -> None:
+    """Write Report.pdf and summary.json (DataGradients' layout) from the index alone."""
+    from .report import ConfigError, ReportError, build_report
+
+    try:
+        outcome = build_report(db_path, out_dir=out_dir, title=title, config=config_path)
+    except (ConfigError, ReportError) as exc:
+        raise click.ClickException(str(exc))
+    for error in outcome.errors:
+        click.echo(f"Feature failed: {error['title']}: {error['error']}", err=True)
+    click.echo(outcome.message())

@@ -9,7 +9,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+import sqlite_utils
+
+from .. import __version__, store
 from . import db, summary
 from .config import FeatureRequest, Section, default_sections, load_config
 from .features import FEATURES, NEEDS_PIXELS, Context, FeatureResult
@@ -60,24 +62,24 @@ def build_report(
     _scan_duplicate_dirs(db_path, sections)
     title = title or default_title(db_path)
     now = now or datetime.now().astimezone()
-    conn = _open(db_path)
+    database = _open(db_path)
     try:
-        ctx = Context(conn, db_path)
+        ctx = Context(database, db_path)
         blocks, errors = run_features(ctx, sections)
-        config_json = summary.data_config(conn, db_path)
+        config_json = summary.data_config(database.conn, db_path)
     finally:
-        conn.close()
+        database.close()
     return _write(Path(out_dir), title, now, db_path, blocks, errors, config_json)
 
 
-def _open(db_path: Path) -> sqlite3.Connection:
+def _open(db_path: Path) -> sqlite_utils.Database:
+    """Bring the schema and views up to date, then read through a read-only connection."""
     try:
-        conn = db.connect_readonly(db_path)
-        if not db.table_exists(conn, "images"):
-            raise ReportError(f"{db_path} is not an imgindex database (no images table); run `imgindex scan` first")
-        return conn
+        store.open_db(db_path).close()
+        database = store.open_db(db_path, readonly=True)
     except sqlite3.DatabaseError as err:
         raise ReportError(f"cannot read {db_path}: {err}") from err
+    return database
 
 
 def run_features(ctx: Context, sections: list[Section]) -> tuple[list[Block], list[dict[str, str]]]:
@@ -154,8 +156,8 @@ def scan_folders(db_path: Path, dirs: dict[str, Any]) -> dict[str, str]:
 
 
 def _existing_roots(db_path: Path) -> dict[str, str]:
-    conn = db.connect_readonly(db_path)
+    database = store.open_db(db_path, readonly=True)
     try:
-        return {root: name for name, roots in db.split_roots(conn).items() for root in roots}
+        return {root: name for name, roots in db.split_roots(database.conn).items() for root in roots}
     finally:
-        conn.close()
+        database.close()

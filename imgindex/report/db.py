@@ -14,14 +14,6 @@ VALIDATION_NAMES = ("val", "valid", "validation")
 _SPLIT_ORDER = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 2}
 
 
-def connect_readonly(path: str | Path) -> sqlite3.Connection:
-    """Open an existing database without writing to it."""
-    uri = Path(path).resolve().as_uri() + "?mode=ro"
-    conn = sqlite3.connect(uri, uri=True)
-    conn.execute("PRAGMA query_only = 1")
-    return conn
-
-
 def table_exists(conn: sqlite3.Connection, name: str) -> bool:
     row = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (name,)

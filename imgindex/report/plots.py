@@ -93,7 +93,7 @@ def class_boxplots(
             [v for _, v in keep],
             positions=[p for p, _ in keep],
             widths=height * 0.85,
-            vert=False,
+            orientation="horizontal",
             patch_artist=True,
             showfliers=False,
             manage_ticks=False,

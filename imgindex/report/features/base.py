@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
+import sqlite_utils
 from matplotlib.figure import Figure
 
 from .. import db
@@ -29,11 +30,12 @@ class FeatureResult:
 class Context:
     """Lazily loaded, shared view of the database for all features of one report."""
 
-    def __init__(self, conn: sqlite3.Connection, db_path: Path, top_k: int = 30) -> None:
-        self.conn = conn
+    def __init__(self, database: sqlite_utils.Database, db_path: Path, top_k: int = 30) -> None:
+        self.db = database
+        self.conn: sqlite3.Connection = database.conn
         self.db_path = db_path
         self.top_k = top_k
-        self.splits: list[str] = db.all_splits(conn)
+        self.splits: list[str] = db.all_splits(self.conn)
         self.colours: dict[str, str] = split_colours(self.splits)
 
     @cached_property

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any, Mapping
 
 import numpy as np
 
+from ...duplicates import find_duplicates
 from .. import plots
 from ..db import VALIDATION_NAMES
 from ..stats import percent
@@ -17,34 +17,8 @@ Groups = list[list[str]]
 
 
 def find_groups(ctx: Context, max_distance: int) -> dict[str, Any]:
-    """Duplicate groups as `imgindex duplicates --json` gives them."""
-    return _equal_dhash_groups(ctx.conn)  # TEMPORARY until imgindex.duplicates lands
-
-
-def _equal_dhash_groups(conn: sqlite3.Connection) -> dict[str, Any]:
-    """TEMPORARY stand-in for imgindex.duplicates.find_duplicates(db, 0): equal-dHash groups."""
-    splits: dict[str, Any] = {}
-    for split, n in conn.execute("SELECT split, count(*) FROM images WHERE error IS NULL GROUP BY split"):
-        splits[split] = {"images": n, "groups": []}
-    rows = conn.execute(
-        "SELECT split, dhash, json_group_array(path) FROM (SELECT split, dhash, path FROM images"
-        " WHERE error IS NULL AND dhash IS NOT NULL ORDER BY path) GROUP BY split, dhash HAVING count(*) > 1"
-    )
-    for split, _, paths in rows:
-        splits[split]["groups"].append(sorted(json.loads(paths)))
-    pairs = conn.execute(
-        "SELECT a.split, b.split, a.dhash, json_group_array(DISTINCT a.path), json_group_array(DISTINCT b.path)"
-        " FROM images a JOIN images b ON a.dhash = b.dhash AND a.split < b.split"
-        " WHERE a.error IS NULL AND b.error IS NULL GROUP BY a.split, b.split, a.dhash"
-    )
-    inter: dict[tuple[str, str], Groups] = {}
-    for a, b, _, pa, pb in pairs:
-        inter.setdefault((a, b), []).append(sorted(json.loads(pa)) + sorted(json.loads(pb)))
-    return {
-        "max_distance": 0,
-        "splits": splits,
-        "intersections": [{"splits": [a, b], "groups": g} for (a, b), g in sorted(inter.items())],
-    }
+    """Duplicate groups exactly as `imgindex duplicates --json` gives them."""
+    return find_duplicates(ctx.db, max_distance)
 
 
 def roles(splits: list[str], params: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -142,8 +116,8 @@ def _pairs(
         in_b = sum(p in members[b] for g in groups for p in g)
         stats[pair_key(a, b, train, valid)] = groups
         counts[(a, b)] = (len(groups), in_a, in_b)
-    if train in chosen and valid in chosen and (train, valid) not in counts:
-        counts[(train, valid)] = (0, 0, 0)
+    if train in chosen and valid in chosen:
+        counts = {(train, valid): counts.get((train, valid), (0, 0, 0)), **counts}
     for (a, b), (k, in_a, in_b) in counts.items():
         lines.append(pair_sentence(_display(a, train, valid), _display(b, train, valid), k, in_a, in_b))
     return counts
@@ -176,6 +150,7 @@ def _figure(ctx: Context, found: dict[str, Any], chosen: list[str], pairs: dict[
         100 * sum(len(g) for g in found["splits"][s]["groups"]) / max(found["splits"][s]["images"], 1) for s in chosen
     ]
     left.bar(chosen, shares, color=[ctx.colours[s] for s in chosen])
+    left.set_ylim(bottom=0, top=max(shares + [1]) * 1.15)
     plots.style(left, "Images in a duplicate group", ylabel="% of the split")
     if pairs:
         labels = [f"{a} / {b}" for a, b in pairs]

@@ -1,0 +1,292 @@
+"""`imgindex report`: Report.pdf and summary.json in DataGradients' layout, from the index alone."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from pypdf import PdfReader
+
+from conftest import invoke, run_imgindex
+from imgindex.report import build_report
+from imgindex.scan import scan
+from report_fixtures import COCO8, classification_index, detection_index, make_image, yolo_rows
+
+DETECTION = ["DetectionClassFrequency", "DetectionBoundingBoxPerImageCount", "DetectionBoundingBoxArea",
+             "DetectionBoundingBoxSize", "DetectionClassesPerImageCount", "DetectionBoundingBoxIoU",
+             "DetectionClassHeatmap"]  # fmt: skip
+IMAGE = ["SummaryStats", "ImagesResolution", "ImageColorDistribution", "ImagesAverageBrightness", "ImageDuplicates"]
+
+
+def load_summary(path: Path) -> dict[str, Any]:
+    """Parse strictly (NaN/Infinity rejected) and validate against the shipped schema."""
+
+    def reject(name: str) -> None:
+        raise ValueError(f"{name} in summary.json")
+
+    doc = json.loads(path.read_text(encoding="utf-8"), parse_constant=reject)
+    schema = json.loads((resources.files("imgindex.schema") / "summary.schema.json").read_text())
+    jsonschema.validate(doc, schema, format_checker=jsonschema.FormatChecker())
+    return doc
+
+
+def pdf_text(path: Path) -> str:
+    return "\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
+
+
+def feature(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(f for f in doc["features"] if f["name"] == name)
+
+
+def report(db: Path, out: Path, *extra: str) -> tuple[str, dict[str, Any], str]:
+    result = invoke("report", "--db", str(db), "--out", str(out), *extra)
+    lines = result.output.strip().splitlines()
+    latest, archive = Path(lines[-2].strip("- ").strip()), Path(lines[-1].strip("- ").strip())
+    assert archive.parent == latest
+    assert (latest / "Report.pdf").read_bytes() == (archive / "Report.pdf").read_bytes()
+    return result.output, load_summary(latest / "summary.json"), pdf_text(latest / "Report.pdf")
+
+
+@pytest.fixture(scope="module")
+def detection(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict[str, Any], str]:
+    tmp = tmp_path_factory.mktemp("detection")
+    db = detection_index(tmp)
+    output, doc, text = report(db, tmp / "logs")
+    return tmp, output, doc, text
+
+
+def test_layout_and_closing_message(detection: tuple[Path, str, dict[str, Any], str]) -> None:
+    tmp, output, doc, _ = detection
+    assert "We have finished evaluating your dataset!" in output
+    latest = tmp / "logs" / "coco8"  # default title: the database's file name
+    assert f"- {latest}" in output
+    archives = list(latest.glob("archive_*"))
+    assert len(archives) == 1 and re.fullmatch(r"archive_\d{8}-\d{6}", archives[0].name)
+    assert sorted(p.name for p in archives[0].iterdir()) == ["Report.pdf", "summary.json"]
+    assert doc["metadata"]["report_title"] == "coco8"
+    assert doc["data_config"]["splits"] == {s: [str(tmp / "coco8" / "images" / s)] for s in ("train", "val")}
+    assert doc["data_config"]["label_format"] == {"train": "yolo", "val": "yolo"}
+    assert doc["errors"] == []
+
+
+def test_every_image_and_detection_feature_with_data(detection: tuple[Path, str, dict[str, Any], str]) -> None:
+    _, _, doc, text = detection
+    assert [f["name"] for f in doc["features"]] == IMAGE + DETECTION
+    for f in doc["features"]:
+        assert f["title"] in text, f["title"]
+    for title in ("General Statistics", "Intersection of Bounding Boxes", "Bounding Boxes Density"):
+        assert title in text
+    assert "Classification Features" not in text
+
+
+def test_box_counts_match_the_label_files(detection: tuple[Path, str, dict[str, Any], str]) -> None:
+    _, _, doc, _ = detection
+    for split in ("train", "val"):
+        rows = [r for txt in (COCO8 / "labels" / split).glob("*.txt") for r in yolo_rows(txt)]
+        freq = feature(doc, "DetectionClassFrequency")["stats"][split]
+        assert sum(freq.values()) == len(rows)
+        persons = sum(1 for r in rows if r[0] == 0)
+        assert freq.get("person", 0) == persons
+        summary = feature(doc, "SummaryStats")["stats"][split]
+        assert summary["Annotations"] == len(rows)
+        per_image = feature(doc, "DetectionBoundingBoxPerImageCount")["stats"][split]
+        assert per_image["max"] == max(len(yolo_rows(t)) for t in (COCO8 / "labels" / split).glob("*.txt"))
+    assert feature(doc, "SummaryStats")["stats"]["val"]["Label problems"] == 1
+
+
+def test_true_median_resolution(detection: tuple[Path, str, dict[str, Any], str]) -> None:
+    from PIL import Image
+
+    _, _, doc, text = detection
+    for split in ("train", "val"):
+        sizes = sorted(Image.open(p).size for p in (COCO8 / "images" / split).glob("*.jpg"))
+        widths = sorted(w for w, _ in sizes)
+        expected = (widths[1] + widths[2]) / 2  # four images: the mean of the middle two
+        assert feature(doc, "ImagesResolution")["stats"][split]["width"]["median"] == expected
+        assert feature(doc, "SummaryStats")["stats"][split]["Median image width"] == expected
+
+
+def test_brightness_is_the_stored_mean_luma(detection: tuple[Path, str, dict[str, Any], str]) -> None:
+    tmp, _, doc, _ = detection
+    conn = sqlite3.connect(tmp / "coco8.db")
+    values = [v for (v,) in conn.execute("SELECT brightness FROM images WHERE split = 'val' ORDER BY brightness")]
+    stats = feature(doc, "ImagesAverageBrightness")["stats"]["val"]
+    assert stats["median"] == pytest.approx((values[1] + values[2]) / 2, abs=0.01)
+    assert sum(stats["histogram"]["counts"]) == len(values)
+
+
+def duplicate_dataset(tmp: Path) -> dict[str, Path]:
+    """train: 4 coco8 images + a copy of one; valid: 2 re-encoded copies of train images + 1 new; test: 1 copy."""
+    from PIL import Image
+
+    train, valid, test = tmp / "train", tmp / "valid", tmp / "test"
+    for folder in (train, valid, test):
+        folder.mkdir(parents=True)
+    sources = sorted((COCO8 / "images" / "train").glob("*.jpg"))
+    for src in sources:
+        shutil.copy(src, train / src.name)
+    (train / "sub").mkdir()
+    shutil.copy(sources[0], train / "sub" / "copy.jpg")
+    for src in sources[1:3]:
+        Image.open(src).save(valid / f"reencoded_{src.stem}.jpg", quality=80)
+    shutil.copy(next((COCO8 / "images" / "val").glob("*.jpg")), valid / "own.jpg")
+    shutil.copy(sources[3], test / "leak.jpg")
+    return {"train": train, "valid": valid, "test": test}
+
+
+def test_duplicates_keep_datagradients_contract(tmp_path: Path) -> None:
+    folders = duplicate_dataset(tmp_path)
+    db = tmp_path / "dups.db"
+    scan(db, {k: [v] for k, v in folders.items()}, workers=1)
+    _, doc, text = report(db, tmp_path / "logs")
+    dup = feature(doc, "ImageDuplicates")
+    stats = dup["stats"]
+    assert stats["Train duplicates"] == [sorted([str(folders["train"] / "sub" / "copy.jpg"), str(folders["train"] / sorted(p.name for p in folders["train"].glob("*.jpg"))[0])])]
+    assert stats["Validation duplicates"] == []
+    assert len(stats["Intersection duplicates"]) == 2
+    assert len(stats["Intersection duplicates (train, test)"]) == 1
+    assert stats["Test duplicates"] == []
+    assert "There are 1 duplicated images appearing 2 times across the dataset." in dup["description"]
+    sentence = ("There are 2 duplicates between train and validation appearing 2 times in the train image "
+                "directory, and 2 times in the validation image directory.")  # fmt: skip
+    assert sentence in dup["description"]
+    assert "There are 1 duplicates between train and test appearing 1 times in the train image directory" in dup["description"]
+    assert any("2 of 3 validation images (66.7%) also appear in train" in n for n in dup["notices"])
+    flat = " ".join(text.split())
+    assert "There are 1 duplicated images appearing 2 times across the dataset." in flat
+    assert "2 of 3 validation images (66.7%) also appear in train" in flat
+
+
+def test_split_is_the_scanned_folder_not_a_path_prefix(tmp_path: Path) -> None:
+    """'train' and 'train2' share a string prefix; a copy across them is leakage, not a train duplicate."""
+    train, other = tmp_path / "train", tmp_path / "train2"
+    src = sorted((COCO8 / "images" / "train").glob("*.jpg"))
+    for folder in (train, other):
+        folder.mkdir()
+    shutil.copy(src[0], train / "a.jpg")
+    shutil.copy(src[1], train / "b.jpg")
+    shutil.copy(src[0], other / "a.jpg")
+    db = tmp_path / "prefix.db"
+    scan(db, {"train": [train], "val": [other]}, workers=1)
+    _, doc, _ = report(db, tmp_path / "logs")
+    stats = feature(doc, "ImageDuplicates")["stats"]
+    assert stats["Train duplicates"] == [] and stats["Validation duplicates"] == []
+    assert stats["Intersection duplicates"] == [[str(train / "a.jpg"), str(other / "a.jpg")]]
+
+
+def test_train_only_with_an_empty_split_gives_empty_stats_not_nan(tmp_path: Path) -> None:
+    train, empty = tmp_path / "train", tmp_path / "val"
+    empty.mkdir()
+    for n, size in enumerate([(10, 40), (20, 40), (1000, 40)]):
+        make_image(train / "nested" / f"{n}.png", size, (30 * n, 100, 200))
+    db = tmp_path / "small.db"
+    scan(db, {"train": [train], "val": [empty]}, workers=1)
+    _, doc, text = report(db, tmp_path / "logs")
+    summary = feature(doc, "SummaryStats")["stats"]
+    assert summary["train"]["Images"] == 3 and summary["train"]["Median image width"] == 20
+    assert summary["val"]["Images"] == 0 and summary["val"]["Median image width"] is None
+    assert feature(doc, "ImagesResolution")["stats"]["val"]["width"] == {
+        "count": 0, "mean": None, "std": None, "min": None, "median": None, "max": None}  # fmt: skip
+    assert "Split val holds no images." in feature(doc, "SummaryStats")["notices"]
+    assert not any(f["name"].startswith("Detection") for f in doc["features"])
+    assert "NaN" not in text
+
+
+def test_report_never_opens_an_image(tmp_path: Path) -> None:
+    folders = duplicate_dataset(tmp_path / "data")
+    db = tmp_path / "gone.db"
+    scan(db, {k: [v] for k, v in folders.items()}, workers=1)
+    shutil.rmtree(tmp_path / "data")  # the index is all the report has
+    _, doc, _ = report(db, tmp_path / "logs")
+    assert doc["errors"] == []
+    assert feature(doc, "SummaryStats")["stats"]["train"]["Images"] == 5
+
+
+def test_failing_feature_is_reported_and_the_rest_renders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imgindex.report import features
+
+    def broken(ctx: Any, params: Any) -> None:
+        raise RuntimeError("histogram column unreadable")
+
+    spec = features.FEATURES["ImageColorDistribution"]
+    monkeypatch.setitem(features.FEATURES, spec.name, features.FeatureSpec(spec.name, spec.section, spec.title, broken))
+    db = tmp_path / "one.db"
+    scan(db, {"train": [COCO8 / "images" / "train"]}, workers=1)
+    outcome = build_report(db, out_dir=tmp_path / "logs")
+    doc = load_summary(outcome.summary)
+    assert doc["errors"] == [{"title": "Color Distribution", "error": "ImageColorDistribution: RuntimeError: histogram column unreadable"}]
+    assert "ImagesAverageBrightness" in [f["name"] for f in doc["features"]]
+    assert "histogram column unreadable" in pdf_text(outcome.pdf)
+
+
+def test_config_selects_features_and_scans_duplicate_dirs(tmp_path: Path) -> None:
+    folders = duplicate_dataset(tmp_path / "data")
+    db = tmp_path / "cfg.db"
+    scan(db, {"train": [folders["train"]]}, workers=1)
+    config = tmp_path / "detection.yaml"
+    config.write_text(
+        "report_sections:\n"
+        "  - name: Image Features\n"
+        "    features:\n"
+        "      - SummaryStats\n"
+        "      - ImageDuplicates:\n"
+        f"          train_image_dir: {folders['train']}\n"
+        f"          valid_image_dir: {folders['valid']}\n"
+        "  - name: Object Detection Features\n"
+        "    features:\n"
+        "      - DetectionSampleVisualization:\n"
+        "          n_rows: 3\n"
+        "      - DetectionClassFrequency:\n"
+        "          topk: 30\n"
+    )
+    _, doc, text = report(db, tmp_path / "logs", "--config", str(config), "--title", "configured")
+    assert [f["name"] for f in doc["features"]] == ["SummaryStats", "ImageDuplicates", "DetectionClassFrequency"]
+    assert feature(doc, "DetectionClassFrequency")["stats"] == {}  # asked for, no labels: shown empty
+    assert doc["data_config"]["splits"]["valid"] == [str(folders["valid"])]  # scanned first
+    assert len(feature(doc, "ImageDuplicates")["stats"]["Intersection duplicates"]) == 2
+    assert [e["title"] for e in doc["errors"]] == ["DetectionSampleVisualization"]
+    assert "Object Detection Features" in text
+
+
+def test_bad_config_and_missing_database_are_clear_errors(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("report_sections:\n  - name: Image Features\n    features: [ImageResolutionz]\n")
+    db = tmp_path / "x.db"
+    scan(db, {"train": [COCO8 / "images" / "train"]}, workers=1)
+    result = invoke("report", "--db", str(db), "--config", str(config), ok=False)
+    assert result.exit_code == 1 and "unknown feature 'ImageResolutionz'" in result.output
+    assert "ImagesResolution" in result.output
+    result = invoke("report", "--db", str(tmp_path / "missing.db"), ok=False)
+    assert result.exit_code == 1 and "imgindex scan" in result.output
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_classification_features(tmp_path: Path) -> None:
+    db = classification_index(tmp_path)
+    _, doc, text = report(db, tmp_path / "logs")
+    names = [f["name"] for f in doc["features"]]
+    assert names[-2:] == ["ClassificationClassFrequency", "ClassificationClassDistributionVsArea"]
+    assert not any(n.startswith("Detection") for n in names)
+    assert feature(doc, "ClassificationClassFrequency")["stats"] == {"train": {"cat": 3, "dog": 3}, "val": {"cat": 2, "dog": 2}}
+    sizes = feature(doc, "ClassificationClassDistributionVsArea")["stats"]["train"]
+    assert sizes["cat"]["median"] == (410 + 310) / 2 and sizes["dog"]["median"] == (130 + 100) / 2
+    assert "Image size distribution per class" in text
+    assert any("more than twice the size" in n for n in feature(doc, "ClassificationClassDistributionVsArea")["notices"])
+
+
+def test_subprocess_end_to_end(tmp_path: Path) -> None:
+    db = tmp_path / "sub.db"
+    scan(db, {"train": [COCO8 / "images" / "train"], "val": [COCO8 / "images" / "val"]}, workers=1)
+    proc = run_imgindex("report", "--db", str(db), "--title", "My data", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("We have finished evaluating your dataset!")
+    assert (tmp_path / "logs" / "My data" / "Report.pdf").is_file()
+    doc = load_summary(tmp_path / "logs" / "My data" / "summary.json")
+    assert doc["metadata"]["report_title"] == "My data"
