@@ -18,7 +18,7 @@ from imgindex.scan import scan
 COCO8 = DATA / "coco8"
 # COCO-80 names of the classes used in coco8 (the YOLO files hold ids only).
 COCO_NAMES = {0: "person", 16: "dog", 17: "horse", 20: "elephant", 22: "zebra", 23: "giraffe",
-              25: "umbrella", 45: "bowl", 49: "orange", 50: "broccoli", 58: "potted plant"}  # fmt: skip
+              25: "umbrella", 45: "bowl", 49: "orange", 50: "broccoli", 58: "potted plant", 75: "vase"}  # fmt: skip
 
 LABEL_DDL = """
 CREATE TABLE IF NOT EXISTS label_files (id INTEGER PRIMARY KEY, split TEXT NOT NULL, path TEXT NOT NULL,

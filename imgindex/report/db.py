@@ -72,16 +72,40 @@ def label_formats(conn: sqlite3.Connection, stored: dict[str, str]) -> dict[str,
     return formats
 
 
+MISSING = -1.0e300  # stands for NULL in numeric fetches; turned into NaN
+
+
+def _numeric(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], width: int) -> np.ndarray:
+    """Rows of numbers (NULL given as MISSING by the query) as a float array with NaN for NULL."""
+    rows = conn.execute(sql, params).fetchall()
+    arr = np.array(rows, dtype=np.float64).reshape(-1, width)
+    arr[arr == MISSING] = np.nan
+    return arr
+
+
+def _split_code(column: str, splits: list[str]) -> str:
+    """SQL giving the position of the row's split in `splits` (one table scan serves all splits)."""
+    whens = " ".join(f"WHEN {_sql(name)} THEN {n}" for n, name in enumerate(splits))
+    return f"CASE {column} {whens} ELSE -1 END" if whens else "-1"
+
+
+def _per_split(conn: sqlite3.Connection, splits: list[str], sql: str, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Run a numeric query whose first column is the split code; returns (split name per row, other columns)."""
+    rows = _numeric(conn, sql, (), width + 1)
+    codes = rows[:, 0].astype(np.int64)
+    rows = rows[codes >= 0]
+    names = np.array(splits, dtype=str) if splits else np.empty(0, dtype=str)
+    return names[codes[codes >= 0]], rows[:, 1:]
+
+
 @dataclass
 class ImageTable:
     """Readable images as column arrays (rows with an error are counted, not included)."""
 
-    split: np.ndarray  # str objects
+    split: np.ndarray  # split name per row
     width: np.ndarray
     height: np.ndarray
     brightness: np.ndarray
-    size: np.ndarray
-    format: np.ndarray
     mean_rgb: np.ndarray  # (n, 3)
     counts: dict[str, int] = field(default_factory=dict)  # all rows per split
     errors: dict[str, int] = field(default_factory=dict)  # unreadable rows per split
@@ -90,58 +114,62 @@ class ImageTable:
         return self.split == split
 
 
-def load_images(conn: sqlite3.Connection) -> ImageTable:
+def load_images(conn: sqlite3.Connection, splits: list[str]) -> ImageTable:
     counts: dict[str, int] = {}
     errors: dict[str, int] = {}
-    for split, n, bad in conn.execute(
-        "SELECT split, count(*), count(error) FROM images GROUP BY split"
-    ):
+    for split, n, bad in conn.execute("SELECT split, count(*), count(error) FROM images GROUP BY split"):
         counts[split], errors[split] = n, bad
-    rows = conn.execute(
-        "SELECT split, width, height, brightness, size, format, mean_r, mean_g, mean_b "
-        "FROM images WHERE error IS NULL AND width IS NOT NULL"
-    ).fetchall()
-    if rows:
-        cols = list(zip(*rows))
-    else:
-        cols = [()] * 9
-    return ImageTable(
-        split=np.array(cols[0], dtype=object),
-        width=np.array(cols[1], dtype=np.float64),
-        height=np.array(cols[2], dtype=np.float64),
-        brightness=np.array([np.nan if v is None else v for v in cols[3]], dtype=np.float64),
-        size=np.array(cols[4], dtype=np.float64),
-        format=np.array(cols[5], dtype=object),
-        mean_rgb=np.array(
-            [[np.nan if v is None else v for v in c] for c in zip(*cols[6:9])], dtype=np.float64
-        ).reshape(-1, 3),
-        counts=counts,
-        errors=errors,
-    )
+    names, rows = _per_split(
+        conn, splits,
+        f"SELECT {_split_code('split', splits)}, width, height, ifnull(brightness, {MISSING}), ifnull(mean_r, {MISSING}),"
+        f" ifnull(mean_g, {MISSING}), ifnull(mean_b, {MISSING}) FROM images WHERE error IS NULL AND width IS NOT NULL",
+        6,
+    )  # fmt: skip
+    return ImageTable(names, rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3:6], counts, errors)
 
 
-def load_histograms(conn: sqlite3.Connection) -> dict[str, np.ndarray]:
+def image_files(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+    """Per split: bytes on disk and images per format (readable images)."""
+    out: dict[str, dict[str, Any]] = {}
+    query = "SELECT split, format, count(*), sum(size) FROM images WHERE error IS NULL GROUP BY split, format"
+    for split, fmt, n, size in conn.execute(query):
+        entry = out.setdefault(split, {"bytes": 0, "formats": {}})
+        entry["bytes"] += size or 0
+        entry["formats"][str(fmt)] = n
+    return out
+
+
+_HIST_CHARS = str.maketrans({ch: " " for ch in '{}[]":rgb'})
+
+
+def load_histograms(conn: sqlite3.Connection, splits: list[str]) -> dict[str, np.ndarray]:
     """Mean per-image colour histogram per split: array (3, bins) of fractions."""
-    sums: dict[str, np.ndarray] = {}
-    numbers: dict[str, int] = {}
+    texts: dict[str, list[str]] = {}
     query = "SELECT split, histogram FROM images WHERE error IS NULL AND histogram IS NOT NULL"
     for split, text in conn.execute(query):
-        hist = json.loads(text)
-        arr = np.array([hist["r"], hist["g"], hist["b"]], dtype=np.float64)
-        if split in sums and sums[split].shape == arr.shape:
-            sums[split] += arr
-        else:
-            sums.setdefault(split, arr)
-        numbers[split] = numbers.get(split, 0) + 1
-    return {split: sums[split] / numbers[split] for split in sums}
+        texts.setdefault(split, []).append(text)
+    return {split: _mean_histogram(texts[split]) for split in splits if split in texts}
+
+
+def _mean_histogram(texts: list[str]) -> np.ndarray:
+    """Parse all histograms at once when they share one layout; one by one otherwise."""
+    first = json.loads(texts[0])
+    bins = len(first.get("r", []))
+    same_layout = list(first) == ["r", "g", "b"] and all(len(first[c]) == bins for c in "rgb")
+    if same_layout and bins:
+        flat = np.fromstring(",".join(texts).translate(_HIST_CHARS), dtype=np.float64, sep=",")
+        if flat.size == 3 * bins * len(texts):
+            return flat.reshape(len(texts), 3, bins).mean(axis=0)
+    arrays = [np.array([h["r"], h["g"], h["b"]], dtype=np.float64) for h in map(json.loads, texts)]
+    return np.mean([a for a in arrays if a.shape == arrays[0].shape], axis=0)
 
 
 @dataclass
 class LabelTable:
-    """Label rows joined to their image: one row per box or per classification label."""
+    """Label rows: one row per box or per classification label."""
 
-    split: np.ndarray  # str objects
-    image: np.ndarray  # int key of the image (negative: label without an indexed image)
+    split: np.ndarray  # split name per row
+    image: np.ndarray  # id of the labelled image; negative: the image is not in the index
     cls: np.ndarray  # int index into class_names
     box: np.ndarray  # (n, 4) normalised cx, cy, w, h; NaN for classification rows
     area: np.ndarray  # fraction of the image
@@ -156,63 +184,119 @@ def _class_names(conn: sqlite3.Connection) -> dict[int, str]:
     names: dict[int, str] = {}
     if table_exists(conn, "classes"):
         for class_id, name in conn.execute(
-            "SELECT class_id, name FROM classes WHERE name IS NOT NULL ORDER BY split DESC"
+            "SELECT class_id, name FROM classes WHERE name IS NOT NULL AND class_id IS NOT NULL ORDER BY split DESC"
         ):
             names[int(class_id)] = str(name)
     return names
 
 
-def load_labels(conn: sqlite3.Connection) -> LabelTable | None:
+def _class_codes(conn: sqlite3.Connection) -> tuple[list[str], dict[tuple[Any, Any], int]]:
+    """Display names ordered by class id, and (class_id, class_name) -> index into them."""
+    known = _class_names(conn)
+    pairs = conn.execute(
+        "SELECT DISTINCT class_id, class_name FROM labels WHERE class_id IS NOT NULL OR class_name IS NOT NULL"
+    ).fetchall()
+    display = {pair: _display_name(pair[0], pair[1], known) for pair in pairs}
+    first: dict[str, float] = {}
+    for (cid, _), name in display.items():
+        key = float(cid) if isinstance(cid, (int, float)) else float("inf")
+        first[name] = min(first.get(name, float("inf")), key)
+    order = sorted(first, key=lambda name: (first[name], name))
+    index = {name: n for n, name in enumerate(order)}
+    return order, {pair: index[name] for pair, name in display.items()}
+
+
+BOX_STEPS = 32767  # boxes are read quantised to 1/32767 of the image side: four 15-bit fields per row
+
+
+def _quantised(column: str) -> str:
+    return f"CAST(round(max(0.0, min(1.0, l.{column})) * {BOX_STEPS}) AS INTEGER)"
+
+
+def load_labels(conn: sqlite3.Connection, splits: list[str]) -> LabelTable | None:
+    """Boxes and classification labels. Boxes travel packed in one integer: reading 4 floats per box
+    through sqlite3 costs more than the whole analysis of them."""
     if not table_exists(conn, "labels"):
         return None
-    rows = conn.execute(
-        "SELECT l.split, coalesce(i.id, -l.label_file_id, -1), l.class_id, l.class_name,"
-        " l.cx, l.cy, l.w, l.h, l.area, (i.width + i.height) / 2.0"
+    names, codes = _class_codes(conn)
+    by_id = _codes_by_id(codes)
+    cls_sql = "l.class_id" if by_id is not None else _case(codes)
+    common = (
+        f"SELECT {_split_code('l.split', splits)}, ifnull(i.id, -1 - l.id), ifnull({cls_sql}, -1), {{value}}"
         " FROM labels l LEFT JOIN images i ON i.split = l.split AND i.path = l.image_path"
-        " WHERE l.class_id IS NOT NULL OR l.class_name IS NOT NULL"
-    ).fetchall()
-    known = _class_names(conn)
-    cache: dict[tuple[Any, Any], str] = {}
-    names = [
-        cache.get((r[2], r[3])) or cache.setdefault((r[2], r[3]), _display_name(r[2], r[3], known))
-        for r in rows
-    ]
-    order = _class_order(rows, names)
-    index = {name: n for n, name in enumerate(order)}
-    cls = np.array([index[name] for name in names], dtype=np.int64)
-    cols = list(zip(*rows)) if rows else [()] * 10
-    return LabelTable(
-        split=np.array(cols[0], dtype=object),
-        image=np.array(cols[1], dtype=np.int64),
-        cls=cls,
-        box=_floats(cols[4:8]).reshape(-1, 4) if rows else np.empty((0, 4)),
-        area=_floats([cols[8]]).ravel(),
-        image_size=_floats([cols[9]]).ravel(),
-        class_names=order,
+        " WHERE (l.class_id IS NOT NULL OR l.class_name IS NOT NULL) AND {where}"
     )
+    packed = " | ".join(f"({_quantised(c)} << {15 * n})" for n, c in enumerate(("cx", "cy", "w", "h")))
+    box_rows = _integers(conn, common.format(value=packed, where="l.w IS NOT NULL AND l.h IS NOT NULL"), 4)
+    size_sql = f"ifnull((i.width + i.height) / 2.0, {MISSING})"
+    cls_rows = _numeric(conn, common.format(value=size_sql, where="(l.w IS NULL OR l.h IS NULL)"), (), 4)
+    n_box, n_cls = len(box_rows), len(cls_rows)
+    box = np.full((n_box + n_cls, 4), np.nan)
+    box[:n_box] = _unpack(box_rows[:, 3])
+    head = np.concatenate([box_rows[:, :3], cls_rows[:, :3].astype(np.int64)])
+    keep = head[:, 0] >= 0
+    cls = _class_index(head[:, 2], by_id)
+    return LabelTable(
+        split=(np.array(splits, dtype=str) if splits else np.empty(0, dtype=str))[head[keep, 0]],
+        image=head[keep, 1], cls=cls[keep], box=box[keep],
+        area=(box[:, 2] * box[:, 3])[keep],
+        image_size=np.concatenate([np.full(n_box, np.nan), cls_rows[:, 3]])[keep],
+        class_names=names,
+    )  # fmt: skip
+
+
+def _integers(conn: sqlite3.Connection, sql: str, width: int) -> np.ndarray:
+    return np.array(conn.execute(sql).fetchall(), dtype=np.int64).reshape(-1, width)
+
+
+def _unpack(packed: np.ndarray) -> np.ndarray:
+    """(n,) packed integers -> (n, 4) normalised cx, cy, w, h."""
+    fields = [(packed >> (15 * n)) & BOX_STEPS for n in range(4)]
+    return np.stack(fields, axis=1) / BOX_STEPS
+
+
+def _class_index(values: np.ndarray, by_id: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """Class ids (or codes already) -> index into the display names."""
+    if by_id is None or not len(values):
+        return values
+    ids, codes = by_id
+    return codes[np.clip(np.searchsorted(ids, values), 0, len(ids) - 1)]
+
+
+def _codes_by_id(codes: dict[tuple[Any, Any], int]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(sorted class ids, their codes) when the class id alone decides the code; None otherwise."""
+    by_id: dict[int, int] = {}
+    for (cid, _), code in codes.items():
+        if not isinstance(cid, int) or by_id.setdefault(cid, code) != code:
+            return None
+    ids = np.array(sorted(by_id), dtype=np.int64)
+    return ids, np.array([by_id[i] for i in ids.tolist()], dtype=np.int64)
+
+
+def _case(codes: dict[tuple[Any, Any], int]) -> str:
+    """A CASE giving each (class_id, class_name) pair its code, for labels whose names vary per id."""
+    whens = " ".join(
+        f"WHEN l.class_id IS {_sql(cid)} AND l.class_name IS {_sql(cname)} THEN {code}"
+        for (cid, cname), code in codes.items()
+    )
+    return f"CASE {whens} ELSE -1 END" if whens else "-1"
+
+
+def _sql(value: Any) -> str:
+    """A literal for the CASE above (class ids are numbers, names are strings)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _display_name(class_id: Any, class_name: Any, known: dict[int, str]) -> str:
     if class_name not in (None, ""):
         return str(class_name)
-    if class_id is not None and int(class_id) in known:
+    if isinstance(class_id, (int, float)) and int(class_id) in known:
         return known[int(class_id)]
     return str(class_id)
-
-
-def _class_order(rows: list[tuple[Any, ...]], names: list[str]) -> list[str]:
-    """Class names ordered by their smallest class id, then by name."""
-    first: dict[str, float] = {}
-    for row, name in zip(rows, names):
-        cid = float(row[2]) if isinstance(row[2], (int, float)) else float("inf")
-        first[name] = min(first.get(name, float("inf")), cid)
-    return sorted(first, key=lambda name: (first[name], name))
-
-
-def _floats(cols: Any) -> np.ndarray:
-    return np.array(
-        [[np.nan if v is None else float(v) for v in col] for col in cols], dtype=np.float64
-    ).T
 
 
 def label_problem_counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:

@@ -14,6 +14,12 @@ from matplotlib.figure import Figure  # noqa: E402
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 CHANNEL_COLOURS = {"r": "#d62728", "g": "#2ca02c", "b": "#1f77b4"}
 WIDTH_INCHES = 7.5
+# boxplot's `vert` became `orientation` in matplotlib 3.10
+_HORIZONTAL: dict[str, object] = (
+    {"orientation": "horizontal"}
+    if tuple(int(p) for p in matplotlib.__version__.split(".")[:2]) >= (3, 10)
+    else {"vert": False}
+)
 
 
 def split_colours(splits: Sequence[str]) -> dict[str, str]:
@@ -93,7 +99,7 @@ def class_boxplots(
             [v for _, v in keep],
             positions=[p for p, _ in keep],
             widths=height * 0.85,
-            orientation="horizontal",
+            **_HORIZONTAL,
             patch_artist=True,
             showfliers=False,
             manage_ticks=False,
@@ -109,3 +115,10 @@ def class_boxplots(
 
 def class_rows_height(n_classes: int, base: float = 1.2, per_class: float = 0.22, cap: float = 8.5) -> float:
     return min(base + per_class * n_classes, cap)
+
+
+def split_cmap(colour: str) -> "matplotlib.colors.Colormap":
+    """White to the split's colour: density plots stay in the split's colour."""
+    from matplotlib.colors import LinearSegmentedColormap
+
+    return LinearSegmentedColormap.from_list(f"split{colour}", ["#ffffff", colour])

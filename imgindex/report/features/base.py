@@ -40,15 +40,15 @@ class Context:
 
     @cached_property
     def images(self) -> db.ImageTable:
-        return db.load_images(self.conn)
+        return db.load_images(self.conn, self.splits)
 
     @cached_property
     def histograms(self) -> dict[str, np.ndarray]:
-        return db.load_histograms(self.conn)
+        return db.load_histograms(self.conn, self.splits)
 
     @cached_property
     def labels(self) -> db.LabelTable | None:
-        return db.load_labels(self.conn)
+        return db.load_labels(self.conn, self.splits)
 
     @cached_property
     def boxes(self) -> db.LabelTable | None:
@@ -59,6 +59,14 @@ class Context:
     def classifications(self) -> db.LabelTable | None:
         """Classification rows only (rows without a box)."""
         return _subset(self.labels, lambda t: ~np.isfinite(t.box).any(axis=1))
+
+    @cached_property
+    def files(self) -> dict[str, dict[str, object]]:
+        return db.image_files(self.conn)
+
+    @cached_property
+    def problems(self) -> dict[str, dict[str, int]]:
+        return db.label_problem_counts(self.conn)
 
     def image_count(self, split: str) -> int:
         """Readable images of a split."""

@@ -9,7 +9,7 @@ import numpy as np
 from .. import plots
 from ..stats import describe
 from .base import Context, FeatureResult
-from .detection import class_counts, frequency_result, top_classes
+from .detection import class_counts, frequency_result, grouped, top_classes
 
 
 def classification_class_frequency(ctx: Context, params: Mapping[str, Any]) -> FeatureResult | None:
@@ -25,13 +25,13 @@ def classification_distribution_vs_area(ctx: Context, params: Mapping[str, Any])
         return None
     present = [s for s in ctx.splits if (table.split == s).any()]
     shown = top_classes(class_counts(table, ctx.splits), int(params.get("topk", ctx.top_k)))
-    stats: dict[str, Any] = {}
-    for split in present:
-        m = table.split == split
-        stats[split] = {table.class_names[c]: describe(table.image_size[m & (table.cls == c)], 2) for c in np.unique(table.cls[m])}
+    groups = grouped(table, table.image_size)
+    stats: dict[str, Any] = {split: {} for split in present}
+    for (split, c), values in sorted(groups.items(), key=lambda item: item[0][1]):
+        stats[split][table.class_names[c]] = describe(values, 2)
     names = [table.class_names[c] for c in shown]
     fig, axes = plots.figure(plots.class_rows_height(len(names) * len(present) / 2 + 2))
-    data = {s: [table.image_size[(table.split == s) & (table.cls == c)] for c in shown] for s in present}
+    data = {s: [groups.get((s, int(c)), np.empty(0)) for c in shown] for s in present}
     data = {s: [v[np.isfinite(v)] for v in vs] for s, vs in data.items()}
     plots.class_boxplots(axes[0], names, data, ctx.colours)
     plots.style(axes[0], "", "image size: (width + height) / 2 (px)")

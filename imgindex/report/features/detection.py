@@ -138,27 +138,37 @@ def _count_histogram(ctx: Context, per_split: dict[str, np.ndarray], xlabel: str
     return fig
 
 
-def _per_class(table: LabelTable, values: np.ndarray, split: str, shown: np.ndarray) -> list[np.ndarray]:
-    m = table.split == split
-    return [values[m & (table.cls == c)] for c in shown]
-
-
-def _per_class_stats(table: LabelTable, values: np.ndarray, splits: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for split in splits:
-        m = table.split == split
-        out[split] = {
-            table.class_names[c]: describe(values[m & (table.cls == c)])
-            for c in np.unique(table.cls[m])
-        }
+def grouped(table: LabelTable, values: np.ndarray) -> dict[tuple[str, int], np.ndarray]:
+    """values split by (split, class) with one sort instead of a mask per group."""
+    names, codes = np.unique(table.split, return_inverse=True)
+    key = codes.astype(np.int64) * (len(table.class_names) + 1) + table.cls
+    order = np.argsort(key, kind="stable")
+    cuts = np.flatnonzero(np.diff(key[order])) + 1
+    out = {}
+    for chunk in np.split(order, cuts):
+        if chunk.size:
+            out[(str(table.split[chunk[0]]), int(table.cls[chunk[0]]))] = values[chunk]
     return out
 
 
-def _class_box_figure(ctx: Context, table: LabelTable, values: np.ndarray, shown: np.ndarray, xlabel: str, log: bool) -> Any:
+def _per_class(groups: dict[tuple[str, int], np.ndarray], split: str, shown: np.ndarray) -> list[np.ndarray]:
+    return [groups.get((split, int(c)), np.empty(0)) for c in shown]
+
+
+def _per_class_stats(table: LabelTable, groups: dict[tuple[str, int], np.ndarray], splits: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {split: {} for split in splits if (table.split == split).any()}
+    for (split, c), values in sorted(groups.items(), key=lambda item: item[0][1]):
+        out[split][table.class_names[c]] = describe(values)
+    return out
+
+
+def _class_box_figure(
+    ctx: Context, table: LabelTable, groups: dict[tuple[str, int], np.ndarray], shown: np.ndarray, xlabel: str, log: bool
+) -> Any:
     names = [table.class_names[c] for c in shown]
     present = [s for s in ctx.splits if (table.split == s).any()]
     fig, axes = plots.figure(plots.class_rows_height(len(names) * max(len(present), 1) / 2 + 2))
-    data = {s: _per_class(table, values, s, shown) for s in present}
+    data = {s: _per_class(groups, s, shown) for s in present}
     plots.class_boxplots(axes[0], names, data, ctx.colours)
     if log:
         axes[0].set_xscale("log")
@@ -181,7 +191,8 @@ def detection_box_area(ctx: Context, params: Mapping[str, Any]) -> FeatureResult
         return None
     area = 100 * box_area(table)
     shown = top_classes(class_counts(table, ctx.splits), _top_k(ctx, params))
-    stats = _per_class_stats(table, area, ctx.splits)
+    groups = grouped(table, area)
+    stats = _per_class_stats(table, groups, ctx.splits)
     notices = []
     for split in ctx.splits:
         m = table.split == split
@@ -196,7 +207,9 @@ def detection_box_area(ctx: Context, params: Mapping[str, Any]) -> FeatureResult
         "between splits are learnt at one scale and evaluated at another.",
         stats=stats,
         notices=notices,
-        figure=_class_box_figure(ctx, table, np.maximum(area, 1e-4), shown, "box area (% of the image)", log=True),
+        figure=_class_box_figure(
+            ctx, table, {k: np.maximum(v, 1e-4) for k, v in groups.items()}, shown, "box area (% of the image)", log=True
+        ),
     )
 
 
@@ -213,7 +226,7 @@ def detection_box_size(ctx: Context, params: Mapping[str, Any]) -> FeatureResult
         m = table.split == split
         stats[split] = {"width": describe(w[m], 2), "height": describe(h[m], 2)}
         counts, _, _ = np.histogram2d(np.clip(w[m], 0, 100), np.clip(h[m], 0, 100), bins=[edges, edges])
-        ax.pcolormesh(edges, edges, np.log1p(counts.T), cmap="Blues" if split == present[0] else "Oranges", shading="flat")
+        ax.pcolormesh(edges, edges, np.log1p(counts.T), cmap=plots.split_cmap(ctx.colours[split]), shading="flat")
         plots.style(ax, f"{split} ({int(m.sum())} boxes)", "width (% of image)", "height (% of image)" if ax is axes[0] else "")
         for side in ("bottom", "top", "left", "right"):
             ax.spines[side].set_color(ctx.colours[split])
@@ -238,19 +251,10 @@ def detection_classes_per_image(ctx: Context, params: Mapping[str, Any]) -> Feat
     table = _boxes(ctx)
     if table is None:
         return None
-    keep = table.image >= 0
-    split_codes = np.unique(table.split[keep], return_inverse=True)[1]
-    triples = np.stack([split_codes, table.image[keep], table.cls[keep]], axis=1)
-    groups, counts = np.unique(triples, axis=0, return_counts=True)
-    split_names = np.unique(table.split[keep])
-    per = LabelTable(
-        split=split_names[groups[:, 0]] if len(groups) else np.empty(0, dtype=object),
-        image=groups[:, 1], cls=groups[:, 2], box=np.empty((len(groups), 4)),
-        area=np.empty(len(groups)), image_size=np.empty(len(groups)), class_names=table.class_names,
-    )
-    values = counts.astype(np.float64)
+    per, values = _class_counts_per_image(table)
     shown = top_classes(class_counts(per, ctx.splits), _top_k(ctx, params))
-    stats = _per_class_stats(per, values, ctx.splits)
+    groups = grouped(per, values)
+    stats = _per_class_stats(per, groups, ctx.splits)
     crowded = [
         f"Up to {int(v['max'])} {c} in one image of {s}." for s, cs in stats.items() for c, v in cs.items() if (v["max"] or 0) >= 50
     ][:5]
@@ -259,8 +263,23 @@ def detection_classes_per_image(ctx: Context, params: Mapping[str, Any]) -> Feat
         title="Distribution of Class Frequency per Image",
         description="For the images that contain a class: how many boxes of that class they hold, per split.",
         stats=stats, notices=crowded,
-        figure=_class_box_figure(ctx, per, values, shown, "boxes of the class per image (images holding it)", log=False),
+        figure=_class_box_figure(ctx, per, groups, shown, "boxes of the class per image (images holding it)", log=False),
     )
+
+
+def _class_counts_per_image(table: LabelTable) -> tuple[LabelTable, np.ndarray]:
+    """One row per (split, image, class) present, with the number of boxes as value."""
+    names, codes = np.unique(table.split, return_inverse=True)
+    image = table.image - table.image.min() if len(table) else table.image
+    n_cls = len(table.class_names) + 1
+    key = (codes.astype(np.int64) * (int(image.max(initial=0)) + 1) + image) * n_cls + table.cls
+    unique, first, counts = np.unique(key, return_index=True, return_counts=True)
+    n = len(unique)
+    per = LabelTable(
+        split=table.split[first], image=table.image[first], cls=table.cls[first], box=np.empty((n, 4)),
+        area=np.empty(n), image_size=np.empty(n), class_names=table.class_names,
+    )  # fmt: skip
+    return per, counts.astype(np.float64)
 
 
 def pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -286,8 +305,8 @@ def max_iou(image: np.ndarray, cls: np.ndarray, xyxy: np.ndarray, same_class: bo
             same &= c[first] == c[second]
         first, second = first[same], second[same]
         iou = pair_iou(b[first], b[second])
-        np.maximum.at(best, first, iou)
-        np.maximum.at(best, second, iou)
+        best[first] = np.maximum(best[first], iou)  # indices are unique within one step
+        best[second] = np.maximum(best[second], iou)
         step += 1
         first = first[first + step < len(order)]
     out = np.empty_like(best)
@@ -312,17 +331,19 @@ def detection_box_iou(ctx: Context, params: Mapping[str, Any]) -> FeatureResult 
     present = [s for s in ctx.splits if (table.split == s).any()]
     stats: dict[str, Any] = {}
     grids: dict[str, np.ndarray] = {}
+    n_cls = len(table.class_names)
     for split in present:
         m = table.split == split
-        rows = [best[m & (table.cls == c)] for c in shown] + [best[m]]
-        grids[split] = np.array([[100 * (r > t).mean() if r.size else 0 for t in thresholds] for r in rows])
+        cls, val = table.cls[m], best[m]
+        total = np.bincount(cls, minlength=n_cls)
+        above = np.array([np.bincount(cls[val > t], minlength=n_cls) for t in thresholds]).T  # (classes, thresholds)
+        all_above = above.sum(axis=0)
+        shares = np.vstack([above[shown], all_above[None, :]]) * 100.0
+        grids[split] = shares / np.maximum(np.append(total[shown], total.sum())[:, None], 1)
         stats[split] = {
             "thresholds": [number(t) for t in thresholds],
-            "boxes_above_threshold": {
-                name: [int((best[m & (table.cls == c)] > t).sum()) for t in thresholds]
-                for c in np.unique(table.cls[m]) for name in [table.class_names[c]]
-            },
-            "All classes": [int((best[m] > t).sum()) for t in thresholds],
+            "boxes_above_threshold": {table.class_names[c]: above[c].tolist() for c in np.flatnonzero(total)},
+            "All classes": all_above.tolist(),
         }
     labels = [table.class_names[c] for c in shown] + ["All classes"]
     fig = _iou_figure(ctx, grids, labels, thresholds)
@@ -346,7 +367,7 @@ def _iou_figure(ctx: Context, grids: dict[str, np.ndarray], labels: list[str], t
     fig, axes = plots.figure(plots.class_rows_height(len(labels)), ncols=max(len(grids), 1), sharey=True)
     for ax, (split, grid) in zip(axes, grids.items()):
         ax.imshow(grid, aspect="auto", cmap="Reds", vmin=0, vmax=100)
-        if grid.size <= 400:
+        if grid.size <= 160:
             for (i, j), v in np.ndenumerate(grid):
                 ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6, color="white" if v > 60 else "black")
         ax.set_xticks(range(len(thresholds)))
@@ -363,11 +384,12 @@ def coverage(box: np.ndarray, shape: int) -> np.ndarray:
     """How many boxes cover each cell of a shape x shape grid over the image."""
     corners = np.clip(np.round(xyxy(box) * shape).astype(np.int64), 0, shape)
     x0, y0, x1, y1 = corners.T
-    diff = np.zeros((shape + 1, shape + 1))
-    np.add.at(diff, (y0, x0), 1)
-    np.add.at(diff, (y0, x1), -1)
-    np.add.at(diff, (y1, x0), -1)
-    np.add.at(diff, (y1, x1), 1)
+    side = shape + 1
+    size = side * side
+    diff = (
+        np.bincount(y0 * side + x0, minlength=size) - np.bincount(y0 * side + x1, minlength=size)
+        - np.bincount(y1 * side + x0, minlength=size) + np.bincount(y1 * side + x1, minlength=size)
+    ).reshape(side, side)  # fmt: skip
     return diff.cumsum(axis=0).cumsum(axis=1)[:shape, :shape]
 
 
@@ -392,7 +414,8 @@ def detection_class_heatmap(ctx: Context, params: Mapping[str, Any]) -> FeatureR
                 centre = table.box[m, :2].mean(axis=0)
                 stats[split][name] = {"boxes": int(m.sum()), "mean_centre": [number(v) for v in centre]}
             else:
-                plots.empty(ax, "none")
+                plots.empty(ax, "no box")
+            ax.set_box_aspect(1)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"{name} - {split}", fontsize=8, color=ctx.colours[split])

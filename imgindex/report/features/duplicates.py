@@ -160,6 +160,7 @@ def _figure(ctx: Context, found: dict[str, Any], chosen: list[str], pairs: dict[
         right.set_yticks(y)
         right.set_yticklabels(labels, fontsize=8)
         right.invert_yaxis()
+        right.set_xlim(left=0, right=max([c[1] for c in pairs.values()] + [c[2] for c in pairs.values()] + [1]) * 1.1)
         plots.style(right, "Images shared between splits", "images (bar colour = their split)")
     else:
         plots.empty(right, "only one split")

@@ -19,7 +19,7 @@ def _megabytes(n_bytes: float) -> float:
 
 def _label_summary(ctx: Context, split: str) -> dict[str, Any]:
     labels = ctx.labels
-    problems = sum(ctx_problems(ctx).get(split, {}).values())
+    problems = sum(ctx.problems.get(split, {}).values())
     if labels is None or len(labels) == 0:
         return {"Label problems": problems} if problems else {}
     mine = labels.split == split
@@ -35,27 +35,21 @@ def _label_summary(ctx: Context, split: str) -> dict[str, Any]:
     }
 
 
-def ctx_problems(ctx: Context) -> dict[str, dict[str, int]]:
-    from ..db import label_problem_counts
-
-    return label_problem_counts(ctx.conn)
-
-
 def _split_summary(ctx: Context, split: str) -> dict[str, Any]:
     t = ctx.images
     m = t.mask(split)
     w, h = t.width[m], t.height[m]
     area = w * h
-    formats, counts = np.unique(t.format[m].astype(str), return_counts=True)
+    files = ctx.files.get(split, {"bytes": 0, "formats": {}})
     out: dict[str, Any] = {
         "Images": t.counts.get(split, 0),
         "Unreadable images": t.errors.get(split, 0),
-        "Total size (MB)": _megabytes(float(t.size[m].sum())),
+        "Total size (MB)": _megabytes(float(files["bytes"])),
         "Median image width": number(np.median(w)) if w.size else None,
         "Median image height": number(np.median(h)) if h.size else None,
         "Smallest image": f"{int(w[area.argmin()])}x{int(h[area.argmin()])}" if w.size else None,
         "Largest image": f"{int(w[area.argmax()])}x{int(h[area.argmax()])}" if w.size else None,
-        "Formats": {str(f): int(c) for f, c in zip(formats, counts)},
+        "Formats": files["formats"],
     }
     out.update(_label_summary(ctx, split))
     return out

@@ -1,0 +1,127 @@
+"""Time `imgindex report` on a 100k-image index, against reading the same rows with sqlite3.
+
+The index is built from real data: coco128's 128 images are scanned by the real scanner and their
+YOLO boxes read from the label files; then the scanned rows are replicated (new paths, splits
+train/val/test 80/15/5) up to --images rows, each replica keeping its source's measurements and
+boxes. Replicas get a fresh random dHash except every --dup-every-th one, which keeps its source's
+dHash: a realistic sprinkling of duplicates and leakage rather than 100k-member groups.
+
+    python scripts/bench_report.py [--images 100000] [--data /work/shared/data/coco128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from imgindex import store  # noqa: E402
+from imgindex.report import build_report  # noqa: E402
+from imgindex.scan import scan  # noqa: E402
+
+# Created by the labels schema when present; the same columns otherwise.
+LABEL_DDL = """
+CREATE TABLE IF NOT EXISTS label_files (id INTEGER PRIMARY KEY, split TEXT NOT NULL, path TEXT NOT NULL,
+    format TEXT, size INTEGER, mtime_ns INTEGER, error TEXT, scan_id INTEGER, UNIQUE (split, path));
+CREATE TABLE IF NOT EXISTS labels (id INTEGER PRIMARY KEY, label_file_id INTEGER, split TEXT NOT NULL,
+    image_path TEXT, class_id INTEGER, class_name TEXT, cx REAL, cy REAL, w REAL, h REAL,
+    x1 REAL, y1 REAL, x2 REAL, y2 REAL, area REAL);
+CREATE TABLE IF NOT EXISTS label_problems (id INTEGER PRIMARY KEY, label_file_id INTEGER, split TEXT,
+    path TEXT, line INTEGER, kind TEXT, detail TEXT);
+CREATE TABLE IF NOT EXISTS classes (split TEXT, class_id INTEGER, name TEXT, PRIMARY KEY (split, class_id));
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT);
+"""
+IMAGE_COLUMNS = [c for c in store.IMAGE_COLUMNS if c not in ("split", "path", "rel_path", "dhash")]
+
+
+def seed(db: Path, data: Path) -> int:
+    """Scan the real images as split 'seed' and load their real YOLO boxes into seed_boxes."""
+    images = data / "images" / "train2017"
+    scan(db, {"seed": [images]})
+    conn = sqlite3.connect(db)
+    conn.executescript(LABEL_DDL + "CREATE TABLE seed_boxes (image_path TEXT, class_id INT, cx, cy, w, h);")
+    rows = []
+    for txt in sorted((data / "labels" / "train2017").glob("*.txt")):
+        image = str((images / f"{txt.stem}.jpg").resolve())
+        for line in txt.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 5:
+                rows.append((image, int(parts[0]), *map(float, parts[1:])))
+    conn.executemany("INSERT INTO seed_boxes VALUES (?, ?, ?, ?, ?, ?)", rows)
+    conn.commit()
+    conn.close()
+    return len(rows)
+
+
+def replicate(db: Path, n_images: int, dup_every: int) -> tuple[int, int]:
+    conn = sqlite3.connect(db)
+    cols = ", ".join(IMAGE_COLUMNS)
+    src_cols = ", ".join(f"s.{c}" for c in IMAGE_COLUMNS)
+    conn.executescript(f"""
+        CREATE TEMP TABLE src AS SELECT row_number() OVER (ORDER BY path) - 1 AS k, * FROM images WHERE split = 'seed';
+        CREATE TEMP TABLE rep AS
+        WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {n_images - 1})
+        SELECT i, CASE WHEN i % 20 < 16 THEN 'train' WHEN i % 20 < 19 THEN 'val' ELSE 'test' END AS split,
+               i % (SELECT count(*) FROM src) AS k FROM n;
+        INSERT INTO images (split, path, rel_path, dhash, {cols})
+        SELECT r.split, '/bench/' || r.split || '/' || printf('%06d', r.i) || '.jpg', printf('%06d', r.i) || '.jpg',
+               CASE WHEN r.i % {dup_every} = 0 THEN s.dhash ELSE lower(hex(randomblob(8))) END, {src_cols}
+        FROM rep r JOIN src s ON s.k = r.k;
+        INSERT INTO labels (split, image_path, class_id, cx, cy, w, h, area)
+        SELECT r.split, '/bench/' || r.split || '/' || printf('%06d', r.i) || '.jpg', b.class_id, b.cx, b.cy, b.w, b.h, b.w * b.h
+        FROM rep r JOIN src s ON s.k = r.k JOIN seed_boxes b ON b.image_path = s.path;
+        DELETE FROM images WHERE split = 'seed';
+        DELETE FROM splits;
+        INSERT INTO splits (name, root) VALUES ('train', '/bench/train'), ('val', '/bench/val'), ('test', '/bench/test');
+        INSERT OR REPLACE INTO settings VALUES ('labels.format.train', 'yolo'), ('labels.format.val', 'yolo'),
+            ('labels.format.test', 'yolo');
+        DROP TABLE seed_boxes;
+    """)
+    conn.commit()
+    counts = conn.execute("SELECT (SELECT count(*) FROM images), (SELECT count(*) FROM labels)").fetchone()
+    conn.execute("VACUUM")
+    conn.close()
+    return counts
+
+
+def baseline(db: Path) -> float:
+    """Read every row the report reads, with plain sqlite3."""
+    started = time.perf_counter()
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn.execute("SELECT split, width, height, brightness, size, format, mean_r, mean_g, mean_b, histogram, dhash, path FROM images").fetchall()
+    conn.execute("SELECT split, image_path, class_id, class_name, cx, cy, w, h, area FROM labels").fetchall()
+    conn.close()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=100_000)
+    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/coco128"))
+    parser.add_argument("--dup-every", type=int, default=500)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bench.db"
+        started = time.perf_counter()
+        seed_boxes = seed(db, args.data)
+        n_images, n_boxes = replicate(db, args.images, args.dup_every)
+        print(f"index: {n_images} images, {n_boxes} boxes (from {seed_boxes} real boxes), built in {time.perf_counter() - started:.1f} s")
+        base = baseline(db)
+        started = time.perf_counter()
+        outcome = build_report(db, out_dir=Path(tmp) / "logs", title="bench")
+        seconds = time.perf_counter() - started
+        print(f"baseline (sqlite3 reads the same rows): {base:.2f} s")
+        print(f"imgindex report: {seconds:.2f} s ({len(outcome.features)} features, {len(outcome.errors)} errors)")
+        print(f"ratio report / baseline: {seconds / base:.1f}x; target under 10 s: {'met' if seconds < 10 else 'MISSED'}")
+        for error in outcome.errors:
+            print(f"  error: {error['title']}: {error['error']}")
+
+
+if __name__ == "__main__":
+    main()
