@@ -104,7 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/coco128"))
-    parser.add_argument("--dup-every", type=int, default=500)
+    parser.add_argument("--dup-every", type=int, default=499)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
@@ -119,6 +119,8 @@ def main() -> None:
         print(f"baseline (sqlite3 reads the same rows): {base:.2f} s")
         print(f"imgindex report: {seconds:.2f} s ({len(outcome.features)} features, {len(outcome.errors)} errors)")
         print(f"ratio report / baseline: {seconds / base:.1f}x; target under 10 s: {'met' if seconds < 10 else 'MISSED'}")
+        slowest = sorted(outcome.seconds.items(), key=lambda kv: -kv[1])
+        print("  " + ", ".join(f"{name} {sec:.2f} s" for name, sec in slowest))
         for error in outcome.errors:
             print(f"  error: {error['title']}: {error['error']}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ class ReportOutcome:
     archive: Path  # DIR/TITLE/archive_YYYYmmdd-HHMMSS
     features: list[str]
     errors: list[dict[str, str]]
+    seconds: dict[str, float]  # time per feature (its queries included), "pdf" and "summary"
 
     @property
     def pdf(self) -> Path:
@@ -65,11 +67,12 @@ def build_report(
     database = _open(db_path)
     try:
         ctx = Context(database, db_path)
-        blocks, errors = run_features(ctx, sections)
+        seconds: dict[str, float] = {}
+        blocks, errors = run_features(ctx, sections, seconds)
         config_json = summary.data_config(database.conn, db_path)
     finally:
         database.close()
-    return _write(Path(out_dir), title, now, db_path, blocks, errors, config_json)
+    return _write(Path(out_dir), title, now, db_path, blocks, errors, config_json, seconds)
 
 
 def _open(db_path: Path) -> sqlite_utils.Database:
@@ -82,11 +85,14 @@ def _open(db_path: Path) -> sqlite_utils.Database:
     return database
 
 
-def run_features(ctx: Context, sections: list[Section]) -> tuple[list[Block], list[dict[str, str]]]:
+def run_features(
+    ctx: Context, sections: list[Section], seconds: dict[str, float]
+) -> tuple[list[Block], list[dict[str, str]]]:
     blocks: list[Block] = []
     errors: list[dict[str, str]] = []
     for section in sections:
         for request in section.features:
+            started = time.perf_counter()
             if request.name in NEEDS_PIXELS:
                 errors.append({"title": request.name, "error": "needs the images' pixels; the report reads only the index"})
                 continue
@@ -100,6 +106,7 @@ def run_features(ctx: Context, sections: list[Section]) -> tuple[list[Block], li
                     blocks.append(Block(section.name, result, png))
             except Exception as err:  # a failing feature must not take the report down
                 errors.append({"title": spec.title, "error": f"{request.name}: {type(err).__name__}: {err}"})
+            seconds[request.name] = time.perf_counter() - started
     return blocks, errors
 
 
@@ -113,18 +120,22 @@ def _no_data(request: FeatureRequest) -> FeatureResult:
 
 def _write(
     out_dir: Path, title: str, now: datetime, db_path: Path,
-    blocks: list[Block], errors: list[dict[str, str]], config_json: dict[str, Any],
+    blocks: list[Block], errors: list[dict[str, str]], config_json: dict[str, Any], seconds: dict[str, float],
 ) -> ReportOutcome:
     directory = (out_dir / title.replace("/", "_")).resolve()
     archive = directory / f"archive_{now:%Y%m%d-%H%M%S}"
     archive.mkdir(parents=True, exist_ok=True)
     subtitle = f"{db_path.name} - {now:%Y-%m-%d %H:%M:%S %Z} - imgindex {__version__}"
+    started = time.perf_counter()
     write_pdf(archive / "Report.pdf", title, subtitle, blocks, errors)
+    seconds["pdf"] = time.perf_counter() - started
+    started = time.perf_counter()
     doc = summary.document(title, now.isoformat(timespec="seconds"), config_json, errors, [b.result for b in blocks])
     summary.write(archive / "summary.json", doc)
     for name in ("Report.pdf", "summary.json"):
         shutil.copy2(archive / name, directory / name)
-    return ReportOutcome(directory, archive, [b.result.name for b in blocks], errors)
+    seconds["summary"] = time.perf_counter() - started
+    return ReportOutcome(directory, archive, [b.result.name for b in blocks], errors, seconds)
 
 
 def _scan_duplicate_dirs(db_path: Path, sections: list[Section]) -> None:

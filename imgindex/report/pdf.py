@@ -101,12 +101,12 @@ def _feature(block: Block, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
     ]
     if block.png is not None:
         head.append(_image(block.png))
-    parts: list[Flowable] = [KeepTogether(head)]
+    tail: list[Flowable] = []
     if r.table:
-        parts += [Spacer(1, 4), _table(r.table, styles)]
+        tail += [Spacer(1, 4), _table(r.table, styles)]
     if r.notices:
-        parts += [Spacer(1, 4), _notices(r.notices, styles)]
-    return parts + [Spacer(1, 8)]
+        tail += [Spacer(1, 4), _notices(r.notices, styles)]
+    return [KeepTogether(head + tail), Spacer(1, 8)]
 
 
 def write_pdf(

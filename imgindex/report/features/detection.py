@@ -410,7 +410,7 @@ def detection_class_heatmap(ctx: Context, params: Mapping[str, Any]) -> FeatureR
             m = (table.split == split) & (table.cls == c)
             name = table.class_names[c]
             if m.any():
-                ax.imshow(coverage(table.box[m], size), cmap="hot", extent=(0, 1, 1, 0))
+                ax.imshow(coverage(table.box[m], size), cmap="inferno", extent=(0, 1, 1, 0))
                 centre = table.box[m, :2].mean(axis=0)
                 stats[split][name] = {"boxes": int(m.sum()), "mean_centre": [number(v) for v in centre]}
             else:
