@@ -52,12 +52,13 @@ def add_yolo_labels(db: Path, split: str, images: Path, labels: Path) -> None:
     """Label rows of a YOLO folder, unless the scan already indexed them."""
     conn = sqlite3.connect(db)
     conn.executescript(LABEL_DDL)
+    with conn:  # coco8 ships no names file: name its classes as a data.yaml would
+        conn.executemany("INSERT OR IGNORE INTO classes VALUES (?, ?, ?)", [(split, k, v) for k, v in COCO_NAMES.items()])
     if conn.execute("SELECT count(*) FROM labels WHERE split = ?", (split,)).fetchone()[0]:
         conn.close()
         return
     with conn:
         conn.execute("INSERT OR REPLACE INTO settings VALUES (?, 'yolo')", (f"labels.format.{split}",))
-        conn.executemany("INSERT OR IGNORE INTO classes VALUES (?, ?, ?)", [(split, k, v) for k, v in COCO_NAMES.items()])
         for txt in sorted(labels.glob("*.txt")):
             image = images / f"{txt.stem}.jpg"
             cur = conn.execute(

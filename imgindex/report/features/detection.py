@@ -124,8 +124,8 @@ def _count_histogram(ctx: Context, per_split: dict[str, np.ndarray], xlabel: str
     fig, axes = plots.figure(2.6)
     ax = axes[0]
     present = [s for s in ctx.splits if per_split[s].size]
-    top = int(max((np.percentile(per_split[s], 99) for s in present), default=1))
-    top = max(min(top, 60), 1)
+    top = int(max((np.percentile(per_split[s], 99) for s in present), default=0)) + 1
+    top = max(min(top, 60), 2)
     edges = np.arange(top + 2) - 0.5
     width = 0.8 / max(len(present), 1)
     for k, split in enumerate(present):

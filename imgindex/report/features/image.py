@@ -128,6 +128,8 @@ def images_resolution(ctx: Context, params: Mapping[str, Any]) -> FeatureResult 
         else:
             plots.empty(ax)
         plots.style(ax, f"{split} ({int(m.sum())} images)", "width (px)", "height (px)" if ax is axes[0] else "")
+    axes[0].set_xlim(0, max(float(t.width.max()), 1) * 1.08)
+    axes[0].set_ylim(0, max(float(t.height.max()), 1) * 1.08)
     fig.tight_layout()
     return FeatureResult(
         name="ImagesResolution",
