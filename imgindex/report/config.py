@@ -52,11 +52,12 @@ def _section(item: Any, path: str | Path) -> Section:
 
 
 def _feature(item: Any, path: str | Path) -> FeatureRequest:
+    params: dict[str, Any] = {}
     if isinstance(item, str):
-        name, params = item, {}
+        name = item
     elif isinstance(item, dict) and len(item) == 1:
-        name, params = next(iter(item.items()))
-        params = dict(params or {})
+        name, given = next(iter(item.items()))
+        params = dict(given or {})
     else:
         raise ConfigError(f"{path}: a feature is a name or a mapping {{name: {{parameters}}}}, got {item!r}")
     if name not in FEATURES and name not in NEEDS_PIXELS:

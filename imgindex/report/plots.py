@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from typing import Any, Sequence
 
 import matplotlib
 
@@ -15,7 +15,7 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 CHANNEL_COLOURS = {"r": "#d62728", "g": "#2ca02c", "b": "#1f77b4"}
 WIDTH_INCHES = 7.5
 # boxplot's `vert` became `orientation` in matplotlib 3.10
-_HORIZONTAL: dict[str, object] = (
+_HORIZONTAL: dict[str, Any] = (
     {"orientation": "horizontal"}
     if tuple(int(p) for p in matplotlib.__version__.split(".")[:2]) >= (3, 10)
     else {"vert": False}
@@ -26,7 +26,7 @@ def split_colours(splits: Sequence[str]) -> dict[str, str]:
     return {split: PALETTE[n % len(PALETTE)] for n, split in enumerate(splits)}
 
 
-def figure(height: float, ncols: int = 1, nrows: int = 1, **kwargs: object) -> tuple[Figure, list]:
+def figure(height: float, ncols: int = 1, nrows: int = 1, **kwargs: Any) -> tuple[Figure, list[Any]]:
     """A figure of the report's width with a flat list of axes."""
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(WIDTH_INCHES, height), squeeze=False, **kwargs  # type: ignore[arg-type]
@@ -113,7 +113,7 @@ def class_boxplots(
     ax.set_ylim(len(labels) - 0.5, -0.5)
 
 
-def class_rows_height(n_classes: int, base: float = 1.2, per_class: float = 0.22, cap: float = 8.5) -> float:
+def class_rows_height(n_classes: float, base: float = 1.2, per_class: float = 0.22, cap: float = 8.5) -> float:
     return min(base + per_class * n_classes, cap)
 
 

@@ -61,7 +61,7 @@ class Context:
         return _subset(self.labels, lambda t: ~np.isfinite(t.box).any(axis=1))
 
     @cached_property
-    def files(self) -> dict[str, dict[str, object]]:
+    def files(self) -> dict[str, dict[str, Any]]:
         return db.image_files(self.conn)
 
     @cached_property

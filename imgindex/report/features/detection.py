@@ -21,7 +21,7 @@ def class_counts(table: LabelTable, splits: list[str]) -> dict[str, np.ndarray]:
 
 def top_classes(counts: dict[str, np.ndarray], k: int) -> np.ndarray:
     """Indices of the k most frequent classes over all splits (ties: lower index first)."""
-    total = sum(counts.values())
+    total = np.sum(list(counts.values()), axis=0) if counts else np.zeros(0, dtype=np.int64)
     order = np.argsort(-total, kind="stable")
     return order[total[order] > 0][:k]
 
