@@ -6,6 +6,7 @@ import io
 from typing import Any, Sequence
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -81,10 +82,19 @@ def legend(fig: Figure, colours: dict[str, str], splits: Sequence[str]) -> None:
     fig.legend(handles=handles, loc="upper right", fontsize=8, ncols=min(len(handles), 6), frameon=False)
 
 
+BOX_LEGEND = "each box spans the middle half of the values, the line is the median, the whiskers reach the 5th and 95th percentiles"
+
+
+def box_stats(values: Any) -> dict[str, float]:
+    """What a box of a box plot shows: quartiles, median, whiskers at the 5th and 95th percentiles."""
+    p5, q1, med, q3, p95 = np.percentile(values, [5, 25, 50, 75, 95])
+    return {"whislo": p5, "q1": q1, "med": med, "q3": q3, "whishi": p95, "fliers": []}
+
+
 def class_boxplots(
     ax: plt.Axes,
     labels: Sequence[str],
-    data: dict[str, list],
+    data: dict[str, list[Any]],
     colours: dict[str, str],
 ) -> None:
     """Horizontal box plots, one row per class, one box per split (first class on top)."""
@@ -92,18 +102,13 @@ def class_boxplots(
     height = 0.8 / n
     for k, (split, per_class) in enumerate(data.items()):
         positions = [i + (k - (n - 1) / 2) * height for i in range(len(labels))]
-        keep = [(p, v) for p, v in zip(positions, per_class) if len(v)]
+        keep = [(p, box_stats(v)) for p, v in zip(positions, per_class) if len(v)]
         if not keep:
             continue
-        parts = ax.boxplot(
-            [v for _, v in keep],
-            positions=[p for p, _ in keep],
-            widths=height * 0.85,
-            **_HORIZONTAL,
-            patch_artist=True,
-            showfliers=False,
-            manage_ticks=False,
-        )
+        parts = ax.bxp(
+            [s for _, s in keep], positions=[p for p, _ in keep], widths=height * 0.85,
+            patch_artist=True, showfliers=False, manage_ticks=False, **_HORIZONTAL,
+        )  # fmt: skip
         for box in parts["boxes"]:
             box.set(facecolor=colours[split], edgecolor=colours[split], alpha=0.75)
         for line in parts["medians"]:

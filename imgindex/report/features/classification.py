@@ -40,7 +40,7 @@ def classification_distribution_vs_area(ctx: Context, params: Mapping[str, Any])
     return FeatureResult(
         name="ClassificationClassDistributionVsArea",
         title="Image size distribution per class",
-        description="Image size, the mean of width and height in pixels, per class and split. Classes "
+        description=f"Image size, the mean of width and height in pixels, per class and split ({plots.BOX_LEGEND}). Classes "
         "whose images are much larger or smaller than the others, or differ between splits, let a model "
         "learn the size instead of the content.",
         stats=stats, notices=_size_notices(stats), figure=fig,

@@ -203,7 +203,7 @@ def detection_box_area(ctx: Context, params: Mapping[str, Any]) -> FeatureResult
         name="DetectionBoundingBoxArea",
         title="Distribution of Bounding Box Area",
         description="Box area as a percentage of the image area, per class and split (logarithmic axis; "
-        "boxes span the middle half of the boxes, the line is the median). Classes whose sizes differ "
+        f"{plots.BOX_LEGEND}). Classes whose sizes differ "
         "between splits are learnt at one scale and evaluated at another.",
         stats=stats,
         notices=notices,
@@ -261,7 +261,8 @@ def detection_classes_per_image(ctx: Context, params: Mapping[str, Any]) -> Feat
     return FeatureResult(
         name="DetectionClassesPerImageCount",
         title="Distribution of Class Frequency per Image",
-        description="For the images that contain a class: how many boxes of that class they hold, per split.",
+        description="For the images that contain a class: how many boxes of that class they hold, per split "
+        f"({plots.BOX_LEGEND}).",
         stats=stats, notices=crowded,
         figure=_class_box_figure(ctx, per, groups, shown, "boxes of the class per image (images holding it)", log=False),
     )
@@ -292,15 +293,19 @@ def pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def max_iou(image: np.ndarray, cls: np.ndarray, xyxy: np.ndarray, same_class: bool) -> np.ndarray:
-    """For each box, its largest IoU with another box of the same image (and class, if asked)."""
-    order = np.lexsort((cls, image)) if same_class else np.argsort(image, kind="stable")
+    """For each box, its largest IoU with another box of the same image (and class, if asked).
+
+    Boxes are swept left to right within each image: box i meets the boxes after it in order of
+    their left edge until one starts right of box i's right edge; later ones cannot overlap it."""
+    keys = (xyxy[:, 0], cls, image) if same_class else (xyxy[:, 0], image)
+    order = np.lexsort(keys)
     img, c, b = image[order], cls[order], xyxy[order]
     best = np.zeros(len(order))
     first = np.arange(max(len(order) - 1, 0))
     step = 1
     while first.size:
         second = first + step
-        same = img[first] == img[second]
+        same = (img[first] == img[second]) & (b[second, 0] < b[first, 2])
         if same_class:
             same &= c[first] == c[second]
         first, second = first[same], second[same]

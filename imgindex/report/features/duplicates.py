@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
+import itertools
 from typing import Any, Mapping
 
 import numpy as np
 
-from ...duplicates import find_duplicates
+from ...duplicates import find_duplicates, image_counts, leakage_pairs, split_groups, split_names
 from .. import plots
 from ..db import VALIDATION_NAMES
 from ..stats import percent
@@ -17,8 +17,24 @@ Groups = list[list[str]]
 
 
 def find_groups(ctx: Context, max_distance: int) -> dict[str, Any]:
-    """Duplicate groups exactly as `imgindex duplicates --json` gives them."""
-    return find_duplicates(ctx.db, max_distance)
+    """What `imgindex duplicates --json` gives (find_duplicates), with each intersection group also
+    split into its members per split ("members": [[in a], [in b]]), from the same views."""
+    if max_distance != 0:
+        return find_duplicates(ctx.db, max_distance)  # says what it supports
+    counts, groups, pairs = image_counts(ctx.db), split_groups(ctx.db), leakage_pairs(ctx.db)
+    names = split_names(ctx.db)
+    return {
+        "max_distance": 0,
+        "splits": {s: {"images": counts.get(s, 0), "groups": groups.get(s, [])} for s in names},
+        "intersections": [
+            {
+                "splits": [a, b],
+                "groups": sorted(sorted(pa + pb) for pa, pb in pairs.get((a, b), [])),
+                "members": [[len(pa), len(pb)] for pa, pb in pairs.get((a, b), [])],
+            }
+            for a, b in itertools.combinations(names, 2)
+        ],
+    }
 
 
 def roles(splits: list[str], params: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -62,10 +78,6 @@ def pair_sentence(a_name: str, b_name: str, k: int, in_a: int, in_b: int) -> str
     )
 
 
-def _paths_of(conn: sqlite3.Connection, split: str) -> set[str]:
-    return {p for (p,) in conn.execute("SELECT path FROM images WHERE split = ?", (split,))}
-
-
 def _ordered_pair(a: str, b: str, train: str | None, order: list[str]) -> tuple[str, str]:
     if b == train or (a != train and order.index(b) < order.index(a)):
         return b, a
@@ -103,19 +115,15 @@ def _pairs(
     stats: dict[str, Any], lines: list[str],
 ) -> dict[tuple[str, str], tuple[int, int, int]]:
     counts: dict[tuple[str, str], tuple[int, int, int]] = {}
-    members: dict[str, set[str]] = {}
     for item in found["intersections"]:
         a, b = item["splits"]
         if a not in chosen or b not in chosen:
             continue
-        a, b = _ordered_pair(a, b, train, ctx.splits)
-        groups = item["groups"]
-        for s in (a, b):
-            members.setdefault(s, _paths_of(ctx.conn, s))
-        in_a = sum(p in members[a] for g in groups for p in g)
-        in_b = sum(p in members[b] for g in groups for p in g)
-        stats[pair_key(a, b, train, valid)] = groups
-        counts[(a, b)] = (len(groups), in_a, in_b)
+        in_a, in_b = (sum(m[i] for m in item.get("members", [])) for i in (0, 1))
+        if (b, a) == _ordered_pair(a, b, train, ctx.splits):
+            a, b, in_a, in_b = b, a, in_b, in_a
+        stats[pair_key(a, b, train, valid)] = item["groups"]
+        counts[(a, b)] = (len(item["groups"]), in_a, in_b)
     if train in chosen and valid in chosen:
         counts = {(train, valid): counts.get((train, valid), (0, 0, 0)), **counts}
     for (a, b), (k, in_a, in_b) in counts.items():
