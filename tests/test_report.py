@@ -290,3 +290,13 @@ def test_subprocess_end_to_end(tmp_path: Path) -> None:
     assert (tmp_path / "logs" / "My data" / "Report.pdf").is_file()
     doc = load_summary(tmp_path / "logs" / "My data" / "summary.json")
     assert doc["metadata"]["report_title"] == "My data"
+
+
+def test_colour_distribution_is_the_mean_of_the_stored_histograms(detection: tuple[Path, str, dict[str, Any], str]) -> None:
+    tmp, _, doc, _ = detection
+    conn = sqlite3.connect(tmp / "coco8.db")
+    hists = [json.loads(h) for (h,) in conn.execute("SELECT histogram FROM images WHERE split = 'train'")]
+    stats = feature(doc, "ImageColorDistribution")["stats"]["train"]["histogram"]
+    for channel in "rgb":
+        expected = [sum(h[channel][i] for h in hists) / len(hists) for i in range(len(hists[0][channel]))]
+        assert stats[channel] == pytest.approx(expected, abs=1e-4)

@@ -144,23 +144,24 @@ _HIST_CHARS = str.maketrans({ch: " " for ch in '{}[]":rgb'})
 
 def load_histograms(conn: sqlite3.Connection, splits: list[str]) -> dict[str, np.ndarray]:
     """Mean per-image colour histogram per split: array (3, bins) of fractions."""
-    texts: dict[str, list[str]] = {}
-    query = "SELECT split, histogram FROM images WHERE error IS NULL AND histogram IS NOT NULL"
-    for split, text in conn.execute(query):
-        texts.setdefault(split, []).append(text)
-    return {split: _mean_histogram(texts[split]) for split in splits if split in texts}
+    where = "FROM images WHERE split = ? AND error IS NULL AND histogram IS NOT NULL"
+    out: dict[str, np.ndarray] = {}
+    for split in splits:
+        n, joined = conn.execute(f"SELECT count(*), group_concat(histogram, ',') {where}", (split,)).fetchone()
+        if n:
+            out[split] = _mean_histogram(conn, f"SELECT histogram {where}", split, n, joined)
+    return out
 
 
-def _mean_histogram(texts: list[str]) -> np.ndarray:
-    """Parse all histograms at once when they share one layout; one by one otherwise."""
-    first = json.loads(texts[0])
+def _mean_histogram(conn: sqlite3.Connection, query: str, split: str, n: int, joined: str) -> np.ndarray:
+    """Parse all histograms of a split at once when they share one layout; one by one otherwise."""
+    first = json.loads(conn.execute(query + " LIMIT 1", (split,)).fetchone()[0])
     bins = len(first.get("r", []))
-    same_layout = list(first) == ["r", "g", "b"] and all(len(first[c]) == bins for c in "rgb")
-    if same_layout and bins:
-        flat = np.fromstring(",".join(texts).translate(_HIST_CHARS), dtype=np.float64, sep=",")
-        if flat.size == 3 * bins * len(texts):
-            return flat.reshape(len(texts), 3, bins).mean(axis=0)
-    arrays = [np.array([h["r"], h["g"], h["b"]], dtype=np.float64) for h in map(json.loads, texts)]
+    if list(first) == ["r", "g", "b"] and bins and all(len(first[c]) == bins for c in "rgb"):
+        flat = np.fromstring(joined.translate(_HIST_CHARS), dtype=np.float64, sep=",")
+        if flat.size == 3 * bins * n:
+            return flat.reshape(n, 3, bins).mean(axis=0)
+    arrays = [np.array([h["r"], h["g"], h["b"]], dtype=np.float64) for (t,) in conn.execute(query, (split,)) for h in [json.loads(t)]]
     return np.mean([a for a in arrays if a.shape == arrays[0].shape], axis=0)
 
 
