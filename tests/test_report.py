@@ -15,7 +15,7 @@ import pytest
 from pypdf import PdfReader
 
 from conftest import invoke, run_imgindex
-from imgindex.report import build_report
+from imgindex.report import ReportError, build_report
 from imgindex.scan import scan
 from report_fixtures import COCO8, classification_index, detection_index, make_image, yolo_rows
 
@@ -263,6 +263,11 @@ def test_bad_config_and_missing_database_are_clear_errors(tmp_path: Path) -> Non
     result = invoke("report", "--db", str(db), "--config", str(config), ok=False)
     assert result.exit_code == 1 and "unknown feature 'ImageResolutionz'" in result.output
     assert "ImagesResolution" in result.output
+    (tmp_path / "a_file").write_text("")
+    result = invoke("report", "--db", str(db), "--out", str(tmp_path / "a_file"), ok=False)
+    assert result.exit_code == 2 and "is a file" in result.output
+    with pytest.raises(ReportError, match="choose another folder with --out"):
+        build_report(db, out_dir=tmp_path / "a_file" / "logs")
     result = invoke("report", "--db", str(tmp_path / "missing.db"), ok=False)
     assert result.exit_code == 1 and "imgindex scan" in result.output
     assert not (tmp_path / "missing.db").exists()

@@ -72,7 +72,10 @@ def build_report(
         config_json = summary.data_config(database.conn, db_path)
     finally:
         database.close()
-    return _write(Path(out_dir), title, now, db_path, blocks, errors, config_json, seconds)
+    try:
+        return _write(Path(out_dir), title, now, db_path, blocks, errors, config_json, seconds)
+    except OSError as err:
+        raise ReportError(f"cannot write the report under {out_dir}: {err}; choose another folder with --out") from err
 
 
 def _open(db_path: Path) -> sqlite_utils.Database:
