@@ -59,7 +59,7 @@ def _image(png: bytes) -> Image:
 
     with PILImage.open(io.BytesIO(png)) as img:
         w, h = img.size
-    scale = min(FRAME_WIDTH / w, 0.8 * FRAME_HEIGHT / h)
+    scale = min(FRAME_WIDTH / w, 0.72 * FRAME_HEIGHT / h)
     return Image(io.BytesIO(png), width=w * scale, height=h * scale)
 
 
@@ -92,9 +92,10 @@ def _notices(notices: list[str], styles: dict[str, ParagraphStyle]) -> Table:
     return box
 
 
-def _feature(block: Block, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
+def _feature(block: Block, styles: dict[str, ParagraphStyle], heading: list[Flowable]) -> list[Flowable]:
+    """A feature's flowables, kept on one page with the section heading that precedes it, if any."""
     r = block.result
-    head: list[Flowable] = [
+    head: list[Flowable] = heading + [
         _para(escape(r.title), styles["feature"]),
         _para(escape(r.name), styles["name"]),
         _para(r.description, styles["body"]),
@@ -116,12 +117,13 @@ def write_pdf(
     story: list[Flowable] = [_para(escape(title), styles["title"]), _para(escape(subtitle), styles["meta"])]
     section = None
     for block in blocks:
+        heading: list[Flowable] = []
         if block.section != section:
             if section is not None:
                 story.append(PageBreak())
             section = block.section
-            story.append(_para(escape(section), styles["section"]))
-        story += _feature(block, styles)
+            heading = [_para(escape(section), styles["section"])]
+        story += _feature(block, styles, heading)
     if errors:
         story += [_para("Errors", styles["section"])]
         story += [_para(f"<b>{escape(e['title'])}</b>: {escape(e['error'])}", styles["body"]) for e in errors]

@@ -370,8 +370,9 @@ def detection_box_iou(ctx: Context, params: Mapping[str, Any]) -> FeatureResult 
 
 def _iou_figure(ctx: Context, grids: dict[str, np.ndarray], labels: list[str], thresholds: np.ndarray) -> Any:
     fig, axes = plots.figure(plots.class_rows_height(len(labels)), ncols=max(len(grids), 1), sharey=True)
+    image = None
     for ax, (split, grid) in zip(axes, grids.items()):
-        ax.imshow(grid, aspect="auto", cmap="Reds", vmin=0, vmax=100)
+        image = ax.imshow(grid, aspect="auto", cmap="Reds", vmin=0, vmax=100)
         if grid.size <= 160:
             for (i, j), v in np.ndenumerate(grid):
                 ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6, color="white" if v > 60 else "black")
@@ -382,6 +383,10 @@ def _iou_figure(ctx: Context, grids: dict[str, np.ndarray], labels: list[str], t
         ax.set_title(split, fontsize=10, color=ctx.colours[split])
         ax.set_xlabel("IoU", fontsize=9)
     fig.tight_layout()
+    if image is not None:
+        bar = fig.colorbar(image, ax=axes, shrink=0.5, pad=0.02)
+        bar.set_label("% of the class's boxes", fontsize=8)
+        bar.ax.tick_params(labelsize=7)
     return fig
 
 
