@@ -53,7 +53,10 @@ def add_yolo_labels(db: Path, split: str, images: Path, labels: Path) -> None:
     conn = sqlite3.connect(db)
     conn.executescript(LABEL_DDL)
     with conn:  # coco8 ships no names file: name its classes as a data.yaml would
-        conn.executemany("INSERT OR IGNORE INTO classes VALUES (?, ?, ?)", [(split, k, v) for k, v in COCO_NAMES.items()])
+        conn.executemany(
+            "INSERT INTO classes VALUES (?, ?, ?) ON CONFLICT (split, class_id) DO UPDATE SET name = coalesce(name, excluded.name)",
+            [(split, k, v) for k, v in COCO_NAMES.items()],
+        )
     if conn.execute("SELECT count(*) FROM labels WHERE split = ?", (split,)).fetchone()[0]:
         conn.close()
         return
