@@ -1,7 +1,7 @@
 """Time `imgindex report` on a 100k-image index, against reading the same rows with sqlite3.
 
-The index is built from real data: coco128's 128 images are scanned by the real scanner and their
-YOLO boxes read from the label files; then the scanned rows are replicated (new paths, splits
+The index is built from real data: coco128's 128 images and their YOLO labels are indexed by the
+real scanner; then the scanned rows are replicated (new paths, splits
 train/val/test 80/15/5) up to --images rows, each replica keeping its source's measurements and
 boxes. Replicas get a fresh random dHash except every --dup-every-th one, which keeps its source's
 dHash: a realistic sprinkling of duplicates and leakage rather than 100k-member groups.
@@ -25,38 +25,22 @@ from imgindex import store  # noqa: E402
 from imgindex.report import build_report  # noqa: E402
 from imgindex.scan import scan  # noqa: E402
 
-# Created by the labels schema when present; the same columns otherwise.
-LABEL_DDL = """
-CREATE TABLE IF NOT EXISTS label_files (id INTEGER PRIMARY KEY, split TEXT NOT NULL, path TEXT NOT NULL,
-    format TEXT, size INTEGER, mtime_ns INTEGER, error TEXT, scan_id INTEGER, UNIQUE (split, path));
-CREATE TABLE IF NOT EXISTS labels (id INTEGER PRIMARY KEY, label_file_id INTEGER, split TEXT NOT NULL,
-    image_path TEXT, class_id INTEGER, class_name TEXT, cx REAL, cy REAL, w REAL, h REAL,
-    x1 REAL, y1 REAL, x2 REAL, y2 REAL, area REAL);
-CREATE TABLE IF NOT EXISTS label_problems (id INTEGER PRIMARY KEY, label_file_id INTEGER, split TEXT,
-    path TEXT, line INTEGER, kind TEXT, detail TEXT);
-CREATE TABLE IF NOT EXISTS classes (split TEXT, class_id INTEGER, name TEXT, PRIMARY KEY (split, class_id));
-CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT);
-"""
 IMAGE_COLUMNS = [c for c in store.IMAGE_COLUMNS if c not in ("split", "path", "rel_path", "dhash")]
 
 
 def seed(db: Path, data: Path) -> int:
-    """Scan the real images as split 'seed' and load their real YOLO boxes into seed_boxes."""
-    images = data / "images" / "train2017"
-    scan(db, {"seed": [images]})
+    """Scan the real images and their YOLO labels as split 'seed'; keep their boxes in seed_boxes."""
+    scan(db, {"seed": [data / "images" / "train2017"]})
     conn = sqlite3.connect(db)
-    conn.executescript(LABEL_DDL + "CREATE TABLE seed_boxes (image_path TEXT, class_id INT, cx, cy, w, h);")
-    rows = []
-    for txt in sorted((data / "labels" / "train2017").glob("*.txt")):
-        image = str((images / f"{txt.stem}.jpg").resolve())
-        for line in txt.read_text().splitlines():
-            parts = line.split()
-            if len(parts) == 5:
-                rows.append((image, int(parts[0]), *map(float, parts[1:])))
-    conn.executemany("INSERT INTO seed_boxes VALUES (?, ?, ?, ?, ?, ?)", rows)
+    conn.executescript(
+        "CREATE TABLE seed_boxes AS SELECT image_path, class_id, cx, cy, w, h FROM labels WHERE split = 'seed';"
+        "DELETE FROM labels WHERE split = 'seed'; DELETE FROM label_files WHERE split = 'seed';"
+        "DELETE FROM label_problems WHERE split = 'seed';"
+    )
     conn.commit()
+    boxes = conn.execute("SELECT count(*) FROM seed_boxes").fetchone()[0]
     conn.close()
-    return len(rows)
+    return int(boxes)
 
 
 def replicate(db: Path, n_images: int, dup_every: int) -> tuple[int, int]:
@@ -105,13 +89,15 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/coco128"))
     parser.add_argument("--dup-every", type=int, default=499)
+    parser.add_argument("--db", type=Path, help="keep the index here (an existing file is reused as is)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "bench.db"
-        started = time.perf_counter()
-        seed_boxes = seed(db, args.data)
-        n_images, n_boxes = replicate(db, args.images, args.dup_every)
-        print(f"index: {n_images} images, {n_boxes} boxes (from {seed_boxes} real boxes), built in {time.perf_counter() - started:.1f} s")
+        db = args.db or Path(tmp) / "bench.db"
+        if not db.exists():
+            started = time.perf_counter()
+            seed_boxes = seed(db, args.data)
+            n_images, n_boxes = replicate(db, args.images, args.dup_every)
+            print(f"index: {n_images} images, {n_boxes} boxes (from {seed_boxes} real boxes), built in {time.perf_counter() - started:.1f} s")
         base = baseline(db)
         started = time.perf_counter()
         outcome = build_report(db, out_dir=Path(tmp) / "logs", title="bench")

@@ -1,8 +1,4 @@
-"""Indexes for the report tests: real images scanned by the real scanner, labels in the label tables.
-
-The label tables follow the labels schema (schema/002_labels.sql); `LABEL_DDL` creates them
-when this database does not have them yet, with the same columns.
-"""
+"""Indexes for the report tests: real images and labels, scanned by the real scanner."""
 
 from __future__ import annotations
 
@@ -16,30 +12,14 @@ from conftest import DATA
 from imgindex.scan import scan
 
 COCO8 = DATA / "coco8"
-# COCO-80 names of the classes used in coco8 (the YOLO files hold ids only).
+# COCO-80 names of the classes used in coco8, which ships no names file (its YOLO files hold ids only).
 COCO_NAMES = {0: "person", 16: "dog", 17: "horse", 20: "elephant", 22: "zebra", 23: "giraffe",
               25: "umbrella", 45: "bowl", 49: "orange", 50: "broccoli", 58: "potted plant", 75: "vase"}  # fmt: skip
-
-LABEL_DDL = """
-CREATE TABLE IF NOT EXISTS label_files (id INTEGER PRIMARY KEY, split TEXT NOT NULL, path TEXT NOT NULL,
-    format TEXT, size INTEGER, mtime_ns INTEGER, error TEXT, scan_id INTEGER, UNIQUE (split, path));
-CREATE TABLE IF NOT EXISTS labels (id INTEGER PRIMARY KEY, label_file_id INTEGER, split TEXT NOT NULL,
-    image_path TEXT, class_id INTEGER, class_name TEXT, cx REAL, cy REAL, w REAL, h REAL,
-    x1 REAL, y1 REAL, x2 REAL, y2 REAL, area REAL);
-CREATE TABLE IF NOT EXISTS label_problems (id INTEGER PRIMARY KEY, label_file_id INTEGER, split TEXT,
-    path TEXT, line INTEGER, kind TEXT, detail TEXT);
-CREATE TABLE IF NOT EXISTS classes (split TEXT, class_id INTEGER, name TEXT, PRIMARY KEY (split, class_id));
-CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT);
-"""
-
-
-def copy_coco8(dest: Path) -> dict[str, Path]:
-    """coco8 images and YOLO labels under dest; returns split -> image folder."""
-    shutil.copytree(COCO8, dest / "coco8")
-    return {s: dest / "coco8" / "images" / s for s in ("train", "val")}
+MALFORMED_ROW = "3 0.5 0.5\n"  # a YOLO row with 3 numbers instead of 5
 
 
 def yolo_rows(label_file: Path) -> list[list[float]]:
+    """The well-formed rows of a YOLO label file."""
     rows = []
     for line in label_file.read_text().splitlines():
         parts = line.split()
@@ -48,54 +28,26 @@ def yolo_rows(label_file: Path) -> list[list[float]]:
     return rows
 
 
-def add_yolo_labels(db: Path, split: str, images: Path, labels: Path) -> None:
-    """Label rows of a YOLO folder, unless the scan already indexed them."""
+def name_classes(db: Path, names: dict[int, str]) -> None:
+    """Give class ids names, as a data.yaml beside the labels would."""
     conn = sqlite3.connect(db)
-    conn.executescript(LABEL_DDL)
-    with conn:  # coco8 ships no names file: name its classes as a data.yaml would
-        conn.executemany(
-            "INSERT INTO classes VALUES (?, ?, ?) ON CONFLICT (split, class_id) DO UPDATE SET name = coalesce(name, excluded.name)",
-            [(split, k, v) for k, v in COCO_NAMES.items()],
-        )
-    if conn.execute("SELECT count(*) FROM labels WHERE split = ?", (split,)).fetchone()[0]:
-        conn.close()
-        return
     with conn:
-        conn.execute("INSERT OR REPLACE INTO settings VALUES (?, 'yolo')", (f"labels.format.{split}",))
-        for txt in sorted(labels.glob("*.txt")):
-            image = images / f"{txt.stem}.jpg"
-            cur = conn.execute(
-                "INSERT INTO label_files (split, path, format, size, mtime_ns) VALUES (?, ?, 'yolo', ?, ?)",
-                (split, str(txt), txt.stat().st_size, txt.stat().st_mtime_ns),
+        for split in [r[0] for r in conn.execute("SELECT DISTINCT split FROM labels")]:
+            conn.executemany(
+                "INSERT INTO classes VALUES (?, ?, ?) ON CONFLICT (split, class_id) DO UPDATE SET name = excluded.name",
+                [(split, k, v) for k, v in names.items()],
             )
-            with Image.open(image) as img:
-                width, height = img.size
-            for cid, cx, cy, w, h in yolo_rows(txt):
-                conn.execute(
-                    "INSERT INTO labels (label_file_id, split, image_path, class_id, class_name, cx, cy, w, h,"
-                    " x1, y1, x2, y2, area) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (cur.lastrowid, split, str(image.resolve()), int(cid), cx, cy, w, h, (cx - w / 2) * width,
-                     (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height, w * h),
-                )  # fmt: skip
-    conn.close()
-
-
-def add_problem(db: Path, split: str, path: str, kind: str) -> None:
-    conn = sqlite3.connect(db)
-    conn.executescript(LABEL_DDL)
-    with conn:
-        conn.execute("INSERT INTO label_problems (split, path, line, kind, detail) VALUES (?, ?, 1, ?, 'test')", (split, path, kind))
     conn.close()
 
 
 def detection_index(tmp: Path) -> Path:
-    """coco8 train/val, scanned, with its 30 YOLO boxes and one recorded label problem."""
+    """coco8 train/val with its YOLO labels, plus one malformed row in a val label file."""
     db = tmp / "coco8.db"
-    folders = copy_coco8(tmp)
-    scan(db, {s: [f] for s, f in folders.items()}, workers=1)
-    for split, folder in folders.items():
-        add_yolo_labels(db, split, folder, tmp / "coco8" / "labels" / split)
-    add_problem(db, "val", str(tmp / "coco8" / "labels" / "val" / "broken.txt"), "malformed_row")
+    shutil.copytree(COCO8, tmp / "coco8")
+    broken = sorted((tmp / "coco8" / "labels" / "val").glob("*.txt"))[0]
+    broken.write_text(broken.read_text() + MALFORMED_ROW)
+    scan(db, {s: [tmp / "coco8" / "images" / s] for s in ("train", "val")}, workers=1)
+    name_classes(db, COCO_NAMES)
     return db
 
 
@@ -109,7 +61,7 @@ def make_image(path: Path, size: tuple[int, int], colour: tuple[int, int, int]) 
 
 
 def classification_index(tmp: Path) -> Path:
-    """Class-per-folder images (cats large, dogs small) in train and val, with their labels."""
+    """Class-per-folder images (cats large, dogs small) in train and val."""
     db = tmp / "pets.db"
     sizes = {"cat": (400, 300), "dog": (120, 90)}
     roots = {}
@@ -120,19 +72,4 @@ def classification_index(tmp: Path) -> Path:
                 colour = (40 * i + 20, 200 - 30 * i, 90 if cls == "cat" else 160)
                 make_image(roots[split] / cls / f"{cls}{i}.png", (size[0] + 10 * i, size[1] + 10 * i), colour)
     scan(db, {s: [r] for s, r in roots.items()}, workers=1)
-    conn = sqlite3.connect(db)
-    conn.executescript(LABEL_DDL)
-    if not conn.execute("SELECT count(*) FROM labels").fetchone()[0]:
-        with conn:
-            for split, root in roots.items():
-                for cls_id, cls in enumerate(sizes):
-                    cur = conn.execute(
-                        "INSERT INTO label_files (split, path, format) VALUES (?, ?, 'folders')", (split, str(root / cls))
-                    )
-                    for image in sorted((root / cls).glob("*.png")):
-                        conn.execute(
-                            "INSERT INTO labels (label_file_id, split, image_path, class_id, class_name) VALUES (?, ?, ?, ?, ?)",
-                            (cur.lastrowid, split, str(image.resolve()), cls_id, cls),
-                        )
-    conn.close()
     return db

@@ -87,7 +87,7 @@ def test_every_image_and_detection_feature_with_data(detection: tuple[Path, str,
 
 
 def test_box_counts_match_the_label_files(detection: tuple[Path, str, dict[str, Any], str]) -> None:
-    _, _, doc, _ = detection
+    tmp, _, doc, _ = detection
     for split in ("train", "val"):
         rows = [r for txt in (COCO8 / "labels" / split).glob("*.txt") for r in yolo_rows(txt)]
         freq = feature(doc, "DetectionClassFrequency")["stats"][split]
@@ -98,7 +98,12 @@ def test_box_counts_match_the_label_files(detection: tuple[Path, str, dict[str, 
         assert summary["Annotations"] == len(rows)
         per_image = feature(doc, "DetectionBoundingBoxPerImageCount")["stats"][split]
         assert per_image["max"] == max(len(yolo_rows(t)) for t in (COCO8 / "labels" / split).glob("*.txt"))
-    assert feature(doc, "SummaryStats")["stats"]["val"]["Label problems"] == 1
+    conn = sqlite3.connect(tmp / "coco8.db")
+    problems = dict(conn.execute("SELECT split, count(*) FROM label_problems GROUP BY split").fetchall())
+    assert conn.execute("SELECT count(*) FROM label_problems WHERE split = 'val' AND line IS NOT NULL").fetchone()[0]
+    for split in ("train", "val"):
+        assert feature(doc, "SummaryStats")["stats"][split]["Label problems"] == problems[split]
+    assert problems["val"] > problems["train"]  # the malformed row
 
 
 def test_true_median_resolution(detection: tuple[Path, str, dict[str, Any], str]) -> None:
@@ -305,3 +310,16 @@ def test_colour_distribution_is_the_mean_of_the_stored_histograms(detection: tup
     for channel in "rgb":
         expected = [sum(h[channel][i] for h in hists) / len(hists) for i in range(len(hists[0][channel]))]
         assert stats[channel] == pytest.approx(expected, abs=1e-4)
+
+
+def test_stored_answers_and_label_format_in_data_config(tmp_path: Path) -> None:
+    shutil.copytree(COCO8, tmp_path / "coco8")
+    db = tmp_path / "custom.db"
+    images = tmp_path / "coco8" / "images"
+    invoke("scan", "--db", str(db), "-q", "--labels", "custom", "--label-first", "--bbox-format", "cxcywh-norm",
+           f"train={images / 'train'}", f"val={images / 'val'}")  # fmt: skip
+    _, doc, _ = report(db, tmp_path / "logs")
+    assert doc["data_config"]["answers"] == {"labels.label_first": "true", "labels.bbox_format": "cxcywh-norm"}
+    assert doc["data_config"]["label_format"] == {"train": "custom", "val": "custom"}
+    rows = [r for txt in (COCO8 / "labels" / "train").glob("*.txt") for r in yolo_rows(txt)]
+    assert sum(feature(doc, "DetectionClassFrequency")["stats"]["train"].values()) == len(rows)

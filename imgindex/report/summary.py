@@ -13,13 +13,18 @@ from .features import FeatureResult
 from .stats import json_safe
 
 
+# Settings that answer the label questions (class id or box first, box layout); the others are
+# the scanner's own bookkeeping.
+ANSWER_KEYS = ("labels.label_first", "labels.bbox_format")
+
+
 def data_config(conn: sqlite3.Connection, db_path: Path) -> dict[str, Any]:
     stored = db.settings(conn)
     return {
         "database": str(db_path),
         "splits": db.split_roots(conn),
         "label_format": db.label_formats(conn, stored),
-        "answers": {k: v for k, v in stored.items() if not k.startswith("labels.format.")},
+        "answers": {k: v for k, v in stored.items() if k in ANSWER_KEYS or k.startswith(ANSWER_KEYS)},
     }
 
 
