@@ -6,15 +6,17 @@ import json
 import re
 import shutil
 import sqlite3
+from collections import Counter
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import jsonschema
 import pytest
 from pypdf import PdfReader
 
-from conftest import invoke, run_imgindex
+from conftest import DATA, invoke, run_imgindex
 from imgindex.report import ReportError, build_report
 from imgindex.scan import scan
 from report_fixtures import COCO8, classification_index, detection_index, make_image, yolo_rows
@@ -323,3 +325,46 @@ def test_stored_answers_and_label_format_in_data_config(tmp_path: Path) -> None:
     assert doc["data_config"]["label_format"] == {"train": "custom", "val": "custom"}
     rows = [r for txt in (COCO8 / "labels" / "train").glob("*.txt") for r in yolo_rows(txt)]
     assert sum(feature(doc, "DetectionClassFrequency")["stats"]["train"].values()) == len(rows)
+
+
+def voc_names(folder: Path, split: str) -> Counter[str]:
+    ids = (folder / "ImageSets" / "Main" / f"{split}.txt").read_text().split()
+    names: Counter[str] = Counter()
+    for image_id in ids:
+        root = ElementTree.parse(folder / "Annotations" / f"{image_id}.xml").getroot()
+        names.update(obj.findtext("name") for obj in root.iter("object"))
+    return names
+
+
+def coco_names(annotations: Path) -> Counter[str]:
+    doc = json.loads(annotations.read_text())
+    category = {c["id"]: c["name"] for c in doc["categories"]}
+    return Counter(category[a["category_id"]] for a in doc["annotations"])
+
+
+def test_voc_sample_with_imagesets_splits(tmp_path: Path) -> None:
+    voc = DATA / "bccd_voc"
+    db = tmp_path / "bccd.db"
+    invoke("scan", "--db", str(db), "-q", *(f"{s}={voc}" for s in ("train", "val", "test")))
+    _, doc, text = report(db, tmp_path / "logs")
+    assert doc["data_config"]["label_format"] == {"train": "voc", "val": "voc", "test": "voc"}
+    for split in ("train", "val", "test"):
+        assert feature(doc, "DetectionClassFrequency")["stats"][split] == dict(voc_names(voc, split))
+        images = len((voc / "ImageSets" / "Main" / f"{split}.txt").read_text().split())
+        assert feature(doc, "SummaryStats")["stats"][split]["Images"] == images
+    problems = sum(feature(doc, "SummaryStats")["stats"][s]["Label problems"] for s in ("train", "val", "test"))
+    assert problems == 2  # the two zero-area boxes named in the sample's README
+    assert "Intersection of Bounding Boxes" in text and "Bounding Boxes Density" in text
+
+
+def test_coco_sample(tmp_path: Path) -> None:
+    chess = DATA / "chess_coco"
+    db = tmp_path / "chess.db"
+    invoke("scan", "--db", str(db), "-q", *(f"{s}={chess / s}" for s in ("train", "valid", "test")))
+    _, doc, _ = report(db, tmp_path / "logs")
+    assert doc["data_config"]["label_format"] == {"train": "coco", "valid": "coco", "test": "coco"}
+    for split in ("train", "valid", "test"):
+        expected = coco_names(chess / split / "_annotations.coco.json")
+        assert feature(doc, "DetectionClassFrequency")["stats"][split] == dict(expected)
+    stats = feature(doc, "ImageDuplicates")["stats"]
+    assert {"Train duplicates", "Validation duplicates", "Test duplicates", "Intersection duplicates"} <= set(stats)
