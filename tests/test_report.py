@@ -368,3 +368,54 @@ def test_coco_sample(tmp_path: Path) -> None:
         assert feature(doc, "DetectionClassFrequency")["stats"][split] == dict(expected)
     stats = feature(doc, "ImageDuplicates")["stats"]
     assert {"Train duplicates", "Validation duplicates", "Test duplicates", "Intersection duplicates"} <= set(stats)
+
+
+def test_datagradients_default_detection_config(detection: tuple[Path, str, dict[str, Any], str], tmp_path: Path) -> None:
+    """DataGradients' own detection.yaml (parameters included) drives the report."""
+    tmp, _, _, _ = detection
+    config = tmp_path / "detection.yaml"
+    config.write_text(
+        "report_sections:\n"
+        "  - name: Image Features\n"
+        "    features:\n"
+        "      - SummaryStats\n"
+        "      - ImagesResolution\n"
+        "      - ImageColorDistribution\n"
+        "      - ImagesAverageBrightness\n"
+        "  - name: Object Detection Features\n"
+        "    features:\n"
+        "      - DetectionSampleVisualization:\n"
+        "          n_rows: 3\n"
+        "          n_cols: 4\n"
+        "          stack_splits_vertically: True\n"
+        "      - DetectionClassHeatmap:\n"
+        "          n_rows: 6\n"
+        "          n_cols: 2\n"
+        "          heatmap_shape: [200, 200]\n"
+        "      - DetectionBoundingBoxArea:\n"
+        "          topk: 30\n"
+        "          prioritization_mode: train_val_diff\n"
+        "      - DetectionBoundingBoxPerImageCount\n"
+        "      - DetectionBoundingBoxSize\n"
+        "      - DetectionClassFrequency:\n"
+        "          topk: 30\n"
+        "          prioritization_mode: train_val_diff\n"
+        "      - DetectionClassesPerImageCount:\n"
+        "          topk: 30\n"
+        "          prioritization_mode: train_val_diff\n"
+        "      - DetectionBoundingBoxIoU:\n"
+        "          num_bins: 10\n"
+        "          class_agnostic: true\n"
+    )
+    _, doc, _ = report(tmp / "coco8.db", tmp_path / "logs", "--config", str(config))
+    assert [f["name"] for f in doc["features"]] == [
+        "SummaryStats", "ImagesResolution", "ImageColorDistribution", "ImagesAverageBrightness",
+        "DetectionClassHeatmap", "DetectionBoundingBoxArea", "DetectionBoundingBoxPerImageCount",
+        "DetectionBoundingBoxSize", "DetectionClassFrequency", "DetectionClassesPerImageCount",
+        "DetectionBoundingBoxIoU",
+    ]  # fmt: skip
+    assert doc["errors"] == [{"title": "DetectionSampleVisualization",
+                              "error": "needs the images' pixels; the report reads only the index"}]  # fmt: skip
+    heatmap_classes = {c for split in feature(doc, "DetectionClassHeatmap")["stats"].values() for c in split}
+    assert len(heatmap_classes) == 12  # 6 x 2, all 12 classes of coco8
+    assert feature(doc, "DetectionBoundingBoxIoU")["stats"]["train"]["thresholds"][:2] == [0.0, 0.1]

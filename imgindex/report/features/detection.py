@@ -221,11 +221,12 @@ def detection_box_size(ctx: Context, params: Mapping[str, Any]) -> FeatureResult
     present = [s for s in ctx.splits if (table.split == s).any()]
     fig, axes = plots.figure(3.0, ncols=max(len(present), 1), sharex=True, sharey=True)
     stats: dict[str, Any] = {}
-    edges = np.linspace(0, 100, 41)
+    upper = float(min(100.0, max(np.percentile(np.concatenate([w, h]), 99.5) * 1.15, 1.0)))
+    edges = np.linspace(0, upper, 41)
     for ax, split in zip(axes, present):
         m = table.split == split
         stats[split] = {"width": describe(w[m], 2), "height": describe(h[m], 2)}
-        counts, _, _ = np.histogram2d(np.clip(w[m], 0, 100), np.clip(h[m], 0, 100), bins=[edges, edges])
+        counts, _, _ = np.histogram2d(np.clip(w[m], 0, upper), np.clip(h[m], 0, upper), bins=[edges, edges])
         ax.pcolormesh(edges, edges, np.log1p(counts.T), cmap=plots.split_cmap(ctx.colours[split]), shading="flat")
         plots.style(ax, f"{split} ({int(m.sum())} boxes)", "width (% of image)", "height (% of image)" if ax is axes[0] else "")
         for side in ("bottom", "top", "left", "right"):
@@ -242,7 +243,8 @@ def detection_box_size(ctx: Context, params: Mapping[str, Any]) -> FeatureResult
         name="DetectionBoundingBoxSize",
         title="Distribution of Bounding Box Width and Height",
         description="Width and height of the boxes relative to their image, one panel per split (framed "
-        "in the split's colour); darker cells hold more boxes (logarithmic shading).",
+        "in the split's colour); darker cells hold more boxes (logarithmic shading). The axes end where 99.5% "
+        "of the boxes do; larger boxes are drawn at the edge.",
         stats=stats, notices=notices, figure=fig,
     )
 
@@ -409,7 +411,7 @@ def detection_class_heatmap(ctx: Context, params: Mapping[str, Any]) -> FeatureR
         return None
     shape = params.get("heatmap_shape", 100)
     size = int(shape[0] if isinstance(shape, (list, tuple)) else shape)
-    n_classes = int(params.get("n_rows", 6)) if "n_rows" in params else 6
+    n_classes = min(int(params.get("n_rows", 6)) * int(params.get("n_cols", 1)), 12)  # DataGradients: a rows x cols grid
     present = [s for s in ctx.splits if (table.split == s).any()]
     shown = top_classes(class_counts(table, ctx.splits), n_classes)
     fig, axes = plots.figure(1.1 + 1.45 * len(shown), ncols=len(present), nrows=len(shown))
