@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Any, Mapping
 
 import numpy as np
 
-from ...duplicates import find_duplicates, image_counts, leakage_pairs, split_groups, split_names
+from ...duplicates import image_counts, near_groups
 from .. import plots
 from ..db import VALIDATION_NAMES
 from ..stats import percent
@@ -17,22 +16,16 @@ Groups = list[list[str]]
 
 
 def find_groups(ctx: Context, max_distance: int) -> dict[str, Any]:
-    """What `imgindex duplicates --json` gives (find_duplicates), with each intersection group also
-    split into its members per split ("members": [[in a], [in b]]), from the same views."""
-    if max_distance != 0:
-        return find_duplicates(ctx.db, max_distance)  # says what it supports
-    counts, groups, pairs = image_counts(ctx.db), split_groups(ctx.db), leakage_pairs(ctx.db)
-    names = split_names(ctx.db)
+    """What `imgindex duplicates --json` gives (find_duplicates), from the same groups, with each
+    intersection group's member count per split ("members": [[in a, in b], ...])."""
+    within, across = near_groups(ctx.db, max_distance)
+    counts = image_counts(ctx.db)
     return {
-        "max_distance": 0,
-        "splits": {s: {"images": counts.get(s, 0), "groups": groups.get(s, [])} for s in names},
+        "max_distance": max_distance,
+        "splits": {s: {"images": counts.get(s, 0), "groups": [g.paths for g in gs]} for s, gs in within.items()},
         "intersections": [
-            {
-                "splits": [a, b],
-                "groups": sorted(sorted(pa + pb) for pa, pb in pairs.get((a, b), [])),
-                "members": [[len(pa), len(pb)] for pa, pb in pairs.get((a, b), [])],
-            }
-            for a, b in itertools.combinations(names, 2)
+            {"splits": [a, b], "groups": [g.paths for g in gs], "members": [[g.count(a), g.count(b)] for g in gs]}
+            for (a, b), gs in across.items()
         ],
     }
 
