@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from imgindex import store  # noqa: E402
+from imgindex import near_index, store  # noqa: E402
 from imgindex.report import build_report  # noqa: E402
 from imgindex.scan import scan  # noqa: E402
 
@@ -71,6 +71,9 @@ def replicate(db: Path, n_images: int, dup_every: int) -> tuple[int, int]:
     counts = conn.execute("SELECT (SELECT count(*) FROM images), (SELECT count(*) FROM labels)").fetchone()
     conn.execute("VACUUM")
     conn.close()
+    database = store.open_db(db)
+    near_index.refresh(database)  # the scanner's last step: pairs of near-identical hashes
+    database.close()
     return counts
 
 
