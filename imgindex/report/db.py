@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -308,10 +307,3 @@ def label_problem_counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
     for split, kind, n in conn.execute(query):
         out.setdefault(str(split), {})[str(kind)] = n
     return out
-
-
-def class_catalogue(conn: sqlite3.Connection) -> dict[str, int]:
-    """Number of named classes per split (from the classes table)."""
-    if not table_exists(conn, "classes"):
-        return {}
-    return {s: n for s, n in conn.execute("SELECT split, count(*) FROM classes GROUP BY split")}
