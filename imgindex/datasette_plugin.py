@@ -154,7 +154,7 @@ async def _lookup(db: Database, paths: list[str], split: str | None) -> dict[str
             params.append(split)
         try:
             rows = (await db.execute(sql, params)).rows
-        except Exception:  # not an index database (no images table, other columns)
+        except sqlite3.Error:  # not an index database (no images table, other columns)
             return {}
         for row in rows:
             found[row[1]] = browse.IndexedImage(row[0], row[1], row[2], row[3])
@@ -183,7 +183,7 @@ async def _index_db(datasette: Any, request: Any) -> tuple[str, Database]:
     names = [requested] if requested else [n for n in datasette.databases if n != "_internal"]
     for name in names:
         db = datasette.databases.get(name)
-        if db is not None and name != "_internal" and await db.table_exists("images"):
+        if db is not None and name != "_internal" and browse.is_index(await _schema(db)):
             return name, db
     raise NotFound("No imgindex database here")
 
