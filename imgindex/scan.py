@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import stat
 import sys
 import threading
 import time
@@ -26,7 +27,7 @@ import sqlite_utils
 from . import near_index, store
 from .labels import LabelOptions, LabelSetup, LabelSummary, index_labels, keep_image, prepare
 from .extract import extract
-from .walk import FileEntry, Stamp, relative, walk_stats
+from .walk import FileEntry, Stamp, is_image_name, relative, walk_stats
 
 Splits = dict[str, list[Path]]
 
@@ -118,6 +119,65 @@ def make_plan(db: sqlite_utils.Database, splits: Splits, setup: LabelSetup | Non
         keep = keep_image(setup.plans[split]) if setup else None
         plan_split(db, split, roots, plan, keep)
     return plan
+
+
+def stat_entry(path: str, rel_path: str) -> FileEntry | None:
+    """The FileEntry of an image file as it is on disk now; None if it is gone or not an image file."""
+    if not is_image_name(path):
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return FileEntry(path, rel_path, st.st_size, st.st_mtime_ns)
+
+
+def plan_files(db: sqlite_utils.Database, split: str, files: Sequence[tuple[str, str]], plan: Plan) -> None:
+    """Compare the given (path, rel_path) files of one split with the index; add the work to ``plan``.
+
+    Unlike plan_split, only these files are looked at: the rest of the split is left alone.
+    """
+    stored = store.stored_subset(db, split, [path for path, _ in files])
+    gone = plan.gone.setdefault(split, [])
+    for path, rel_path in files:
+        entry = stat_entry(path, rel_path)
+        known = stored.get(path)
+        if entry is None:
+            if known is not None:
+                gone.append(path)
+        elif known is not None and known[:2] == (entry.size, entry.mtime_ns) and not known[2]:
+            plan.unchanged += 1
+        else:
+            plan.jobs.append(Job(split, entry, is_new=known is None))
+
+
+def update_files(
+    db: sqlite_utils.Database, files: dict[str, list[tuple[str, str]]], scan_id: int, workers: int = 1
+) -> ScanSummary:
+    """Bring just these files (split -> [(path, rel_path)]) up to date, in ONE transaction.
+
+    Files that are gone leave the index, new and changed ones are extracted; readers see either
+    none or all of the change (e.g. both halves of a move).
+    """
+    started = time.monotonic()
+    plan = Plan()
+    for split, entries in files.items():
+        plan_files(db, split, entries, plan)
+    summary = ScanSummary(unchanged=plan.unchanged, scan_id=scan_id)
+    rows: list[dict[str, Any]] = []
+    by_path = {job.entry.path: job for job in plan.jobs}
+    with _results(plan.jobs, workers) as results:
+        for path, extracted in results:
+            rows.append(to_row(by_path[path], extracted, scan_id))
+            _count(summary, by_path[path], extracted)
+    with db.atomic():
+        store.upsert_images(db, rows)
+        for split, gone in plan.gone.items():
+            summary.removed += store.delete_images(db, split, gone)
+    summary.seconds = time.monotonic() - started
+    return summary
 
 
 def _extract_job(path: str) -> tuple[str, dict[str, Any]]:

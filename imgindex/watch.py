@@ -1,0 +1,256 @@
+"""`imgindex watch`: keep the index current while split folders change.
+
+First an incremental scan, then watchdog events. Every event only marks a path (or a folder) as
+"to look at"; a path is looked at once its size and mtime have not moved for ``settle`` seconds
+and no event came for it in that time, so a file still being written is read once, complete.
+Ready paths are applied in batches, each batch in one transaction (scan.update_files), so readers
+never see half of a change.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import sqlite_utils
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedNoWriteEvent,
+    FileOpenedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+
+from . import store
+from .scan import ScanSummary, Splits, scan, update_files
+from .walk import walk_images
+
+Roots = list[tuple[str, str]]  # (split, absolute root folder)
+Stat = tuple[int, int] | None  # (size, mtime_ns), None when the path does not exist
+
+
+@dataclass
+class _Pending:
+    last_event: float
+    stat: Stat = None
+    stable_since: float | None = None  # when `stat` was first seen; None until looked at
+
+
+class ChangeQueue:
+    """Paths and folders touched by events, until they have settled. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paths: dict[str, _Pending] = {}
+        self._folders: set[str] = set()
+
+    def touch(self, path: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            pending = self._paths.get(path)
+            if pending is None:
+                self._paths[path] = _Pending(now)
+            else:
+                pending.last_event = now
+
+    def touch_folder(self, folder: str) -> None:
+        with self._lock:
+            self._folders.add(folder)
+
+    def take_folders(self) -> list[str]:
+        with self._lock:
+            folders, self._folders = sorted(self._folders), set()
+        return folders
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._paths) + len(self._folders)
+
+    def ready(self, settle: float, limit: int, now: float | None = None) -> list[str]:
+        """Up to `limit` paths quiet and unchanged on disk for `settle` seconds; they leave the queue."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            items = list(self._paths.items())
+        done: list[str] = []
+        for path, pending in items:
+            if _settled(path, pending, settle, now):
+                done.append(path)
+                if len(done) >= limit:
+                    break
+        with self._lock:
+            for path in done:
+                self._paths.pop(path, None)
+        return done
+
+
+def _stat(path: str) -> Stat:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _settled(path: str, pending: _Pending, settle: float, now: float) -> bool:
+    if now - pending.last_event < settle:
+        return False
+    current = _stat(path)
+    if pending.stable_since is None or current != pending.stat:
+        pending.stat, pending.stable_since = current, now
+        return False
+    return now - pending.stable_since >= settle
+
+
+class _Handler(FileSystemEventHandler):
+    """Turns watchdog events into queue entries; reads nothing itself."""
+
+    def __init__(self, queue: ChangeQueue) -> None:
+        self.queue = queue
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if isinstance(event, (FileOpenedEvent, FileClosedNoWriteEvent)):
+            return  # reads, including our own
+        paths = [os.fsdecode(event.src_path)]
+        if event.event_type == "moved":
+            paths.append(os.fsdecode(event.dest_path))
+        if isinstance(event, (DirCreatedEvent, DirDeletedEvent, DirMovedEvent)):
+            for folder in paths:
+                self.queue.touch_folder(folder)
+        elif not event.is_directory:
+            for path in paths:
+                self.queue.touch(path)
+
+
+@dataclass
+class WatchSummary:
+    initial: ScanSummary | None = None
+    new: int = 0
+    changed: int = 0
+    removed: int = 0
+    errors: int = 0
+    batches: int = 0
+    pending: int = 0
+    seconds: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, batch: ScanSummary) -> None:
+        self.new += batch.new
+        self.changed += batch.changed
+        self.removed += batch.removed
+        self.errors += batch.errors
+        self.batches += 1
+
+    def line(self) -> str:
+        left = f"; {self.pending} changes not yet settled are left for the next scan" if self.pending else ""
+        return (
+            f"Stopped after {self.seconds:.1f} s: {self.new} new, {self.changed} changed, "
+            f"{self.removed} removed, {self.errors} errors in {self.batches} batches{left}"
+        )
+
+
+def split_roots(splits: Splits) -> Roots:
+    return [(split, os.path.abspath(root)) for split, folders in splits.items() for root in folders]
+
+
+def locate(path: str, roots: Roots) -> list[tuple[str, str]]:
+    """(split, rel_path) of every watched root holding `path`."""
+    found = []
+    for split, root in roots:
+        if path.startswith(root + os.sep):
+            found.append((split, os.path.relpath(path, root).replace(os.sep, "/")))
+    return found
+
+
+def group_by_split(paths: Iterable[str], roots: Roots) -> dict[str, list[tuple[str, str]]]:
+    files: dict[str, list[tuple[str, str]]] = {}
+    for path in paths:
+        for split, rel_path in locate(path, roots):
+            files.setdefault(split, []).append((path, rel_path))
+    return files
+
+
+def indexed_under(db: sqlite_utils.Database, folder: str) -> list[str]:
+    """Indexed paths below a folder, any split (a range on path: folder events are rare)."""
+    low, high = folder + os.sep, folder + chr(ord(os.sep) + 1)
+    rows = db.execute("SELECT path FROM images WHERE path >= ? AND path < ?", [low, high])
+    return [path for (path,) in rows]
+
+
+def expand_folders(db: sqlite_utils.Database, queue: ChangeQueue) -> None:
+    """A folder created, moved or deleted: look at everything in it, on disk and in the index."""
+    for folder in queue.take_folders():
+        paths = set(indexed_under(db, folder))
+        if os.path.isdir(folder):
+            paths.update(entry.path for entry in walk_images(Path(folder)))
+        for path in paths:
+            queue.touch(path)
+
+
+class Watcher:
+    """Follows split folders and applies their changes to the index until `stop` is set."""
+
+    def __init__(
+        self, db_path: str | Path, splits: Splits, settle: float = 0.5, tick: float = 0.1,
+        batch_size: int = 256, workers: int = 1,
+        on_batch: Callable[[ScanSummary], None] | None = None,
+    ) -> None:  # fmt: skip
+        self.db_path, self.splits, self.roots = db_path, splits, split_roots(splits)
+        self.settle, self.tick, self.batch_size, self.workers = settle, tick, batch_size, workers
+        self.on_batch = on_batch
+        self.queue = ChangeQueue()
+        self.stop = threading.Event()
+        self.observer = Observer()
+        self.ready = threading.Event()  # set once the initial scan is done and events are followed
+
+    def run(self, initial_scan: bool = True) -> WatchSummary:
+        summary = WatchSummary()
+        handler = _Handler(self.queue)
+        for _, root in self.roots:
+            self.observer.schedule(handler, root, recursive=True)
+        self.observer.start()  # before the scan: nothing changed during it is missed
+        try:
+            if initial_scan:
+                summary.initial = scan(self.db_path, self.splits, workers=self.workers)
+            self._follow(summary)
+        finally:
+            self.observer.stop()
+            self.observer.join()
+        summary.pending = len(self.queue)
+        summary.seconds = time.monotonic() - summary.started
+        return summary
+
+    def _follow(self, summary: WatchSummary) -> None:
+        db = store.open_db(self.db_path)
+        arguments = {"watch": {k: [str(p) for p in v] for k, v in self.splits.items()}, "workers": self.workers}
+        scan_id = store.start_scan(db, arguments)
+        self.ready.set()
+        try:
+            while not self.stop.is_set():
+                if not self.apply_ready(db, scan_id, summary):
+                    self.stop.wait(self.tick)
+        finally:
+            counts = {"new": summary.new, "changed": summary.changed, "unchanged": 0,
+                      "removed": summary.removed, "errors": summary.errors,
+                      "seconds": round(time.monotonic() - summary.started, 3)}  # fmt: skip
+            store.finish_scan(db, scan_id, counts)
+            db.close()
+
+    def apply_ready(self, db: sqlite_utils.Database, scan_id: int, summary: WatchSummary) -> bool:
+        """Apply one batch of settled changes; False when there was nothing to do."""
+        expand_folders(db, self.queue)
+        paths = self.queue.ready(self.settle, self.batch_size)
+        files = group_by_split(paths, self.roots)
+        if not files:
+            return bool(paths)
+        batch = update_files(db, files, scan_id, workers=self.workers)
+        summary.add(batch)
+        if self.on_batch is not None:
+            self.on_batch(batch)
+        return True
