@@ -253,7 +253,7 @@ def watch_command(
     Created, modified, moved and deleted images reach the database in about a second; a file
     being written is read once it stops changing. Other programs can read the index meanwhile.
     """
-    from .watch import Watcher
+    from .watch import Watcher, split_roots
 
     splits = parse_splits(folders)
 
@@ -262,13 +262,16 @@ def watch_command(
             click.echo(f"{time.strftime('%H:%M:%S')} {batch.new} new, {batch.changed} changed, "
                        f"{batch.removed} removed, {batch.errors} errors")  # fmt: skip
 
+    def ready(initial: Any) -> None:
+        if not quiet:
+            click.echo(f"Initial scan: {initial.line()}")
+        names = ", ".join(f"{split}={folder}" for split, folder in split_roots(splits))
+        click.echo(f"Watching {names} (Ctrl-C to stop)")
+
     watcher = Watcher(db_path, splits, settle=settle, batch_size=batch_size,
-                      workers=workers or default_workers(), on_batch=report)  # fmt: skip
+                      workers=workers or default_workers(), on_batch=report, on_ready=ready)  # fmt: skip
     stop_on_signals(watcher.stop)
-    summary = watcher.run()
-    if summary.initial is not None and not quiet:
-        click.echo(f"Initial scan: {summary.initial.line()}")
-    click.echo(summary.line())
+    click.echo(watcher.run().line())
 
 
 def stop_on_signals(stop: threading.Event) -> None:

@@ -200,10 +200,11 @@ class Watcher:
         self, db_path: str | Path, splits: Splits, settle: float = 0.5, tick: float = 0.1,
         batch_size: int = 256, workers: int = 1,
         on_batch: Callable[[ScanSummary], None] | None = None,
+        on_ready: Callable[[ScanSummary | None], None] | None = None,
     ) -> None:  # fmt: skip
         self.db_path, self.splits, self.roots = db_path, splits, split_roots(splits)
         self.settle, self.tick, self.batch_size, self.workers = settle, tick, batch_size, workers
-        self.on_batch = on_batch
+        self.on_batch, self.on_ready = on_batch, on_ready
         self.queue = ChangeQueue()
         self.stop = threading.Event()
         self.observer = Observer()
@@ -218,7 +219,7 @@ class Watcher:
         try:
             if initial_scan:
                 summary.initial = scan(self.db_path, self.splits, workers=self.workers)
-            self._follow(summary)
+            self._follow(summary, summary.initial)
         finally:
             self.observer.stop()
             self.observer.join()
@@ -226,11 +227,13 @@ class Watcher:
         summary.seconds = time.monotonic() - summary.started
         return summary
 
-    def _follow(self, summary: WatchSummary) -> None:
+    def _follow(self, summary: WatchSummary, initial: ScanSummary | None) -> None:
         db = store.open_db(self.db_path)
         arguments = {"watch": {k: [str(p) for p in v] for k, v in self.splits.items()}, "workers": self.workers}
         scan_id = store.start_scan(db, arguments)
         self.ready.set()
+        if self.on_ready is not None:
+            self.on_ready(initial)
         try:
             while not self.stop.is_set():
                 if not self.apply_ready(db, scan_id, summary):
