@@ -17,7 +17,10 @@ from PIL import Image
 
 from imgindex.scan import scan
 
-DATA = Path(__file__).parent / "data" / "coco_leak"
+DATA = Path(__file__).parent / "data"
+COCO8_30 = DATA / "coco8" / "images" / "train" / "000000000030.jpg"
+COCO8_09 = DATA / "coco8" / "images" / "train" / "000000000009.jpg"
+COCO128_30 = DATA / "coco128_sample" / "images" / "train2017" / "000000000030.jpg"  # coco8's, re-encoded
 
 
 @pytest.fixture()
@@ -27,10 +30,10 @@ def dataset(tmp_path: Path) -> dict[str, Path]:
     train, val = tmp_path / "train", tmp_path / "val"
     train.mkdir()
     val.mkdir()
-    shutil.copy(DATA / "coco8_000000000009.jpg", train / "000000000009.jpg")
-    shutil.copy(DATA / "coco8_000000000030.jpg", train / "000000000030.jpg")
-    shutil.copy(DATA / "coco8_000000000030.jpg", train / "copy of 000000000030.jpg")
-    shutil.copy(DATA / "coco128_000000000009.jpg", val / "000000000009.jpg")
+    shutil.copy(COCO8_30, train / "000000000030.jpg")
+    shutil.copy(COCO8_09, train / "000000000009.jpg")
+    shutil.copy(COCO8_09, train / "copy of 000000000009.jpg")
+    shutil.copy(COCO128_30, val / "000000000030.jpg")
     (val / "broken.jpg").write_bytes(b"this is not a JPEG")
     db = tmp_path / "index.db"
     scan(db, {"train": [train], "val": [val]}, workers=1)
@@ -70,7 +73,7 @@ def test_images_table_shows_a_thumbnail_per_row_that_loads(dataset: dict[str, Pa
 
 
 def test_full_image_is_the_indexed_file(dataset: dict[str, Path]) -> None:
-    path = dataset["val"] / "000000000009.jpg"
+    path = dataset["val"] / "000000000030.jpg"
     response = get(dataset["db"], f"/-/imgindex/image/{image_id(dataset['db'], path)}")
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/jpeg"
@@ -131,16 +134,16 @@ def test_leakage_view_shows_both_splits_side_by_side(dataset: dict[str, Path]) -
     assert row is not None
     cells = re.findall(r'<td class="col-(paths_a|paths_b)[^"]*">(.*?)</td>', row.group(0), re.S)
     assert [name for name, _ in cells] == ["paths_a", "paths_b"]
-    train_id = image_id(dataset["db"], dataset["train"] / "000000000009.jpg")
-    val_id = image_id(dataset["db"], dataset["val"] / "000000000009.jpg")
+    train_id = image_id(dataset["db"], dataset["train"] / "000000000030.jpg")
+    val_id = image_id(dataset["db"], dataset["val"] / "000000000030.jpg")
     assert [s.split("?")[0] for s in thumb_sources(cells[0][1])] == [f"/-/imgindex/image/{train_id}/thumbnail"]
     assert [s.split("?")[0] for s in thumb_sources(cells[1][1])] == [f"/-/imgindex/image/{val_id}/thumbnail"]
 
 
 def test_duplicate_groups_show_every_member(dataset: dict[str, Path]) -> None:
     page = get(dataset["db"], "/index/duplicate_groups")
-    assert len(thumb_sources(page.text)) == 2  # 000000000030.jpg and its copy
-    assert "copy of 000000000030.jpg" in page.text
+    assert len(thumb_sources(page.text)) == 2  # 000000000009.jpg and its copy
+    assert "copy of 000000000009.jpg" in page.text
 
 
 def canned(db: Path) -> set[str]:
@@ -159,8 +162,8 @@ def test_canned_queries_offered_for_the_tables_present(dataset: dict[str, Path])
 
 def test_canned_queries_answer(dataset: dict[str, Path]) -> None:
     db = dataset["db"]
-    a = image_id(db, dataset["train"] / "000000000009.jpg")
-    b = image_id(db, dataset["val"] / "000000000009.jpg")
+    a = image_id(db, dataset["train"] / "000000000030.jpg")
+    b = image_id(db, dataset["val"] / "000000000030.jpg")
     with sqlite3.connect(db) as conn:
         conn.execute("create table near_pairs (a integer, b integer, distance integer)")
         conn.execute("insert into near_pairs values (?, ?, 3)", [a, b])
@@ -189,8 +192,8 @@ def test_canned_queries_answer(dataset: dict[str, Path]) -> None:
 
 def test_near_duplicates_page_shows_thumbnails(dataset: dict[str, Path]) -> None:
     db = dataset["db"]
-    a = image_id(db, dataset["train"] / "000000000009.jpg")
-    b = image_id(db, dataset["val"] / "000000000009.jpg")
+    a = image_id(db, dataset["train"] / "000000000030.jpg")
+    b = image_id(db, dataset["val"] / "000000000030.jpg")
     with sqlite3.connect(db) as conn:
         conn.execute("create table near_pairs (a integer, b integer, distance integer)")
         conn.execute("insert into near_pairs values (?, ?, 0)", [a, b])

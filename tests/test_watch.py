@@ -19,9 +19,9 @@ from PIL import Image
 from imgindex.scan import ScanSummary
 from imgindex.watch import Watcher
 
-DATA = Path(__file__).parent / "data" / "coco_leak"
-PICTURE = DATA / "coco8_000000000009.jpg"
-OTHER = DATA / "coco8_000000000030.jpg"
+DATA = Path(__file__).parent / "data" / "coco8" / "images" / "train"
+PICTURE = DATA / "000000000009.jpg"
+OTHER = DATA / "000000000030.jpg"
 LATENCY = 2.0  # seconds from a finished change to the database
 
 
