@@ -136,6 +136,11 @@ TABLE_DESCRIPTIONS = {
     "identical_files": "Byte-identical files (same SHA-256), across all splits.",
 }
 
+DATABASE_DESCRIPTION = (
+    "An imgindex index. Duplicate and leakage groups show their images side by side; "
+    "the queries below answer the usual questions."
+)
+
 FACETS = {"images": ["split", "format"], "labels": ["split", "class_name"]}
 
 
@@ -151,7 +156,9 @@ def metadata(schema: Schema) -> dict[str, Any]:
     for table, description in TABLE_DESCRIPTIONS.items():
         if table in schema:
             tables.setdefault(table, {})["description"] = description
-    return {"tables": tables}
+    if "_sqlite_migrations" in schema:
+        tables["_sqlite_migrations"] = {"hidden": True}
+    return {"description": DATABASE_DESCRIPTION, "tables": tables}
 
 
 def json_paths(value: Any) -> list[str] | None:
