@@ -30,7 +30,7 @@ from watchdog.observers import Observer
 
 from . import store
 from .scan import ScanSummary, Splits, scan, update_files
-from .walk import walk_images
+from .walk import is_image_name, walk_images
 
 Roots = list[tuple[str, str]]  # (split, absolute root folder)
 Stat = tuple[int, int] | None  # (size, mtime_ns), None when the path does not exist
@@ -125,7 +125,8 @@ class _Handler(FileSystemEventHandler):
                 self.queue.touch_folder(folder)
         elif not event.is_directory:
             for path in paths:
-                self.queue.touch(path)
+                if is_image_name(path):  # not the index's own files, temporary names, notes...
+                    self.queue.touch(path)
 
 
 @dataclass
@@ -253,7 +254,8 @@ class Watcher:
         if not files:
             return bool(paths)
         batch = update_files(db, files, scan_id, workers=self.workers)
-        summary.add(batch)
-        if self.on_batch is not None:
-            self.on_batch(batch)
+        if batch.new or batch.changed or batch.removed:
+            summary.add(batch)
+            if self.on_batch is not None:
+                self.on_batch(batch)
         return True

@@ -15,6 +15,9 @@ from datasette.app import Datasette
 from datasette.plugins import get_plugins
 from PIL import Image
 
+from click.testing import CliRunner
+
+from imgindex.cli import cli
 from imgindex.scan import scan
 
 DATA = Path(__file__).parent / "data"
@@ -222,3 +225,9 @@ def test_other_databases_are_left_alone(tmp_path: Path) -> None:
     assert get(other, "/other.json").json()["queries"] == []
     assert "imgindex-thumb" not in get(other, "/other/images").text
     assert get(other, "/-/imgindex/image/1").status_code == 404
+
+
+def test_serve_needs_an_existing_index(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--db", str(tmp_path / "missing.db")])
+    assert result.exit_code != 0
+    assert "imgindex scan" in result.output

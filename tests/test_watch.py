@@ -215,3 +215,22 @@ def test_sigint_stops_cleanly_with_a_summary(folders: dict[str, Path]) -> None:
     assert "Stopped after" in out and "1 new, 0 changed, 0 removed, 0 errors" in out
     (ended,) = rows(folders["db"], "select ended_at from scans where arguments like '%watch%'")
     assert ended[0] is not None
+
+
+def test_other_files_and_the_index_itself_are_ignored(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    db = folder / "imgindex.db"  # the index inside the watched folder: its writes are events too
+    watcher = Watcher(db, {"data": [folder]}, workers=1)
+    running = Running(watcher)
+    running.thread.start()
+    assert watcher.ready.wait(20)
+    try:
+        (folder / "notes.txt").write_text("not an image")
+        shutil.copy(PICTURE, folder / "a.jpg")
+        wait_for(lambda: len(paths(db)) == 1, timeout=LATENCY)
+        time.sleep(1.5)  # several settle periods after the index's own writes
+    finally:
+        watcher.stop.set()
+        running.thread.join(10)
+    assert [(b.new, b.changed, b.removed) for b in running.batches] == [(1, 0, 0)]
