@@ -38,31 +38,38 @@ Stat = tuple[int, int] | None  # (size, mtime_ns), None when the path does not e
 
 @dataclass
 class _Pending:
-    last_event: float
-    stat: Stat = None
-    stable_since: float | None = None  # when `stat` was first seen; None until looked at
+    first_event: float  # when the path entered the queue
+    last_event: float  # last event, or last time the file was seen to have changed
+    stat: Stat  # as seen then
 
 
 class ChangeQueue:
-    """Paths and folders touched by events, until they have settled. Thread-safe."""
+    """Paths and folders touched by events, until they have settled. Thread-safe.
+
+    Changes made together (a folder moved, a file renamed) are released together: paths leave
+    the queue once the whole queue has been quiet for the settle time, or, under continuous
+    activity, once they have waited `max_wait` seconds (and are themselves settled).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._paths: dict[str, _Pending] = {}
         self._folders: set[str] = set()
+        self._last_any = 0.0
 
     def touch(self, path: str, now: float | None = None) -> None:
+        """An event for `path`: it must now stay quiet and unchanged for the settle time."""
+        seen = _stat(path)
         now = time.monotonic() if now is None else now
         with self._lock:
-            pending = self._paths.get(path)
-            if pending is None:
-                self._paths[path] = _Pending(now)
-            else:
-                pending.last_event = now
+            previous = self._paths.get(path)
+            self._paths[path] = _Pending(previous.first_event if previous else now, now, seen)
+            self._last_any = max(self._last_any, now)
 
     def touch_folder(self, folder: str) -> None:
         with self._lock:
             self._folders.add(folder)
+            self._last_any = time.monotonic()
 
     def take_folders(self) -> list[str]:
         with self._lock:
@@ -73,21 +80,25 @@ class ChangeQueue:
         with self._lock:
             return len(self._paths) + len(self._folders)
 
-    def ready(self, settle: float, limit: int, now: float | None = None) -> list[str]:
+    def ready(self, settle: float, limit: int, max_wait: float, now: float | None = None) -> list[str]:
         """Up to `limit` paths quiet and unchanged on disk for `settle` seconds; they leave the queue."""
         now = time.monotonic() if now is None else now
         with self._lock:
             items = list(self._paths.items())
-        done: list[str] = []
+            all_quiet = now - self._last_any >= settle
+        done: list[tuple[str, _Pending]] = []
         for path, pending in items:
-            if _settled(path, pending, settle, now):
-                done.append(path)
+            if now - pending.last_event < settle or not (all_quiet or now - pending.first_event >= max_wait):
+                continue
+            if _unchanged(path, pending, now):
+                done.append((path, pending))
                 if len(done) >= limit:
                     break
-        with self._lock:
-            for path in done:
-                self._paths.pop(path, None)
-        return done
+        with self._lock:  # an event that came meanwhile keeps its path queued
+            taken = [path for path, pending in done if self._paths.get(path) is pending]
+            for path in taken:
+                del self._paths[path]
+        return taken
 
 
 def _stat(path: str) -> Stat:
@@ -98,14 +109,13 @@ def _stat(path: str) -> Stat:
     return st.st_size, st.st_mtime_ns
 
 
-def _settled(path: str, pending: _Pending, settle: float, now: float) -> bool:
-    if now - pending.last_event < settle:
-        return False
+def _unchanged(path: str, pending: _Pending, now: float) -> bool:
+    """Still as it was at the last event? If not (a write no event told of), wait again."""
     current = _stat(path)
-    if pending.stable_since is None or current != pending.stat:
-        pending.stat, pending.stable_since = current, now
-        return False
-    return now - pending.stable_since >= settle
+    if current == pending.stat:
+        return True
+    pending.stat, pending.last_event = current, now
+    return False
 
 
 class _Handler(FileSystemEventHandler):
@@ -199,12 +209,13 @@ class Watcher:
 
     def __init__(
         self, db_path: str | Path, splits: Splits, settle: float = 0.5, tick: float = 0.1,
-        batch_size: int = 256, workers: int = 1,
+        batch_size: int = 256, workers: int = 1, max_wait: float = 1.5,
         on_batch: Callable[[ScanSummary], None] | None = None,
         on_ready: Callable[[ScanSummary | None], None] | None = None,
     ) -> None:  # fmt: skip
         self.db_path, self.splits, self.roots = db_path, splits, split_roots(splits)
         self.settle, self.tick, self.batch_size, self.workers = settle, tick, batch_size, workers
+        self.max_wait = max(max_wait, settle)
         self.on_batch, self.on_ready = on_batch, on_ready
         self.queue = ChangeQueue()
         self.stop = threading.Event()
@@ -249,7 +260,7 @@ class Watcher:
     def apply_ready(self, db: sqlite_utils.Database, scan_id: int, summary: WatchSummary) -> bool:
         """Apply one batch of settled changes; False when there was nothing to do."""
         expand_folders(db, self.queue)
-        paths = self.queue.ready(self.settle, self.batch_size)
+        paths = self.queue.ready(self.settle, self.batch_size, self.max_wait)
         files = group_by_split(paths, self.roots)
         if not files:
             return bool(paths)
