@@ -119,13 +119,13 @@ def render_cell(row: Any, value: Any, column: str, database: str, datasette: Any
     paths = [value] if column.startswith("path_") or column == "path" else browse.json_paths(value)
     if not paths:
         return None
-    split = _row_value(row, browse.PATH_COLUMNS[column])
+    splits = _row_splits(row, browse.PATH_COLUMNS[column])
     db = datasette.databases.get(database)
     if db is None:
         return None
 
     async def inner() -> Markup | None:
-        found = await _lookup(db, paths, split if isinstance(split, str) else None)
+        found = await _lookup(db, paths, splits)
         if not found:
             return None
         figures = [_figure(datasette, database, found[p]) for p in paths if p in found]
@@ -134,24 +134,29 @@ def render_cell(row: Any, value: Any, column: str, database: str, datasette: Any
     return inner
 
 
-def _row_value(row: Any, key: str) -> Any:
-    try:
-        return row[key]
-    except (IndexError, KeyError):
-        return None
+def _row_splits(row: Any, key: str) -> list[str] | None:
+    """The split(s) the row's paths belong to ('split' or a 'splits' list), to use the (split, path) index."""
+    for name in (key, "splits"):
+        try:
+            value = row[name]
+        except (IndexError, KeyError):
+            continue
+        if isinstance(value, str) and value:
+            return [value] if name == key else value.split(",")
+    return None
 
 
-async def _lookup(db: Database, paths: list[str], split: str | None) -> dict[str, browse.IndexedImage]:
-    """Index rows for these paths (of this split when known); empty when the table is absent."""
+async def _lookup(db: Database, paths: list[str], splits: list[str] | None) -> dict[str, browse.IndexedImage]:
+    """Index rows for these paths (of these splits when known); empty when the table is absent."""
     found: dict[str, browse.IndexedImage] = {}
     for start in range(0, len(paths), LOOKUP_CHUNK):
         chunk = paths[start : start + LOOKUP_CHUNK]
         marks = ",".join("?" * len(chunk))
         sql = f"select id, path, rel_path, error from images where path in ({marks})"
         params: list[Any] = list(chunk)
-        if split is not None:
-            sql += " and split = ?"
-            params.append(split)
+        if splits:
+            sql += f" and split in ({','.join('?' * len(splits))})"
+            params.extend(splits)
         try:
             rows = (await db.execute(sql, params)).rows
         except sqlite3.Error:  # not an index database (no images table, other columns)
@@ -162,7 +167,7 @@ async def _lookup(db: Database, paths: list[str], split: str | None) -> dict[str
 
 
 def _image_url(datasette: Any, database: str, image_id: int, suffix: str = "") -> str:
-    return datasette.urls.path(f"{ROUTE_PREFIX}/image/{image_id}{suffix}?db={quote(database)}")
+    return str(datasette.urls.path(f"{ROUTE_PREFIX}/image/{image_id}{suffix}?db={quote(database)}"))
 
 
 def _figure(datasette: Any, database: str, image: browse.IndexedImage) -> Markup:

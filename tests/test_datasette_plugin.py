@@ -231,3 +231,8 @@ def test_serve_needs_an_existing_index(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["serve", "--db", str(tmp_path / "missing.db")])
     assert result.exit_code != 0
     assert "imgindex scan" in result.output
+
+
+def test_identical_files_show_their_images(dataset: dict[str, Path]) -> None:
+    page = get(dataset["db"], "/index/identical_files")
+    assert len(thumb_sources(page.text)) == 2  # 000000000009.jpg and its byte copy
