@@ -22,7 +22,10 @@ PATH_COLUMNS: dict[str, str] = {
     "paths_a": "split_a",
     "path_b": "split_b",
     "paths_b": "split_b",
+    "image_path": "split",
 }
+
+SINGLE_PATH_COLUMNS = {"path", "path_a", "path_b", "image_path"}  # the others hold JSON arrays of paths
 
 INDEX_COLUMNS = {"split", "path", "dhash"}
 
@@ -62,16 +65,18 @@ def _leakage_query() -> dict[str, Any]:
     }
 
 
-def _near_query() -> dict[str, Any]:
+def _near_query(columns: set[str]) -> dict[str, Any]:
+    kind = "kind" in columns  # candidate pairs a second signal rejected are kept, marked 'rejected'
     return {
         "title": "Near-duplicates",
         "description": "Pairs of images within `distance` bits of dHash (default 4).",
         "sql": (
-            "select p.distance, ia.split as split_a, ia.path as path_a,"
+            "select p.distance" + (", p.kind" if kind else "") + ", ia.split as split_a, ia.path as path_a,"
             " ib.split as split_b, ib.path as path_b\n"
             "from near_pairs p join images ia on ia.id = p.a join images ib on ib.id = p.b\n"
             "where p.distance <= cast(coalesce(nullif(:distance, ''), 4) as integer)\n"
-            "order by p.distance, ia.split, ia.path, ib.path"
+            + ("  and p.kind <> 'rejected'\n" if kind else "")
+            + "order by p.distance, ia.split, ia.path, ib.path"
         ),
         "params": ["distance"],
     }
@@ -88,16 +93,17 @@ def _unreadable_query() -> dict[str, Any]:
 
 
 def _label_problems_query(columns: set[str]) -> dict[str, Any]:
-    where = "where :split = '' or split = :split\n" if "split" in columns else ""
+    params = [c for c in ("split", "kind") if c in columns]
+    where = " and ".join(f"(:{c} = '' or {c} = :{c})" for c in params)
     return {
         "title": "Label problems",
-        "sql": f"select * from label_problems\n{where}order by rowid",
-        "params": ["split"] if where else [],
+        "sql": "select * from label_problems\n" + (f"where {where}\n" if where else "") + "order by rowid",
+        "params": params,
     }
 
 
 def _class_frequency_query(columns: set[str]) -> dict[str, Any]:
-    image_column = next((c for c in ("image_id", "image") if c in columns), None)
+    image_column = next((c for c in ("image_id", "image_path", "image") if c in columns), None)
     images = f", count(distinct {image_column}) as images" if image_column else ""
     return {
         "title": "Class frequency per split",
@@ -119,7 +125,7 @@ def canned_queries(schema: Schema) -> dict[str, dict[str, Any]]:
     if _has(schema, "leakage", "split_a", "split_b", "paths_a", "paths_b"):
         queries["leakage_between_splits"] = _leakage_query()
     if _has(schema, "near_pairs", "a", "b", "distance"):
-        queries["near_duplicates"] = _near_query()
+        queries["near_duplicates"] = _near_query(schema["near_pairs"])
     if _has(schema, "images", "error"):
         queries["unreadable_files"] = _unreadable_query()
     if "label_problems" in schema:
@@ -134,6 +140,9 @@ TABLE_DESCRIPTIONS = {
     "duplicate_groups": "Images sharing a dHash within one split.",
     "leakage": "dHash groups present in two splits: the same picture in train and validation.",
     "identical_files": "Byte-identical files (same SHA-256), across all splits.",
+    "near_pairs": "Pairs of images (images.id a < b) whose dHashes differ by few bits.",
+    "labels": "One row per box (or class label) of an image.",
+    "label_problems": "What was wrong in the label files: counted, never fatal.",
 }
 
 DATABASE_DESCRIPTION = (
@@ -141,7 +150,11 @@ DATABASE_DESCRIPTION = (
     "the queries below answer the usual questions."
 )
 
-FACETS = {"images": ["split", "format"], "labels": ["split", "class_name"]}
+FACETS = {
+    "images": ["split", "format"],
+    "labels": ["split", "class_name"],
+    "label_problems": ["split", "kind"],
+}
 
 
 def metadata(schema: Schema) -> dict[str, Any]:

@@ -116,7 +116,7 @@ def register_routes() -> list[tuple[str, Any]]:
 def render_cell(row: Any, value: Any, column: str, database: str, datasette: Any) -> Any:
     if column not in browse.PATH_COLUMNS or not isinstance(value, str):
         return None
-    paths = [value] if column.startswith("path_") or column == "path" else browse.json_paths(value)
+    paths = [value] if column in browse.SINGLE_PATH_COLUMNS else browse.json_paths(value)
     if not paths:
         return None
     splits = _row_splits(row, browse.PATH_COLUMNS[column])

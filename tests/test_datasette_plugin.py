@@ -168,13 +168,18 @@ def test_canned_queries_answer(dataset: dict[str, Path]) -> None:
     a = image_id(db, dataset["train"] / "000000000030.jpg")
     b = image_id(db, dataset["val"] / "000000000030.jpg")
     with sqlite3.connect(db) as conn:
-        conn.execute("create table near_pairs (a integer, b integer, distance integer)")
-        conn.execute("insert into near_pairs values (?, ?, 3)", [a, b])
-        conn.execute("create table labels (image_id integer, split text, class_id integer, class_name text)")
+        conn.execute("create table near_pairs (a integer, b integer, distance integer, kind text)")
+        conn.execute("insert into near_pairs values (?, ?, 3, 'perceptual')", [a, b])
+        conn.execute("insert into near_pairs values (?, ?, 1, 'rejected')", [b, b + 1])
+        conn.execute("create table labels (image_path text, split text, class_id integer, class_name text)")
+        pa, pb = str(dataset["train"] / "000000000030.jpg"), str(dataset["val"] / "000000000030.jpg")
         conn.executemany(
             "insert into labels values (?, ?, ?, ?)",
-            [(a, "train", 0, "person"), (a, "train", 0, "person"), (b, "val", 0, "person"), (a, "train", 1, "bicycle")],
+            [(pa, "train", 0, "person"), (pa, "train", 0, "person"), (pb, "val", 0, "person"), (pa, "train", 1, "bicycle")],
         )
+        conn.execute("create table label_problems (split text, path text, kind text, detail text)")
+        conn.execute("insert into label_problems values ('train', ?, 'image_without_label', '')", [pa])
+        conn.execute("insert into label_problems values ('val', '/x/labels/a.txt', 'malformed_row', 'line 3')")
 
     def rows(query: str) -> list[dict[str, Any]]:
         name, _, args = query.partition("?")
@@ -187,8 +192,12 @@ def test_canned_queries_answer(dataset: dict[str, Path]) -> None:
     leak = rows("leakage_between_splits?split_a=train&split_b=val")
     assert [(r["n_a"], r["n_b"]) for r in leak] == [(1, 1)]
     assert [r["path"] for r in rows("unreadable_files")] == [str(dataset["val"] / "broken.jpg")]
-    assert len(rows("near_duplicates?distance=3")) == 1
+    assert [r["kind"] for r in rows("near_duplicates?distance=3")] == ["perceptual"]  # not the rejected one
     assert rows("near_duplicates?distance=2") == []
+    assert [r["kind"] for r in rows("label_problems?kind=malformed_row")] == ["malformed_row"]
+    assert [r["split"] for r in rows("label_problems?split=train")] == ["train"]
+    assert len(thumb_sources(get(db, "/index/label_problems").text)) == 1  # the image, not the label file
+    assert len(thumb_sources(get(db, "/index/labels").text)) == 4
     frequency = {(r["split"], r["class_name"]): (r["labels"], r["images"]) for r in rows("class_frequency")}
     assert frequency == {("train", "person"): (2, 1), ("train", "bicycle"): (1, 1), ("val", "person"): (1, 1)}
 
