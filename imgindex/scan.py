@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import stat
 import sys
 import threading
@@ -18,6 +19,7 @@ import time
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -191,8 +193,33 @@ def _results(jobs: Sequence[Job], workers: int) -> Iterator[Iterator[tuple[str, 
     if workers <= 1 or len(paths) < 4 * workers:
         yield map(_extract_job, paths)
         return
-    with pool_context().Pool(workers) as pool:
+    context = pool_context()
+    if context.get_start_method() != "fork":
+        resource_tracker.ensure_running()  # it unblocks signals itself, so it must start first
+    with _interrupts_held():  # processes started now inherit the blocked SIGINT
+        pool = context.Pool(workers, initializer=_ignore_interrupts)
+    with pool:
         yield pool.imap_unordered(_extract_job, paths, chunksize=4)
+
+
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C (SIGINT to the whole process group) to the main process, which stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold SIGINT while worker processes start, so a Ctrl-C cannot kill one half-started;
+    this process gets it as soon as they are up."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def pool_context() -> multiprocessing.context.BaseContext:

@@ -191,10 +191,11 @@ def test_readers_never_see_half_a_folder_move(folders: dict[str, Path], watching
 
 
 def test_sigint_stops_cleanly_with_a_summary(folders: dict[str, Path]) -> None:
+    """Ctrl-C reaches the whole process group, pool workers included, maybe in the middle of a batch."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "imgindex", "watch", "--db", str(folders["db"]), "--workers", "1",
+        [sys.executable, "-m", "imgindex", "watch", "--db", str(folders["db"]), "--workers", "2",
          f"train={folders['train']}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:
         assert process.stdout is not None
@@ -205,14 +206,22 @@ def test_sigint_stops_cleanly_with_a_summary(folders: dict[str, Path]) -> None:
             lines.append(line)
         shutil.copy(OTHER, folders["train"] / "added.jpg")
         wait_for(lambda: len(paths(folders["db"])) == 2, timeout=LATENCY)
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=10)
+        burst = folders["train"] / "burst"
+        burst.mkdir()
+        write_pngs(burst, 200)
+        time.sleep(0.7)  # about when the burst's batch is being extracted
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=20)
     finally:
-        process.kill()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 0, err
     assert "Traceback" not in err
     assert "Initial scan: 1 new" in "".join(lines)
-    assert "Stopped after" in out and "1 new, 0 changed, 0 removed, 0 errors" in out
+    summary = out.strip().splitlines()[-1]
+    assert summary.startswith("Stopped after") and " 0 removed, 0 errors" in summary
+    new = int(summary.split(": ")[1].split(" new")[0])
+    assert len(paths(folders["db"])) == 1 + new  # the summary counts exactly what was committed
     (ended,) = rows(folders["db"], "select ended_at from scans where arguments like '%watch%'")
     assert ended[0] is not None
 
