@@ -12,6 +12,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from imgindex import duplicates
+
 Schema = dict[str, set[str]]  # table or view name -> its column names
 
 # Cell column -> the column of the same row naming the split its paths belong to.
@@ -65,16 +67,22 @@ def _leakage_query() -> dict[str, Any]:
     }
 
 
+def near_default_distance() -> int:
+    """`imgindex duplicates --max-distance`'s default, when that option exists."""
+    return int(getattr(duplicates, "DEFAULT_MAX_DISTANCE", 4))
+
+
 def _near_query(columns: set[str]) -> dict[str, Any]:
     kind = "kind" in columns  # candidate pairs a second signal rejected are kept, marked 'rejected'
+    default = near_default_distance()
     return {
         "title": "Near-duplicates",
-        "description": "Pairs of images within `distance` bits of dHash (default 4).",
+        "description": f"Pairs of images within `distance` bits of dHash (default {default}).",
         "sql": (
             "select p.distance" + (", p.kind" if kind else "") + ", ia.split as split_a, ia.path as path_a,"
             " ib.split as split_b, ib.path as path_b\n"
             "from near_pairs p join images ia on ia.id = p.a join images ib on ib.id = p.b\n"
-            "where p.distance <= cast(coalesce(nullif(:distance, ''), 4) as integer)\n"
+            f"where p.distance <= cast(coalesce(nullif(:distance, ''), {default}) as integer)\n"
             + ("  and p.kind <> 'rejected'\n" if kind else "")
             + "order by p.distance, ia.split, ia.path, ib.path"
         ),

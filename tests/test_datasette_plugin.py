@@ -17,6 +17,7 @@ from PIL import Image
 
 from click.testing import CliRunner
 
+from imgindex.browse import near_default_distance
 from imgindex.cli import cli
 from imgindex.scan import scan
 
@@ -194,6 +195,7 @@ def test_canned_queries_answer(dataset: dict[str, Path]) -> None:
     assert [r["path"] for r in rows("unreadable_files")] == [str(dataset["val"] / "broken.jpg")]
     assert [r["kind"] for r in rows("near_duplicates?distance=3")] == ["perceptual"]  # not the rejected one
     assert rows("near_duplicates?distance=2") == []
+    assert len(rows("near_duplicates")) == (1 if near_default_distance() >= 3 else 0)
     assert [r["kind"] for r in rows("label_problems?kind=malformed_row")] == ["malformed_row"]
     assert [r["split"] for r in rows("label_problems?split=train")] == ["train"]
     assert len(thumb_sources(get(db, "/index/label_problems").text)) == 1  # the image, not the label file
