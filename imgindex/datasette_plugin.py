@@ -194,14 +194,17 @@ async def _index_db(datasette: Any, request: Any) -> tuple[str, Database]:
 
 
 async def _indexed_file(datasette: Any, request: Any) -> tuple[dict[str, Any], os.stat_result]:
-    """The images row named by the URL and the stat of its file; 404 unless both exist."""
+    """The images row named by the URL and the stat of its file; 404 unless the file is still the
+    one indexed (same size and mtime: a file replaced, or a link re-pointed, is not served)."""
     name, db = await _index_db(datasette, request)
     await datasette.ensure_permissions(
         request.actor, [("view-table", (name, "images")), ("view-database", name), "view-instance"]
     )
     image_id = int(request.url_vars["image_id"])
     row = (
-        await db.execute("select path, format, error from images where id = ?", [image_id])
+        await db.execute(
+            "select path, size, mtime_ns, format, error from images where id = ?", [image_id]
+        )
     ).first()
     if row is None:
         raise NotFound(f"No image {image_id} in the index")
@@ -211,6 +214,8 @@ async def _indexed_file(datasette: Any, request: Any) -> tuple[dict[str, Any], o
         raise NotFound(f"Image {image_id} is no longer on disk") from None
     if not stat.S_ISREG(info.st_mode):
         raise NotFound(f"Image {image_id} is not a regular file")
+    if (info.st_size, info.st_mtime_ns) != (row["size"], row["mtime_ns"]):
+        raise NotFound(f"Image {image_id} changed since it was indexed: scan again to see it")
     return dict(row), info
 
 

@@ -247,3 +247,17 @@ def test_serve_needs_an_existing_index(tmp_path: Path) -> None:
 def test_identical_files_show_their_images(dataset: dict[str, Path]) -> None:
     page = get(dataset["db"], "/index/identical_files")
     assert len(thumb_sources(page.text)) == 2  # 000000000009.jpg and its byte copy
+
+
+def test_a_file_changed_since_indexing_is_served_only_after_a_rescan(dataset: dict[str, Path]) -> None:
+    target = dataset["train"] / "000000000030.jpg"
+    number = image_id(dataset["db"], target)
+    target.unlink()
+    target.symlink_to("/etc/passwd")  # the indexed path now leads somewhere else
+    assert get(dataset["db"], f"/-/imgindex/image/{number}").status_code == 404
+    target.unlink()
+    shutil.copy(COCO8_09, target)
+    assert get(dataset["db"], f"/-/imgindex/image/{number}").status_code == 404
+    scan(dataset["db"], {"train": [dataset["train"]]}, workers=1)
+    response = get(dataset["db"], f"/-/imgindex/image/{image_id(dataset['db'], target)}")
+    assert response.status_code == 200 and response.content == COCO8_09.read_bytes()
