@@ -250,8 +250,9 @@ def watch_command(
 ) -> None:
     """Scan each SPLIT=DIR, then keep the index current as files change, until Ctrl-C.
 
-    Created, modified, moved and deleted images reach the database in about a second; a file
-    being written is read once it stops changing. Other programs can read the index meanwhile.
+    Created, modified, moved and deleted images and label files reach the database in about a
+    second; a file being written is read once it stops changing. Other programs can read the
+    index meanwhile. Labels are read as `imgindex scan` read them (format and answers stored).
     """
     from .watch import Watcher, split_roots
 
@@ -259,8 +260,9 @@ def watch_command(
 
     def report(batch: Any) -> None:
         if not quiet:
+            labels = f", {batch.labels.read} label files read" if batch.labels and batch.labels.read else ""
             click.echo(f"{time.strftime('%H:%M:%S')} {batch.new} new, {batch.changed} changed, "
-                       f"{batch.removed} removed, {batch.errors} errors")  # fmt: skip
+                       f"{batch.removed} removed, {batch.errors} errors{labels}")  # fmt: skip
 
     def ready(initial: Any) -> None:
         if not quiet:
@@ -268,8 +270,9 @@ def watch_command(
         names = ", ".join(f"{split}={folder}" for split, folder in split_roots(splits))
         click.echo(f"Watching {names} (Ctrl-C to stop)")
 
-    watcher = Watcher(db_path, splits, settle=settle, batch_size=batch_size,
-                      workers=workers or default_workers(), on_batch=report, on_ready=ready)  # fmt: skip
+    setup = label_setup(db_path, splits, LabelOptions())  # the label answers stored by `imgindex scan`
+    watcher = Watcher(db_path, splits, settle=settle, batch_size=batch_size, workers=workers or default_workers(),
+                      on_batch=report, on_ready=ready, label_setup=setup)  # fmt: skip
     stop_on_signals(watcher.stop)
     click.echo(watcher.run().line())
 

@@ -156,12 +156,14 @@ def plan_files(db: sqlite_utils.Database, split: str, files: Sequence[tuple[str,
 
 
 def update_files(
-    db: sqlite_utils.Database, files: dict[str, list[tuple[str, str]]], scan_id: int, workers: int = 1
+    db: sqlite_utils.Database, files: dict[str, list[tuple[str, str]]], scan_id: int, workers: int = 1,
+    also: Callable[[Plan], None] | None = None,
 ) -> ScanSummary:
     """Bring just these files (split -> [(path, rel_path)]) up to date, in ONE transaction.
 
-    Files that are gone leave the index, new and changed ones are extracted; readers see either
-    none or all of the change (e.g. both halves of a move).
+    Files that are gone leave the index, new and changed ones are extracted (before the
+    transaction); `also` runs inside it (e.g. the labels of the touched images) and so does the
+    near-pairs refresh: readers see none or all of the change (e.g. both halves of a move).
     """
     started = time.monotonic()
     plan = Plan()
@@ -178,6 +180,9 @@ def update_files(
         store.upsert_images(db, rows)
         for split, gone in plan.gone.items():
             summary.removed += store.delete_images(db, split, gone)
+        if also is not None:
+            also(plan)
+        near_index.refresh(db)
     summary.seconds = time.monotonic() - started
     return summary
 

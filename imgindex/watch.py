@@ -29,7 +29,8 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from . import store
-from .scan import ScanSummary, Splits, scan, update_files
+from .labels import LabelOptions, LabelSetup, LabelSummary, index_labels, prepare
+from .scan import Plan, ScanSummary, Splits, scan, update_files
 from .walk import is_image_name, walk_images
 
 Roots = list[tuple[str, str]]  # (split, absolute root folder)
@@ -121,8 +122,8 @@ def _unchanged(path: str, pending: _Pending, now: float) -> bool:
 class _Handler(FileSystemEventHandler):
     """Turns watchdog events into queue entries; reads nothing itself."""
 
-    def __init__(self, queue: ChangeQueue) -> None:
-        self.queue = queue
+    def __init__(self, queue: ChangeQueue, wanted: Callable[[str], bool]) -> None:
+        self.queue, self.wanted = queue, wanted
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if isinstance(event, (FileOpenedEvent, FileClosedNoWriteEvent)):
@@ -135,7 +136,7 @@ class _Handler(FileSystemEventHandler):
                 self.queue.touch_folder(folder)
         elif not event.is_directory:
             for path in paths:
-                if is_image_name(path):  # not the index's own files, temporary names, notes...
+                if self.wanted(path):  # images and label files, not the index's own files, notes...
                     self.queue.touch(path)
 
 
@@ -146,6 +147,7 @@ class WatchSummary:
     changed: int = 0
     removed: int = 0
     errors: int = 0
+    label_files: int = 0  # label files read or removed
     batches: int = 0
     pending: int = 0
     seconds: float = 0.0
@@ -156,13 +158,15 @@ class WatchSummary:
         self.changed += batch.changed
         self.removed += batch.removed
         self.errors += batch.errors
+        if batch.labels is not None:
+            self.label_files += batch.labels.read + batch.labels.removed
         self.batches += 1
 
     def line(self) -> str:
         left = f"; {self.pending} changes not yet settled are left for the next scan" if self.pending else ""
         return (
             f"Stopped after {self.seconds:.1f} s: {self.new} new, {self.changed} changed, "
-            f"{self.removed} removed, {self.errors} errors in {self.batches} batches{left}"
+            f"{self.removed} removed, {self.errors} errors, {self.label_files} label files in {self.batches} batches{left}"
         )
 
 
@@ -204,6 +208,32 @@ def expand_folders(db: sqlite_utils.Database, queue: ChangeQueue) -> None:
             queue.touch(path)
 
 
+class LabelFiles:
+    """Where each split's label files are, from its label plans: which paths matter, which folders to watch."""
+
+    def __init__(self, setup: LabelSetup | None) -> None:
+        self.setup = setup
+        self.dirs: list[tuple[str, str]] = []  # (split, folder whose files below are label files)
+        self.files: dict[str, set[str]] = {}  # exact label-file path (COCO json, names file) -> splits
+        for split, plans in (setup.plans if setup else {}).items():
+            for plan in plans:
+                if plan.label_dir is not None and plan.format != "folders":
+                    self.dirs.append((split, str(plan.label_dir)))
+                for file in (*plan.coco_files, *([plan.names_file] if plan.names_file else [])):
+                    self.files.setdefault(str(file), set()).add(split)
+
+    def splits_of(self, path: str) -> set[str]:
+        found = set(self.files.get(path, ()))
+        found.update(split for split, folder in self.dirs if path.startswith(folder + os.sep))
+        return found
+
+    def folders(self) -> list[tuple[str, bool]]:
+        """(folder, recursive) to watch besides the split folders."""
+        watched = [(folder, True) for _, folder in self.dirs]
+        watched += [(os.path.dirname(path), False) for path in self.files]
+        return sorted(set(watched))
+
+
 class Watcher:
     """Follows split folders and applies their changes to the index until `stop` is set."""
 
@@ -212,11 +242,14 @@ class Watcher:
         batch_size: int = 256, workers: int = 1, max_wait: float = 1.5,
         on_batch: Callable[[ScanSummary], None] | None = None,
         on_ready: Callable[[ScanSummary | None], None] | None = None,
+        label_setup: LabelSetup | None = None,
     ) -> None:  # fmt: skip
         self.db_path, self.splits, self.roots = db_path, splits, split_roots(splits)
         self.settle, self.tick, self.batch_size, self.workers = settle, tick, batch_size, workers
         self.max_wait = max(max_wait, settle)
         self.on_batch, self.on_ready = on_batch, on_ready
+        self.label_setup = label_setup
+        self.labels = LabelFiles(None)
         self.queue = ChangeQueue()
         self.stop = threading.Event()
         self.observer = Observer()
@@ -224,13 +257,18 @@ class Watcher:
 
     def run(self, initial_scan: bool = True) -> WatchSummary:
         summary = WatchSummary()
-        handler = _Handler(self.queue)
-        for _, root in self.roots:
-            self.observer.schedule(handler, root, recursive=True)
-        self.observer.start()  # before the scan: nothing changed during it is missed
+        if self.label_setup is None:
+            db = store.open_db(self.db_path)
+            try:
+                self.label_setup = prepare(db, self.splits, LabelOptions())
+            finally:
+                db.close()
+        self.labels = LabelFiles(self.label_setup)
+        self._schedule()  # before the scan: nothing changed during it is missed
+        self.observer.start()
         try:
             if initial_scan:
-                summary.initial = scan(self.db_path, self.splits, workers=self.workers)
+                summary.initial = scan(self.db_path, self.splits, workers=self.workers, label_setup=self.label_setup)
             self._follow(summary, summary.initial)
         finally:
             self.observer.stop()
@@ -238,6 +276,19 @@ class Watcher:
         summary.pending = len(self.queue)
         summary.seconds = time.monotonic() - summary.started
         return summary
+
+    def wanted(self, path: str) -> bool:
+        return (is_image_name(path) and bool(locate(path, self.roots))) or bool(self.labels.splits_of(path))
+
+    def _schedule(self) -> None:
+        handler = _Handler(self.queue, self.wanted)
+        recursive_roots = [root for _, root in self.roots]
+        for root in recursive_roots:
+            self.observer.schedule(handler, root, recursive=True)
+        for folder, recursive in self.labels.folders():
+            inside = any(folder == r or folder.startswith(r + os.sep) for r in recursive_roots)
+            if not inside and os.path.isdir(folder):
+                self.observer.schedule(handler, folder, recursive=recursive)
 
     def _follow(self, summary: WatchSummary, initial: ScanSummary | None) -> None:
         db = store.open_db(self.db_path)
@@ -261,12 +312,30 @@ class Watcher:
         """Apply one batch of settled changes; False when there was nothing to do."""
         expand_folders(db, self.queue)
         paths = self.queue.ready(self.settle, self.batch_size, self.max_wait)
-        files = group_by_split(paths, self.roots)
-        if not files:
-            return bool(paths)
-        batch = update_files(db, files, scan_id, workers=self.workers)
-        if batch.new or batch.changed or batch.removed:
+        if not paths:
+            return False
+        files = group_by_split((p for p in paths if is_image_name(p)), self.roots)
+        label_splits = set().union(*(self.labels.splits_of(p) for p in paths))
+        labels = LabelSummary()
+        batch = update_files(db, files, scan_id, workers=self.workers,
+                             also=lambda plan: self._index_labels(db, plan, label_splits, scan_id, labels))  # fmt: skip
+        batch.labels = labels
+        if batch.new or batch.changed or batch.removed or labels.read or labels.removed:
             summary.add(batch)
             if self.on_batch is not None:
                 self.on_batch(batch)
         return True
+
+    def _index_labels(
+        self, db: sqlite_utils.Database, plan: Plan, label_splits: set[str], scan_id: int, total: LabelSummary
+    ) -> None:
+        """Labels of the splits whose label files or images changed (inside the batch's transaction)."""
+        setup = self.label_setup
+        if setup is None:
+            return
+        for split, plans in setup.plans.items():
+            touched = {job.entry.path for job in plan.jobs if job.split == split} | set(plan.gone.get(split, []))
+            if touched or split in label_splits:
+                one = index_labels(db, split, plans, scan_id, setup.convention, touched)
+                total.read += one.read
+                total.removed += one.removed

@@ -17,7 +17,6 @@ from PIL import Image
 
 from click.testing import CliRunner
 
-from imgindex.browse import near_default_distance
 from imgindex.cli import cli
 from imgindex.scan import scan
 
@@ -156,62 +155,66 @@ def canned(db: Path) -> set[str]:
 
 def test_canned_queries_offered_for_the_tables_present(dataset: dict[str, Path]) -> None:
     db = dataset["db"]
+    everything = {"duplicates_within_split", "leakage_between_splits", "unreadable_files",
+                  "near_duplicates", "class_frequency", "label_problems"}  # fmt: skip
+    assert canned(db) == everything
+    with sqlite3.connect(db) as conn:  # an index written before the near and label stages existed
+        for table in ("near_pairs", "labels", "label_problems"):
+            conn.execute(f"drop table {table}")
     assert canned(db) == {"duplicates_within_split", "leakage_between_splits", "unreadable_files"}
-    with sqlite3.connect(db) as conn:
-        conn.execute("create table near_pairs (a integer, b integer, distance integer)")
-        conn.execute("create table labels (image_id integer, split text, class_id integer, class_name text)")
-        conn.execute("create table label_problems (split text, path text, problem text)")
-    assert canned(db) >= {"near_duplicates", "class_frequency", "label_problems"}
+
+
+def query_rows(db: Path, query: str) -> list[dict[str, Any]]:
+    name, _, args = query.partition("?")
+    response = get(db, f"/{db.stem}/{name}.json?_shape=objects&{args}")
+    assert response.status_code == 200, response.text
+    return list(response.json()["rows"])
 
 
 def test_canned_queries_answer(dataset: dict[str, Path]) -> None:
     db = dataset["db"]
-    a = image_id(db, dataset["train"] / "000000000030.jpg")
-    b = image_id(db, dataset["val"] / "000000000030.jpg")
-    with sqlite3.connect(db) as conn:
-        conn.execute("create table near_pairs (a integer, b integer, distance integer, kind text)")
-        conn.execute("insert into near_pairs values (?, ?, 3, 'perceptual')", [a, b])
-        conn.execute("insert into near_pairs values (?, ?, 1, 'rejected')", [b, b + 1])
-        conn.execute("create table labels (image_path text, split text, class_id integer, class_name text)")
-        pa, pb = str(dataset["train"] / "000000000030.jpg"), str(dataset["val"] / "000000000030.jpg")
-        conn.executemany(
-            "insert into labels values (?, ?, ?, ?)",
-            [(pa, "train", 0, "person"), (pa, "train", 0, "person"), (pb, "val", 0, "person"), (pa, "train", 1, "bicycle")],
-        )
-        conn.execute("create table label_problems (split text, path text, kind text, detail text)")
-        conn.execute("insert into label_problems values ('train', ?, 'image_without_label', '')", [pa])
-        conn.execute("insert into label_problems values ('val', '/x/labels/a.txt', 'malformed_row', 'line 3')")
-
-    def rows(query: str) -> list[dict[str, Any]]:
-        name, _, args = query.partition("?")
-        response = get(db, f"/index/{name}.json?_shape=objects&{args}")
-        assert response.status_code == 200, response.text
-        return list(response.json()["rows"])
-
+    rows = lambda query: query_rows(db, query)  # noqa: E731
     assert [r["split"] for r in rows("duplicates_within_split?split=train")] == ["train"]
     assert rows("duplicates_within_split?split=val") == []
     leak = rows("leakage_between_splits?split_a=train&split_b=val")
     assert [(r["n_a"], r["n_b"]) for r in leak] == [(1, 1)]
     assert [r["path"] for r in rows("unreadable_files")] == [str(dataset["val"] / "broken.jpg")]
-    assert [r["kind"] for r in rows("near_duplicates?distance=3")] == ["perceptual"]  # not the rejected one
-    assert rows("near_duplicates?distance=2") == []
-    assert len(rows("near_duplicates")) == (1 if near_default_distance() >= 3 else 0)
-    assert [r["kind"] for r in rows("label_problems?kind=malformed_row")] == ["malformed_row"]
-    assert [r["split"] for r in rows("label_problems?split=train")] == ["train"]
-    assert len(thumb_sources(get(db, "/index/label_problems").text)) == 1  # the image, not the label file
-    assert len(thumb_sources(get(db, "/index/labels").text)) == 4
-    frequency = {(r["split"], r["class_name"]): (r["labels"], r["images"]) for r in rows("class_frequency")}
-    assert frequency == {("train", "person"): (2, 1), ("train", "bicycle"): (1, 1), ("val", "person"): (1, 1)}
+
+
+def test_near_duplicates_query_leaves_rejected_pairs_out(dataset: dict[str, Path]) -> None:
+    db = dataset["db"]
+    copy = image_id(db, dataset["train"] / "copy of 000000000009.jpg")
+    other = image_id(db, dataset["train"] / "000000000030.jpg")
+    with sqlite3.connect(db) as conn:
+        conn.execute("insert into near_pairs values (?, ?, 1, 40, 'rejected')", sorted([copy, other]))
+    near = query_rows(db, "near_duplicates?distance=1")
+    assert sorted(r["kind"] for r in near) == ["byte-identical", "perceptual"]
+    pairs = {(Path(r["path_a"]).name, Path(r["path_b"]).name) for r in near}
+    assert ("000000000030.jpg", "000000000030.jpg") in pairs  # the re-encoded copy in val
+    assert len(query_rows(db, "near_duplicates")) == 2  # the default distance covers them
+
+
+def test_class_frequency_and_label_problems_from_real_labels(tmp_path: Path) -> None:
+    root = tmp_path / "coco8"
+    shutil.copytree(DATA / "coco8", root)
+    db = tmp_path / "labelled.db"
+    scan(db, {"train": [root / "images" / "train"], "val": [root / "images" / "val"]}, workers=1)
+    expected: dict[tuple[str, int], int] = {}
+    for split in ("train", "val"):
+        for label_file in (root / "labels" / split).glob("*.txt"):
+            for line in label_file.read_text().split("\n"):
+                if line.strip():
+                    key = (split, int(line.split()[0]))
+                    expected[key] = expected.get(key, 0) + 1
+    frequency = {(r["split"], r["class_id"]): r["labels"] for r in query_rows(db, "class_frequency")}
+    assert frequency == expected
+    problems = query_rows(db, "label_problems?split=train")
+    assert problems and {r["split"] for r in problems} == {"train"}
+    assert len(thumb_sources(get(db, "/labelled/labels").text)) == sum(expected.values())
 
 
 def test_near_duplicates_page_shows_thumbnails(dataset: dict[str, Path]) -> None:
-    db = dataset["db"]
-    a = image_id(db, dataset["train"] / "000000000030.jpg")
-    b = image_id(db, dataset["val"] / "000000000030.jpg")
-    with sqlite3.connect(db) as conn:
-        conn.execute("create table near_pairs (a integer, b integer, distance integer)")
-        conn.execute("insert into near_pairs values (?, ?, 0)", [a, b])
-    assert len(thumb_sources(get(db, "/index/near_duplicates").text)) == 2
+    assert len(thumb_sources(get(dataset["db"], "/index/near_duplicates?distance=0").text)) == 4
 
 
 def test_facets_on_split_and_format(dataset: dict[str, Path]) -> None:

@@ -243,3 +243,37 @@ def test_other_files_and_the_index_itself_are_ignored(tmp_path: Path) -> None:
         watcher.stop.set()
         running.thread.join(10)
     assert [(b.new, b.changed, b.removed) for b in running.batches] == [(1, 0, 0)]
+
+
+def test_label_files_are_followed_too(tmp_path: Path) -> None:
+    root = tmp_path / "coco8"
+    shutil.copytree(Path(__file__).parent / "data" / "coco8", root)
+    db = tmp_path / "index.db"
+    images, labels = root / "images", root / "labels"
+    watcher = Watcher(db, {"train": [images / "train"], "val": [images / "val"]}, workers=1)
+    running = Running(watcher)
+    running.thread.start()
+    assert watcher.ready.wait(20)
+
+    def boxes(image: Path) -> list[tuple[Any, ...]]:
+        return rows(db, f"select class_id, round(cx, 3) from labels where image_path = '{image}' order by 1, 2")
+
+    try:
+        first = images / "train" / "000000000009.jpg"
+        assert len(boxes(first)) == len((labels / "train" / "000000000009.txt").read_text().split("\n")) - 1
+        (labels / "train" / "000000000009.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+        wait_for(lambda: boxes(first) == [(0, 0.5)], timeout=LATENCY)
+
+        second = images / "train" / "000000000030.jpg"
+        (labels / "train" / "000000000030.txt").unlink()
+        problem = f"select kind from label_problems where path = '{second}'"
+        wait_for(lambda: boxes(second) == [] and ("image_without_label",) in rows(db, problem), timeout=LATENCY)
+
+        new = images / "val" / "new.jpg"
+        (labels / "val" / "new.txt").write_text("1 0.25 0.25 0.1 0.1\n")
+        shutil.copy(PICTURE, new)
+        wait_for(lambda: boxes(new) == [(1, 0.25)], timeout=LATENCY)
+    finally:
+        watcher.stop.set()
+        running.thread.join(10)
+    assert running.summary.label_files >= 3
