@@ -277,3 +277,12 @@ def test_label_files_are_followed_too(tmp_path: Path) -> None:
         watcher.stop.set()
         running.thread.join(10)
     assert running.summary.label_files >= 3
+
+
+def test_near_pairs_follow_in_the_same_batch(folders: dict[str, Path], watching: Running) -> None:
+    copy = folders["val"] / "copy.jpg"
+    shutil.copy(PICTURE, copy)
+    pairs = "select kind from near_pairs"
+    wait_for(lambda: rows(folders["db"], pairs) == [("byte-identical",)], timeout=LATENCY)
+    copy.unlink()
+    wait_for(lambda: rows(folders["db"], pairs) == [], timeout=LATENCY)
