@@ -158,6 +158,9 @@ DATABASE_DESCRIPTION = (
     "the queries below answer the usual questions."
 )
 
+# Bookkeeping tables: still queryable, just not listed on the database page.
+HIDDEN_TABLES = {"_sqlite_migrations", "near_stale", "near_images", "label_file_images"}
+
 FACETS = {
     "images": ["split", "format"],
     "labels": ["split", "class_name"],
@@ -177,8 +180,8 @@ def metadata(schema: Schema) -> dict[str, Any]:
     for table, description in TABLE_DESCRIPTIONS.items():
         if table in schema:
             tables.setdefault(table, {})["description"] = description
-    if "_sqlite_migrations" in schema:
-        tables["_sqlite_migrations"] = {"hidden": True}
+    for table in HIDDEN_TABLES & schema.keys():
+        tables.setdefault(table, {})["hidden"] = True
     return {"description": DATABASE_DESCRIPTION, "tables": tables}
 
 

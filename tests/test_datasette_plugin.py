@@ -264,3 +264,9 @@ def test_a_file_changed_since_indexing_is_served_only_after_a_rescan(dataset: di
     scan(dataset["db"], {"train": [dataset["train"]]}, workers=1)
     response = get(dataset["db"], f"/-/imgindex/image/{image_id(dataset['db'], target)}")
     assert response.status_code == 200 and response.content == COCO8_09.read_bytes()
+
+
+def test_bookkeeping_tables_are_hidden_from_the_database_page(dataset: dict[str, Path]) -> None:
+    tables = {t["name"]: t["hidden"] for t in get(dataset["db"], "/index.json").json()["tables"]}
+    assert tables["images"] is False and tables["labels"] is False
+    assert tables["_sqlite_migrations"] is True and tables["near_stale"] is True
