@@ -1,3 +1,4 @@
 from .cli import cli
 
-cli(prog_name="imgindex")
+if __name__ == "__main__":  # not when a worker process imports the main module
+    cli(prog_name="imgindex")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sqlite3
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -231,3 +234,73 @@ def report_command(db_path: str, out_dir: str, title: str | None, config_path: s
     for error in outcome.errors:
         click.echo(f"Feature failed: {error['title']}: {error['error']}", err=True)
     click.echo(outcome.message())
+
+
+@cli.command(name="watch")
+@click.argument("folders", nargs=-1, metavar="SPLIT=DIR [SPLIT=DIR ...]")
+@db_option
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: CPUs].")
+@click.option("--settle", type=click.FloatRange(min=0.05, max=60), default=0.5, show_default=True,
+              help="Seconds a file must stay unchanged before it is read.")  # fmt: skip
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Most files applied per transaction.")  # fmt: skip
+@quiet_option
+def watch_command(
+    folders: tuple[str, ...], db_path: str, workers: int | None, settle: float, batch_size: int, quiet: bool
+) -> None:
+    """Scan each SPLIT=DIR, then keep the index current as files change, until Ctrl-C.
+
+    Created, modified, moved and deleted images and label files reach the database in about a
+    second; a file being written is read once it stops changing. Other programs can read the
+    index meanwhile. Labels are read as `imgindex scan` read them (format and answers stored).
+    """
+    from .watch import Watcher, split_roots
+
+    splits = parse_splits(folders)
+
+    def report(batch: Any) -> None:
+        if not quiet:
+            labels = f", {batch.labels.read} label files read" if batch.labels and batch.labels.read else ""
+            click.echo(f"{time.strftime('%H:%M:%S')} {batch.new} new, {batch.changed} changed, "
+                       f"{batch.removed} removed, {batch.errors} errors{labels}")  # fmt: skip
+
+    def ready(initial: Any) -> None:
+        if not quiet:
+            click.echo(f"Initial scan: {initial.line()}")
+        names = ", ".join(f"{split}={folder}" for split, folder in split_roots(splits))
+        click.echo(f"Watching {names} (Ctrl-C to stop)")
+
+    setup = label_setup(db_path, splits, LabelOptions())  # the label answers stored by `imgindex scan`
+    watcher = Watcher(db_path, splits, settle=settle, batch_size=batch_size, workers=workers or default_workers(),
+                      on_batch=report, on_ready=ready, label_setup=setup)  # fmt: skip
+    stop_on_signals(watcher.stop)
+    click.echo(watcher.run().line())
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    """SIGINT (Ctrl-C) and SIGTERM end the watch after the batch in progress."""
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+@cli.command(name="serve")
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True, help="Port to listen on.")
+def serve_command(db_path: str, host: str, port: int) -> None:
+    """Browse the index in Datasette: thumbnails, duplicate and leakage groups, canned queries."""
+    import asyncio
+
+    import uvicorn
+    from datasette.app import Datasette
+
+    open_existing(db_path).close()  # applies the schema and views to an older index
+    datasette = Datasette([db_path])
+    asyncio.run(datasette.invoke_startup())
+    name = next(n for n in datasette.databases if n != "_internal")
+    click.echo(f"Serving {db_path} at http://{host}:{port}/{name} (Ctrl-C to stop)")
+    uvicorn.run(datasette.app(), host=host, port=port, log_level="warning", lifespan="on")

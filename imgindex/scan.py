@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import stat
 import sys
 import threading
 import time
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -26,7 +29,7 @@ import sqlite_utils
 from . import near_index, store
 from .labels import LabelOptions, LabelSetup, LabelSummary, index_labels, keep_image, prepare
 from .extract import extract
-from .walk import FileEntry, Stamp, relative, walk_stats
+from .walk import FileEntry, Stamp, is_image_name, relative, walk_stats
 
 Splits = dict[str, list[Path]]
 
@@ -120,6 +123,70 @@ def make_plan(db: sqlite_utils.Database, splits: Splits, setup: LabelSetup | Non
     return plan
 
 
+def stat_entry(path: str, rel_path: str) -> FileEntry | None:
+    """The FileEntry of an image file as it is on disk now; None if it is gone or not an image file."""
+    if not is_image_name(path):
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return FileEntry(path, rel_path, st.st_size, st.st_mtime_ns)
+
+
+def plan_files(db: sqlite_utils.Database, split: str, files: Sequence[tuple[str, str]], plan: Plan) -> None:
+    """Compare the given (path, rel_path) files of one split with the index; add the work to ``plan``.
+
+    Unlike plan_split, only these files are looked at: the rest of the split is left alone.
+    """
+    stored = store.stored_subset(db, split, [path for path, _ in files])
+    gone = plan.gone.setdefault(split, [])
+    for path, rel_path in files:
+        entry = stat_entry(path, rel_path)
+        known = stored.get(path)
+        if entry is None:
+            if known is not None:
+                gone.append(path)
+        elif known is not None and known[:2] == (entry.size, entry.mtime_ns) and not known[2]:
+            plan.unchanged += 1
+        else:
+            plan.jobs.append(Job(split, entry, is_new=known is None))
+
+
+def update_files(
+    db: sqlite_utils.Database, files: dict[str, list[tuple[str, str]]], scan_id: int, workers: int = 1,
+    also: Callable[[Plan], None] | None = None,
+) -> ScanSummary:
+    """Bring just these files (split -> [(path, rel_path)]) up to date, in ONE transaction.
+
+    Files that are gone leave the index, new and changed ones are extracted (before the
+    transaction); `also` runs inside it (e.g. the labels of the touched images) and so does the
+    near-pairs refresh: readers see none or all of the change (e.g. both halves of a move).
+    """
+    started = time.monotonic()
+    plan = Plan()
+    for split, entries in files.items():
+        plan_files(db, split, entries, plan)
+    summary = ScanSummary(unchanged=plan.unchanged, scan_id=scan_id)
+    rows: list[dict[str, Any]] = []
+    by_path = {job.entry.path: job for job in plan.jobs}
+    with _results(plan.jobs, workers) as results:
+        for path, extracted in results:
+            rows.append(to_row(by_path[path], extracted, scan_id))
+            _count(summary, by_path[path], extracted)
+    with db.atomic():
+        store.upsert_images(db, rows)
+        for split, gone in plan.gone.items():
+            summary.removed += store.delete_images(db, split, gone)
+        if also is not None:
+            also(plan)
+        near_index.refresh(db)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
 def _extract_job(path: str) -> tuple[str, dict[str, Any]]:
     return path, extract(path)
 
@@ -131,8 +198,33 @@ def _results(jobs: Sequence[Job], workers: int) -> Iterator[Iterator[tuple[str, 
     if workers <= 1 or len(paths) < 4 * workers:
         yield map(_extract_job, paths)
         return
-    with pool_context().Pool(workers) as pool:
+    context = pool_context()
+    if context.get_start_method() != "fork":
+        resource_tracker.ensure_running()  # it unblocks signals itself, so it must start first
+    with _interrupts_held():  # processes started now inherit the blocked SIGINT
+        pool = context.Pool(workers, initializer=_ignore_interrupts)
+    with pool:
         yield pool.imap_unordered(_extract_job, paths, chunksize=4)
+
+
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C (SIGINT to the whole process group) to the main process, which stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold SIGINT while worker processes start, so a Ctrl-C cannot kill one half-started;
+    this process gets it as soon as they are up."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def pool_context() -> multiprocessing.context.BaseContext:

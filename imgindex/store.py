@@ -105,6 +105,20 @@ def stored_stamps(db: sqlite_utils.Database, split: str) -> dict[str, tuple[int,
     return {path: (size, mtime) for path, size, mtime in rows}
 
 
+def stored_subset(db: sqlite_utils.Database, split: str, paths: Sequence[str]) -> dict[str, tuple[int, int, bool]]:
+    """Like stored_files, for the given paths of a split only (those indexed)."""
+    found: dict[str, tuple[int, int, bool]] = {}
+    for start in range(0, len(paths), 500):
+        chunk = list(paths[start : start + 500])
+        marks = ", ".join("?" for _ in chunk)
+        rows = db.execute(
+            f"SELECT path, size, mtime_ns, error IS NOT NULL FROM images WHERE split = ? AND path IN ({marks})",
+            [split, *chunk],
+        )
+        found.update({path: (size, mtime, bool(err)) for path, size, mtime, err in rows})
+    return found
+
+
 def upsert_images(db: sqlite_utils.Database, rows: Sequence[dict[str, Any]]) -> None:
     """Insert or replace image rows, keyed by (split, path), in one transaction; ids stay stable."""
     cols = ", ".join(IMAGE_COLUMNS)

@@ -1,0 +1,249 @@
+"""What Datasette shows of an index: canned queries, facets and image cells (pure functions).
+
+The Datasette hooks in `imgindex.datasette_plugin` call these with the database's schema, so a
+query that needs a table written by a later stage (near_pairs, labels, label_problems) is offered
+only once that table exists.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from imgindex import duplicates
+
+Schema = dict[str, set[str]]  # table or view name -> its column names
+
+# Cell column -> the column of the same row naming the split its paths belong to.
+PATH_COLUMNS: dict[str, str] = {
+    "path": "split",
+    "paths": "split",
+    "path_a": "split_a",
+    "paths_a": "split_a",
+    "path_b": "split_b",
+    "paths_b": "split_b",
+    "image_path": "split",
+}
+
+SINGLE_PATH_COLUMNS = {"path", "path_a", "path_b", "image_path"}  # the others hold JSON arrays of paths
+
+INDEX_COLUMNS = {"split", "path", "dhash"}
+
+
+def is_index(schema: Schema) -> bool:
+    """True when the database holds an imgindex `images` table."""
+    return INDEX_COLUMNS <= schema.get("images", set())
+
+
+def _has(schema: Schema, table: str, *columns: str) -> bool:
+    return table in schema and set(columns) <= schema[table]
+
+
+def _duplicates_query() -> dict[str, Any]:
+    return {
+        "title": "Duplicates within a split",
+        "description": "Groups of images with the same dHash inside one split (leave split empty for all).",
+        "sql": (
+            "select split, dhash, n, paths from duplicate_groups\n"
+            "where :split = '' or split = :split\n"
+            "order by n desc, split, dhash"
+        ),
+        "params": ["split"],
+    }
+
+
+def _leakage_query() -> dict[str, Any]:
+    return {
+        "title": "Train/validation leakage",
+        "description": "Images whose dHash appears in two splits, side by side (filter by split_a/split_b).",
+        "sql": (
+            "select split_a, split_b, dhash, n_a, n_b, paths_a, paths_b from leakage\n"
+            "where (:split_a = '' or split_a = :split_a) and (:split_b = '' or split_b = :split_b)\n"
+            "order by split_a, split_b, n_a + n_b desc, dhash"
+        ),
+        "params": ["split_a", "split_b"],
+    }
+
+
+def near_default_distance() -> int:
+    """`imgindex duplicates --max-distance`'s default, when that option exists."""
+    return int(getattr(duplicates, "DEFAULT_MAX_DISTANCE", 4))
+
+
+def _near_query(columns: set[str]) -> dict[str, Any]:
+    kind = "kind" in columns  # candidate pairs a second signal rejected are kept, marked 'rejected'
+    default = near_default_distance()
+    return {
+        "title": "Near-duplicates",
+        "description": f"Pairs of images within `distance` bits of dHash (default {default}).",
+        "sql": (
+            "select p.distance" + (", p.kind" if kind else "") + ", ia.split as split_a, ia.path as path_a,"
+            " ib.split as split_b, ib.path as path_b\n"
+            "from near_pairs p join images ia on ia.id = p.a join images ib on ib.id = p.b\n"
+            f"where p.distance <= cast(coalesce(nullif(:distance, ''), {default}) as integer)\n"
+            + ("  and p.kind <> 'rejected'\n" if kind else "")
+            + "order by p.distance, ia.split, ia.path, ib.path"
+        ),
+        "params": ["distance"],
+    }
+
+
+def _unreadable_query() -> dict[str, Any]:
+    return {
+        "title": "Files that could not be read",
+        "sql": (
+            "select id, split, path, size, error from images where error is not null\n"
+            "order by split, path"
+        ),
+    }
+
+
+def _label_problems_query(columns: set[str]) -> dict[str, Any]:
+    params = [c for c in ("split", "kind") if c in columns]
+    where = " and ".join(f"(:{c} = '' or {c} = :{c})" for c in params)
+    return {
+        "title": "Label problems",
+        "sql": "select * from label_problems\n" + (f"where {where}\n" if where else "") + "order by rowid",
+        "params": params,
+    }
+
+
+def _class_frequency_query(columns: set[str]) -> dict[str, Any]:
+    image_column = next((c for c in ("image_id", "image_path", "image") if c in columns), None)
+    images = f", count(distinct {image_column}) as images" if image_column else ""
+    return {
+        "title": "Class frequency per split",
+        "sql": (
+            f"select split, class_id, class_name, count(*) as labels{images} from labels\n"
+            "group by split, class_id, class_name\n"
+            "order by split, labels desc, class_id"
+        ),
+    }
+
+
+def canned_queries(schema: Schema) -> dict[str, dict[str, Any]]:
+    """The canned queries this schema can answer, by name."""
+    if not is_index(schema):
+        return {}
+    queries: dict[str, dict[str, Any]] = {}
+    if _has(schema, "duplicate_groups", "split", "n", "paths"):
+        queries["duplicates_within_split"] = _duplicates_query()
+    if _has(schema, "leakage", "split_a", "split_b", "paths_a", "paths_b"):
+        queries["leakage_between_splits"] = _leakage_query()
+    if _has(schema, "near_pairs", "a", "b", "distance"):
+        queries["near_duplicates"] = _near_query(schema["near_pairs"])
+    if _has(schema, "images", "error"):
+        queries["unreadable_files"] = _unreadable_query()
+    if "label_problems" in schema:
+        queries["label_problems"] = _label_problems_query(schema["label_problems"])
+    if _has(schema, "labels", "split", "class_id", "class_name"):
+        queries["class_frequency"] = _class_frequency_query(schema["labels"])
+    return queries
+
+
+TABLE_DESCRIPTIONS = {
+    "images": "One row per image file: where it is, what it is, its hashes and colour statistics.",
+    "duplicate_groups": "Images sharing a dHash within one split.",
+    "leakage": "dHash groups present in two splits: the same picture in train and validation.",
+    "identical_files": "Byte-identical files (same SHA-256), across all splits.",
+    "near_pairs": "Pairs of images (images.id a < b) whose dHashes differ by few bits.",
+    "labels": "One row per box (or class label) of an image.",
+    "label_problems": "What was wrong in the label files: counted, never fatal.",
+}
+
+DATABASE_DESCRIPTION = (
+    "An imgindex index. Duplicate and leakage groups show their images side by side; "
+    "the queries below answer the usual questions."
+)
+
+# Bookkeeping tables: still queryable, just not listed on the database page.
+HIDDEN_TABLES = {"_sqlite_migrations", "near_stale", "near_images", "label_file_images"}
+
+FACETS = {
+    "images": ["split", "format"],
+    "labels": ["split", "class_name"],
+    "label_problems": ["split", "kind"],
+}
+
+
+def metadata(schema: Schema) -> dict[str, Any]:
+    """Datasette table metadata for an index: facets and descriptions of what exists."""
+    if not is_index(schema):
+        return {}
+    tables: dict[str, Any] = {}
+    for table, facets in FACETS.items():
+        present = [f for f in facets if f in schema.get(table, set())]
+        if present:
+            tables.setdefault(table, {})["facets"] = present
+    for table, description in TABLE_DESCRIPTIONS.items():
+        if table in schema:
+            tables.setdefault(table, {})["description"] = description
+    for table in HIDDEN_TABLES & schema.keys():
+        tables.setdefault(table, {})["hidden"] = True
+    return {"description": DATABASE_DESCRIPTION, "tables": tables}
+
+
+def json_paths(value: Any) -> list[str] | None:
+    """The list of paths in a JSON-array cell, or None when the cell is not one."""
+    if not isinstance(value, str) or not value.startswith("["):
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    if isinstance(parsed, list) and all(isinstance(p, str) for p in parsed):
+        return parsed
+    return None
+
+
+@dataclass(frozen=True)
+class IndexedImage:
+    """An image row as a cell shows it."""
+
+    id: int
+    path: str
+    rel_path: str
+    error: str | None
+
+
+def figure_html(image: IndexedImage, image_url: str, thumb_url: str) -> Markup:
+    """One thumbnail (linking to the full image) with its relative path as caption."""
+    caption = escape(image.rel_path)
+    title = escape(image.path)
+    if image.error:
+        return Markup(
+            f'<figure class="imgindex-figure imgindex-unreadable" title="{title}">'
+            f'<a href="{escape(image_url)}">unreadable</a><figcaption>{caption}</figcaption></figure>'
+        )
+    return Markup(
+        f'<figure class="imgindex-figure" title="{title}">'
+        f'<a href="{escape(image_url)}"><img class="imgindex-thumb" loading="lazy" '
+        f'src="{escape(thumb_url)}" alt="{caption}"></a>'
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
+
+
+def gallery_html(figures: list[Markup], missing: list[str]) -> Markup:
+    """Figures side by side; paths no longer in the index are listed as plain text."""
+    gone = "".join(
+        f'<figure class="imgindex-figure imgindex-missing"><figcaption>{escape(p)} '
+        "(not in the index)</figcaption></figure>"
+        for p in missing
+    )
+    return Markup('<div class="imgindex-gallery">' + "".join(figures) + gone + "</div>")
+
+
+CSS = """
+.imgindex-gallery { display: flex; flex-wrap: wrap; gap: 0.5em; align-items: flex-start; }
+.imgindex-figure { margin: 0; max-width: 170px; display: inline-block; vertical-align: top; }
+.imgindex-figure img.imgindex-thumb {
+  display: block; max-width: 160px; max-height: 160px; border: 1px solid #ccc;
+  background: #eee; border-radius: 3px;
+}
+.imgindex-figure figcaption {
+  font-size: 0.75em; color: #444; word-break: break-all; line-height: 1.2; margin-top: 2px;
+}
+.imgindex-unreadable a, .imgindex-missing figcaption { color: #a00; }
+"""

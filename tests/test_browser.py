@@ -1,0 +1,167 @@
+"""End to end in a real headless Chromium: `imgindex serve`, the leakage page, thumbnails that load.
+
+Talks W3C WebDriver to Debian's chromedriver over HTTP (no client library needed).
+Set IMGINDEX_SCREENSHOT=path.png to keep the screenshot.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+from PIL import Image
+
+from imgindex.scan import scan
+
+DATA = Path(__file__).parent / "data"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1200,1000",
+]  # fmt: skip
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("IMGINDEX_REQUIRE_BROWSER"),
+    reason="needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)",
+)  # with IMGINDEX_REQUIRE_BROWSER set (CI) a missing browser fails the test instead
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{url} did not answer within {timeout} s")
+        time.sleep(0.1)
+
+
+class Browser:
+    """The few WebDriver commands the test needs."""
+
+    def __init__(self, driver_url: str, profile: Path) -> None:
+        self.http = httpx.Client(base_url=driver_url, timeout=60)
+        options = {"binary": CHROMIUM, "args": [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]}
+        capabilities = {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": options}}
+        self.session = self._call("POST", "/session", {"capabilities": capabilities})["sessionId"]
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self.http.request(method, path, json=body)
+        value = response.json()["value"]
+        if response.status_code != 200:
+            raise RuntimeError(f"WebDriver {path}: {value}")
+        return value
+
+    def command(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self._call(method, f"/session/{self.session}{path}", body)
+
+    def open(self, url: str) -> None:
+        self.command("POST", "/url", {"url": url})
+
+    def run(self, script: str, *args: Any) -> Any:
+        return self.command("POST", "/execute/sync", {"script": script, "args": list(args)})
+
+    def screenshot(self) -> bytes:
+        return base64.b64decode(self.command("GET", "/screenshot"))
+
+    def quit(self) -> None:
+        self.command("DELETE", "")
+        self.http.close()
+
+
+def start(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
+
+
+@pytest.fixture()
+def served(tmp_path: Path) -> Iterator[str]:
+    """A real index with a leak between train and val, served by `imgindex serve`."""
+    train, val = tmp_path / "train", tmp_path / "val"
+    shutil.copytree(DATA / "coco8" / "images" / "train", train)
+    val.mkdir()
+    for name in ("000000000025.jpg", "000000000030.jpg", "000000000036.jpg"):
+        shutil.copy(DATA / "coco128_sample" / "images" / "train2017" / name, val / name)
+    db = tmp_path / "index.db"
+    scan(db, {"train": [train], "val": [val]}, workers=1)
+    port = free_port()
+    server = start([sys.executable, "-m", "imgindex", "serve", "--db", str(db), "--port", str(port)])
+    try:
+        wait_http(f"http://127.0.0.1:{port}/-/versions.json")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.fixture()
+def browser(tmp_path: Path) -> Iterator[Browser]:
+    port = free_port()
+    driver = start([str(CHROMEDRIVER), f"--port={port}"])
+    try:
+        wait_http(f"http://127.0.0.1:{port}/status")
+        session = Browser(f"http://127.0.0.1:{port}", tmp_path / "chromium-profile")
+        try:
+            yield session
+        finally:
+            session.quit()
+    finally:
+        driver.terminate()
+        driver.wait(10)
+
+
+THUMBNAILS = """
+return Array.from(document.querySelectorAll('td img.imgindex-thumb')).map(img => ({
+  column: img.closest('td').className, complete: img.complete, width: img.naturalWidth}));
+"""
+
+
+TABLE_BOTTOM = """
+const table = document.querySelector('table.rows-and-columns');
+return (table.getBoundingClientRect().bottom + window.scrollY) * window.devicePixelRatio;
+"""
+
+
+def loaded(browser: Browser, timeout: float = 15) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        images = browser.run(THUMBNAILS)
+        if images and all(i["complete"] for i in images) or time.monotonic() > deadline:
+            return list(images)
+        time.sleep(0.1)
+
+
+def test_leakage_page_shows_train_and_validation_thumbnails(served: str, browser: Browser, tmp_path: Path) -> None:
+    browser.open(f"{served}/index/leakage")
+    images = loaded(browser)
+    assert len(images) == 4  # 2 leaked pictures, each once in train and once in val
+    assert all(i["width"] > 0 for i in images), images
+    assert sorted(i["column"].split()[0] for i in images) == ["col-paths_a"] * 2 + ["col-paths_b"] * 2
+    shot = browser.screenshot()
+    assert shot.startswith(b"\x89PNG")
+    (tmp_path / "leakage.png").write_bytes(shot)
+    if os.environ.get("IMGINDEX_SCREENSHOT"):
+        bottom = browser.run(TABLE_BOTTOM)
+        with Image.open(io.BytesIO(shot)) as picture:
+            picture.crop((0, 0, picture.width, min(picture.height, int(bottom) + 6))).save(
+                os.environ["IMGINDEX_SCREENSHOT"], optimize=True
+            )

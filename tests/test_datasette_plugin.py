@@ -1,0 +1,272 @@
+"""The Datasette plugin, through Datasette's own test client on a real scanned index."""
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from datasette.app import Datasette
+from datasette.plugins import get_plugins
+from PIL import Image
+
+from click.testing import CliRunner
+
+from imgindex.cli import cli
+from imgindex.scan import scan
+
+DATA = Path(__file__).parent / "data"
+COCO8_30 = DATA / "coco8" / "images" / "train" / "000000000030.jpg"
+COCO8_09 = DATA / "coco8" / "images" / "train" / "000000000009.jpg"
+COCO128_30 = DATA / "coco128_sample" / "images" / "train2017" / "000000000030.jpg"  # coco8's, re-encoded
+
+
+@pytest.fixture()
+def dataset(tmp_path: Path) -> dict[str, Path]:
+    """train: two pictures plus a byte copy of one; val: a re-encoded copy of a train picture
+    (a leak) and a file that is not an image."""
+    train, val = tmp_path / "train", tmp_path / "val"
+    train.mkdir()
+    val.mkdir()
+    shutil.copy(COCO8_30, train / "000000000030.jpg")
+    shutil.copy(COCO8_09, train / "000000000009.jpg")
+    shutil.copy(COCO8_09, train / "copy of 000000000009.jpg")
+    shutil.copy(COCO128_30, val / "000000000030.jpg")
+    (val / "broken.jpg").write_bytes(b"this is not a JPEG")
+    db = tmp_path / "index.db"
+    scan(db, {"train": [train], "val": [val]}, workers=1)
+    return {"db": db, "train": train, "val": val}
+
+
+def get(db: Path, path: str, **kwargs: Any) -> httpx.Response:
+    async def run() -> httpx.Response:
+        return await Datasette([str(db)]).client.get(path, **kwargs)
+
+    return asyncio.run(run())
+
+
+def image_id(db: Path, path: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("select id from images where path = ?", [str(path)]).fetchone()[0])
+
+
+def thumb_sources(html: str) -> list[str]:
+    return [s.replace("&amp;", "&") for s in re.findall(r'<img class="imgindex-thumb"[^>]* src="([^"]+)"', html)]
+
+
+def test_plugin_is_installed_through_its_entry_point() -> None:
+    plugin = next(p for p in get_plugins() if p["name"] == "imgindex")
+    assert {"render_cell", "register_routes", "canned_queries", "prepare_connection"} <= set(plugin["hooks"])
+
+
+def test_images_table_shows_a_thumbnail_per_row_that_loads(dataset: dict[str, Path]) -> None:
+    page = get(dataset["db"], "/index/images")
+    assert page.status_code == 200
+    sources = thumb_sources(page.text)
+    assert len(sources) == 4  # the unreadable file has no thumbnail
+    thumb = get(dataset["db"], sources[0])
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    with Image.open(io.BytesIO(thumb.content)) as picture:
+        assert max(picture.size) == 160
+
+
+def test_full_image_is_the_indexed_file(dataset: dict[str, Path]) -> None:
+    path = dataset["val"] / "000000000030.jpg"
+    response = get(dataset["db"], f"/-/imgindex/image/{image_id(dataset['db'], path)}")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/jpeg"
+    assert response.content == path.read_bytes()
+
+
+def test_unreadable_file_is_a_download_without_thumbnail(dataset: dict[str, Path]) -> None:
+    broken = image_id(dataset["db"], dataset["val"] / "broken.jpg")
+    download = get(dataset["db"], f"/-/imgindex/image/{broken}")
+    assert download.status_code == 200
+    assert download.headers["content-type"] == "application/octet-stream"
+    assert "attachment" in download.headers["content-disposition"]
+    assert get(dataset["db"], f"/-/imgindex/image/{broken}/thumbnail").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/-/imgindex/image/999999",
+        "/-/imgindex/image/999999/thumbnail",
+        "/-/imgindex/image/../../../../etc/passwd",
+        "/-/imgindex/image/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
+        "/-/imgindex/image/%2Fetc%2Fpasswd",
+        "/-/imgindex/image//etc/passwd",
+        "/-/imgindex/image/1%2F..%2F..%2Fetc%2Fpasswd",
+        "/-/imgindex/image/-1",
+        "/-/imgindex/image/1?db=../../etc/passwd",
+        "/-/imgindex/image/1?db=_internal",
+    ],
+)
+def test_only_indexed_ids_are_served(dataset: dict[str, Path], url: str) -> None:
+    response = get(dataset["db"], url, follow_redirects=True)  # Datasette redirects %2F to ~2F
+    assert response.status_code == 404
+    assert b"root:" not in response.content
+
+
+def test_a_path_parameter_cannot_choose_the_file(dataset: dict[str, Path]) -> None:
+    first = image_id(dataset["db"], dataset["train"] / "000000000009.jpg")
+    response = get(dataset["db"], f"/-/imgindex/image/{first}?path=/etc/passwd")
+    assert response.content == (dataset["train"] / "000000000009.jpg").read_bytes()
+
+
+def test_removed_files_are_not_served(dataset: dict[str, Path]) -> None:
+    gone = dataset["train"] / "000000000030.jpg"
+    old_id = image_id(dataset["db"], gone)
+    gone.unlink()
+    assert get(dataset["db"], f"/-/imgindex/image/{old_id}").status_code == 404  # still indexed, not on disk
+    scan(dataset["db"], {"train": [dataset["train"]]}, workers=1)
+    gone.write_bytes(b"")  # even if something reappears at that path, the id is no longer in the index
+    assert get(dataset["db"], f"/-/imgindex/image/{old_id}").status_code == 404
+    assert get(dataset["db"], f"/-/imgindex/image/{old_id}/thumbnail").status_code == 404
+
+
+def test_leakage_view_shows_both_splits_side_by_side(dataset: dict[str, Path]) -> None:
+    page = get(dataset["db"], "/index/leakage")
+    assert page.status_code == 200
+    row = re.search(r"<tr>\s*<td[^>]*col-split_a.*?</tr>", page.text, re.S)
+    assert row is not None
+    cells = re.findall(r'<td class="col-(paths_a|paths_b)[^"]*">(.*?)</td>', row.group(0), re.S)
+    assert [name for name, _ in cells] == ["paths_a", "paths_b"]
+    train_id = image_id(dataset["db"], dataset["train"] / "000000000030.jpg")
+    val_id = image_id(dataset["db"], dataset["val"] / "000000000030.jpg")
+    assert [s.split("?")[0] for s in thumb_sources(cells[0][1])] == [f"/-/imgindex/image/{train_id}/thumbnail"]
+    assert [s.split("?")[0] for s in thumb_sources(cells[1][1])] == [f"/-/imgindex/image/{val_id}/thumbnail"]
+
+
+def test_duplicate_groups_show_every_member(dataset: dict[str, Path]) -> None:
+    page = get(dataset["db"], "/index/duplicate_groups")
+    assert len(thumb_sources(page.text)) == 2  # 000000000009.jpg and its copy
+    assert "copy of 000000000009.jpg" in page.text
+
+
+def canned(db: Path) -> set[str]:
+    return {q["name"] for q in get(db, "/index.json").json()["queries"]}
+
+
+def test_canned_queries_offered_for_the_tables_present(dataset: dict[str, Path]) -> None:
+    db = dataset["db"]
+    everything = {"duplicates_within_split", "leakage_between_splits", "unreadable_files",
+                  "near_duplicates", "class_frequency", "label_problems"}  # fmt: skip
+    assert canned(db) == everything
+    with sqlite3.connect(db) as conn:  # an index written before the near and label stages existed
+        for table in ("near_pairs", "labels", "label_problems"):
+            conn.execute(f"drop table {table}")
+    assert canned(db) == {"duplicates_within_split", "leakage_between_splits", "unreadable_files"}
+
+
+def query_rows(db: Path, query: str) -> list[dict[str, Any]]:
+    name, _, args = query.partition("?")
+    response = get(db, f"/{db.stem}/{name}.json?_shape=objects&{args}")
+    assert response.status_code == 200, response.text
+    return list(response.json()["rows"])
+
+
+def test_canned_queries_answer(dataset: dict[str, Path]) -> None:
+    db = dataset["db"]
+    rows = lambda query: query_rows(db, query)  # noqa: E731
+    assert [r["split"] for r in rows("duplicates_within_split?split=train")] == ["train"]
+    assert rows("duplicates_within_split?split=val") == []
+    leak = rows("leakage_between_splits?split_a=train&split_b=val")
+    assert [(r["n_a"], r["n_b"]) for r in leak] == [(1, 1)]
+    assert [r["path"] for r in rows("unreadable_files")] == [str(dataset["val"] / "broken.jpg")]
+
+
+def test_near_duplicates_query_leaves_rejected_pairs_out(dataset: dict[str, Path]) -> None:
+    db = dataset["db"]
+    copy = image_id(db, dataset["train"] / "copy of 000000000009.jpg")
+    other = image_id(db, dataset["train"] / "000000000030.jpg")
+    with sqlite3.connect(db) as conn:
+        conn.execute("insert into near_pairs values (?, ?, 1, 40, 'rejected')", sorted([copy, other]))
+    near = query_rows(db, "near_duplicates?distance=1")
+    assert sorted(r["kind"] for r in near) == ["byte-identical", "perceptual"]
+    pairs = {(Path(r["path_a"]).name, Path(r["path_b"]).name) for r in near}
+    assert ("000000000030.jpg", "000000000030.jpg") in pairs  # the re-encoded copy in val
+    assert len(query_rows(db, "near_duplicates")) == 2  # the default distance covers them
+
+
+def test_class_frequency_and_label_problems_from_real_labels(tmp_path: Path) -> None:
+    root = tmp_path / "coco8"
+    shutil.copytree(DATA / "coco8", root)
+    db = tmp_path / "labelled.db"
+    scan(db, {"train": [root / "images" / "train"], "val": [root / "images" / "val"]}, workers=1)
+    expected: dict[tuple[str, int], int] = {}
+    for split in ("train", "val"):
+        for label_file in (root / "labels" / split).glob("*.txt"):
+            for line in label_file.read_text().split("\n"):
+                if line.strip():
+                    key = (split, int(line.split()[0]))
+                    expected[key] = expected.get(key, 0) + 1
+    frequency = {(r["split"], r["class_id"]): r["labels"] for r in query_rows(db, "class_frequency")}
+    assert frequency == expected
+    problems = query_rows(db, "label_problems?split=train")
+    assert problems and {r["split"] for r in problems} == {"train"}
+    assert len(thumb_sources(get(db, "/labelled/labels").text)) == sum(expected.values())
+
+
+def test_near_duplicates_page_shows_thumbnails(dataset: dict[str, Path]) -> None:
+    assert len(thumb_sources(get(dataset["db"], "/index/near_duplicates?distance=0").text)) == 4
+
+
+def test_facets_on_split_and_format(dataset: dict[str, Path]) -> None:
+    facets = get(dataset["db"], "/index/images.json").json()["facet_results"]
+    assert {"split", "format"} <= set(facets)
+    counts = {item["value"]: item["count"] for item in facets["split"]["results"]}
+    assert counts == {"train": 3, "val": 2}
+
+
+def test_imgindex_sql_functions_in_datasette(dataset: dict[str, Path]) -> None:
+    response = get(
+        dataset["db"], "/index.json", params={"sql": "select hamming('ff00', '0f01') as d", "_shape": "array"}
+    )
+    assert response.json() == [{"d": 5}]
+
+
+def test_other_databases_are_left_alone(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("create table images (id integer primary key, path text)")
+        conn.execute("insert into images (path) values ('/etc/passwd')")
+    assert get(other, "/other.json").json()["queries"] == []
+    assert "imgindex-thumb" not in get(other, "/other/images").text
+    assert get(other, "/-/imgindex/image/1").status_code == 404
+
+
+def test_serve_needs_an_existing_index(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--db", str(tmp_path / "missing.db")])
+    assert result.exit_code != 0
+    assert "imgindex scan" in result.output
+
+
+def test_identical_files_show_their_images(dataset: dict[str, Path]) -> None:
+    page = get(dataset["db"], "/index/identical_files")
+    assert len(thumb_sources(page.text)) == 2  # 000000000009.jpg and its byte copy
+
+
+def test_a_file_changed_since_indexing_is_served_only_after_a_rescan(dataset: dict[str, Path]) -> None:
+    target = dataset["train"] / "000000000030.jpg"
+    number = image_id(dataset["db"], target)
+    target.unlink()
+    target.symlink_to("/etc/passwd")  # the indexed path now leads somewhere else
+    assert get(dataset["db"], f"/-/imgindex/image/{number}").status_code == 404
+    target.unlink()
+    shutil.copy(COCO8_09, target)
+    assert get(dataset["db"], f"/-/imgindex/image/{number}").status_code == 404
+    scan(dataset["db"], {"train": [dataset["train"]]}, workers=1)
+    response = get(dataset["db"], f"/-/imgindex/image/{image_id(dataset['db'], target)}")
+    assert response.status_code == 200 and response.content == COCO8_09.read_bytes()
+
+
+def test_bookkeeping_tables_are_hidden_from_the_database_page(dataset: dict[str, Path]) -> None:
+    tables = {t["name"]: t["hidden"] for t in get(dataset["db"], "/index.json").json()["tables"]}
+    assert tables["images"] is False and tables["labels"] is False
+    assert tables["_sqlite_migrations"] is True and tables["near_stale"] is True
