@@ -94,9 +94,12 @@ def parse_splits(args: tuple[str, ...]) -> Splits:
               help="Rows without a convention: is the class id before or after the box?")
 @click.option("--bbox-format", type=click.Choice(BBOX_FORMATS),
               help="Rows without a convention: box layout, '-norm' when normalised to 0..1.")
+@click.option("--retry-errors", is_flag=True,
+              help="Read again the files that failed before, even if unchanged (e.g. after fixing permissions).")
 def scan_command(
     folders: tuple[str, ...], db_path: str, workers: int | None, batch_size: int, quiet: bool,
     label_format: str | None, coco: Path | None, label_first: bool | None, bbox_format: str | None,
+    retry_errors: bool,
 ) -> None:  # fmt: skip
     """Index the images of each SPLIT=DIR folder (recursively), then their labels, incrementally.
 
@@ -110,7 +113,7 @@ def scan_command(
     setup = label_setup(db_path, splits, options)
     try:
         summary = scan(db_path, splits, workers=workers or default_workers(), progress=progress,
-                       batch_size=batch_size, label_setup=setup)  # fmt: skip
+                       batch_size=batch_size, label_setup=setup, retry_errors=retry_errors)  # fmt: skip
     except KeyboardInterrupt:
         click.echo("Interrupted: what was indexed is kept; run the same command again to finish.", err=True)
         sys.exit(130)

@@ -3,7 +3,7 @@
 Only the difference is processed: stored ``(size, mtime_ns)`` are loaded once per split, files
 whose pair is unchanged are not opened, new and changed ones are extracted in worker processes
 and upserted in batches (one transaction per batch), and files gone from a split are removed.
-Files that failed before are retried. A killed scan leaves every committed batch in place and
+Files that failed are read again only when they change or with ``retry_errors``. A killed scan leaves every committed batch in place and
 the next scan picks up the rest.
 """
 
@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import resource_tracker
 from pathlib import Path
@@ -46,6 +45,7 @@ class Plan:
     jobs: list[Job] = field(default_factory=list)
     unchanged: int = 0
     gone: dict[str, list[str]] = field(default_factory=dict)  # split -> paths no longer on disk
+    retry_errors: bool = False  # read files that failed before even when unchanged
 
 
 @dataclass
@@ -85,13 +85,11 @@ def plan_split(
 ) -> None:  # fmt: skip
     """Compare one split's files on disk with the index; add the work to ``plan``. ``keep``
     narrows the split to some of the files (a VOC ImageSets list)."""
-    with ThreadPoolExecutor(1) as pool:  # read the index while the disk is walked
-        stored_future = pool.submit(store.stored_stamps, db, split)
-        current = on_disk(roots, keep)
-        stored = stored_future.result()
-    unchanged = {path for path, _ in current.items() & stored.items()}
-    plan.unchanged += len(unchanged)
-    for path in sorted(current.keys() - unchanged):
+    stored = store.stored_stamps(db, split, plan.retry_errors)
+    current = on_disk(roots, keep)
+    todo = sorted(path for path, stamp in current.items() if stored.get(path) != stamp)
+    plan.unchanged += len(current) - len(todo)
+    for path in todo:
         entry = FileEntry(path, rel_path(path, roots), *current[path])
         plan.jobs.append(Job(split, entry, is_new=path not in stored))
     plan.gone[split] = sorted(stored.keys() - current.keys())
@@ -115,8 +113,10 @@ def rel_path(path: str, roots: Sequence[Path]) -> str:
     return os.path.basename(path)
 
 
-def make_plan(db: sqlite_utils.Database, splits: Splits, setup: LabelSetup | None = None) -> Plan:
-    plan = Plan()
+def make_plan(
+    db: sqlite_utils.Database, splits: Splits, setup: LabelSetup | None = None, retry_errors: bool = False
+) -> Plan:  # fmt: skip
+    plan = Plan(retry_errors=retry_errors)
     for split, roots in splits.items():
         keep = keep_image(setup.plans[split]) if setup else None
         plan_split(db, split, roots, plan, keep)
@@ -316,6 +316,7 @@ def index_split_labels(
 def scan(
     db_path: str | Path, splits: Splits, workers: int | None = None,
     progress: bool = False, batch_size: int = 256, label_setup: LabelSetup | None = None,
+    retry_errors: bool = False,
 ) -> ScanSummary:  # fmt: skip
     """Bring the index of ``splits`` (images, then labels) up to date; other splits in the database
     are untouched. Without ``label_setup`` the label format of each folder is detected."""
@@ -326,7 +327,7 @@ def scan(
     arguments = {"splits": {k: [str(p) for p in v] for k, v in splits.items()}, "workers": workers,
                  "labels": {k: [p.format for p in v] for k, v in setup.plans.items()}}  # fmt: skip
     summary = ScanSummary(scan_id=store.start_scan(db, arguments))
-    plan = make_plan(db, splits, setup)
+    plan = make_plan(db, splits, setup, retry_errors)
     summary.unchanged = plan.unchanged
     bar = _Progress(len(plan.jobs), progress)
     try:

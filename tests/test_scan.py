@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import io
 import os
 import shutil
 import sqlite3
@@ -103,17 +104,26 @@ def test_bad_files_are_recorded_and_the_scan_goes_on(db: Path, tmp_path: Path) -
     assert all("not an image" in e for e in errors.values())
 
 
-def test_failed_files_are_retried_on_the_next_scan(db: Path, tmp_path: Path) -> None:
+def test_failed_files_stay_unopened_until_changed_or_retried(db: Path, tmp_path: Path) -> None:
     folder = tmp_path / "f"
     folder.mkdir()
+    valid = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(valid, "PNG")
+    size = valid.getbuffer().nbytes + 100
     bad = folder / "later.png"
-    bad.write_bytes(b"")
+    bad.write_bytes(b"\0" * size)  # not an image
     invoke("scan", "--db", str(db), f"f={folder}")
-    make_image(bad, 3)
-    os.utime(bad, ns=(0, 0))  # even an older mtime does not hide the fix
-    result = invoke("scan", "--db", str(db), f"f={folder}")
-    assert summary_counts(result.output)["errors"] == 0
-    assert sql_rows(db, "select error from images") == [{"error": None}]
+    stamp = bad.stat()
+    bad.write_bytes(valid.getvalue() + b"\0" * 100)  # fixed in place: same size, and the mtime put back
+    os.utime(bad, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+
+    again = invoke("scan", "--db", str(db), f"f={folder}")
+    assert summary_counts(again.output)["unchanged"] == 1  # an unchanged file is not opened again
+    assert sql_rows(db, "select error is not null as failed from images") == [{"failed": 1}]
+
+    retried = invoke("scan", "--db", str(db), "--retry-errors", f"f={folder}")
+    assert summary_counts(retried.output) == {"new": 0, "changed": 1, "unchanged": 0, "removed": 0, "errors": 0}
+    assert sql_rows(db, "select error, width from images") == [{"error": None, "width": 40}]
 
 
 def test_unicode_names_symlinks_and_link_loops(db: Path, tmp_path: Path) -> None:
