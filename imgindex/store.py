@@ -90,18 +90,26 @@ def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def stored_files(db: sqlite_utils.Database, split: str) -> dict[str, tuple[int, int, bool]]:
-    """path -> (size, mtime_ns, had_error) for every indexed file of a split."""
-    rows = db.execute("SELECT path, size, mtime_ns, error IS NOT NULL FROM images WHERE split = ?", [split])
-    return {path: (size, mtime, bool(err)) for path, size, mtime, err in rows}
-
-
 def stored_stamps(db: sqlite_utils.Database, split: str, retry_errors: bool = False) -> dict[str, tuple[int, int]]:
     """path -> (size, mtime_ns) of every indexed file of a split. With ``retry_errors`` the files
     that failed get mtime -1, so that they never look unchanged and are read again."""
     mtime = "CASE WHEN error IS NULL THEN mtime_ns ELSE -1 END" if retry_errors else "mtime_ns"
     rows = db.execute(f"SELECT path, size, {mtime} FROM images WHERE split = ?", [split])
     return {path: (size, mtime) for path, size, mtime in rows}
+
+
+def stored_subset(db: sqlite_utils.Database, split: str, paths: Sequence[str]) -> dict[str, tuple[int, int, bool]]:
+    """path -> (size, mtime_ns, had_error) for the given paths of a split (those indexed)."""
+    found: dict[str, tuple[int, int, bool]] = {}
+    for start in range(0, len(paths), 500):
+        chunk = list(paths[start : start + 500])
+        marks = ", ".join("?" for _ in chunk)
+        rows = db.execute(
+            f"SELECT path, size, mtime_ns, error IS NOT NULL FROM images WHERE split = ? AND path IN ({marks})",
+            [split, *chunk],
+        )
+        found.update({path: (size, mtime, bool(err)) for path, size, mtime, err in rows})
+    return found
 
 
 def upsert_images(db: sqlite_utils.Database, rows: Sequence[dict[str, Any]]) -> None:
