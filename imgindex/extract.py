@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+DRAFT_FORMATS = ("JPEG", "MPO")
 ANALYSIS_SIDE = 64  # shorter side of the analysis image, in pixels
 HISTOGRAM_BINS = 16
 IN_MEMORY_LIMIT = 64 * 1024 * 1024  # larger files are hashed in chunks, not held in memory
@@ -86,11 +87,11 @@ def _analysis_images(im: Image.Image, orientation: int | None) -> tuple[Image.Im
     is taken from the full-resolution grey image (exactly ImageHash's input) and only the
     statistics image is reduced.
     """
-    if im.format in ("JPEG", "MPO"):
+    if im.format in DRAFT_FORMATS:
         im.draft("RGB", (ANALYSIS_SIDE, ANALYSIS_SIDE))
     im.load()
     rgb = to_rgb8(im)
-    gray = rgb.convert("L") if im.format in ("JPEG", "MPO") or rgb.mode != im.mode else im.convert("L")
+    gray = rgb.convert("L") if im.format in DRAFT_FORMATS or rgb.mode != im.mode else im.convert("L")
     rgb, gray = upright(rgb, gray, orientation=orientation)
     factor = min(rgb.size) // ANALYSIS_SIDE
     return (rgb.reduce(factor) if factor >= 2 else rgb), gray
@@ -106,6 +107,8 @@ def upright(*images: Image.Image, orientation: int | None) -> tuple[Image.Image,
 
 def to_rgb8(im: Image.Image) -> Image.Image:
     """8-bit RGB; 16-bit and float images are scaled, not clipped."""
+    if im.mode == "RGB":
+        return im
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(im, dtype=np.float64)
         top = 65535.0 if im.mode.startswith("I;16") else max(float(arr.max()), 1.0)
@@ -115,7 +118,10 @@ def to_rgb8(im: Image.Image) -> Image.Image:
 
 
 def analyse(rgb: Image.Image, gray: Image.Image) -> Row:
-    """Hashes and statistics of an 8-bit RGB analysis image and a grey image to hash."""
+    """Hashes and statistics of an 8-bit RGB analysis image and a grey image to hash.
+
+    The 64-bit dHash resizes ``gray`` exactly as ImageHash does (one Lanczos pass); the 256-bit
+    one, a second signal of our own, is taken from the small analysis image."""
     hist = np.asarray(rgb.histogram(), dtype=np.float64).reshape(3, 256)
     n = max(hist[0].sum(), 1.0)
     means = hist @ LEVELS / n
