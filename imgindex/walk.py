@@ -70,12 +70,14 @@ def _list_folder(folder: str) -> tuple[list[str], list[tuple[str, Stamp]]]:
     except OSError:
         return subfolders, files
     for entry in entries:
+        name = entry.name
+        dot = name.rfind(".")
         try:
-            if entry.is_dir():
-                subfolders.append(entry.path)
-            elif is_image_name(entry.name) and entry.is_file():
+            if dot > 0 and name[dot:].lower() in IMAGE_EXTENSIONS and entry.is_file():
                 st = entry.stat()
                 files.append((entry.path, (st.st_size, st.st_mtime_ns)))
+            elif entry.is_dir():
+                subfolders.append(entry.path)
         except OSError:
             continue  # broken link or vanished entry: nothing to index
     return sorted(subfolders), files
