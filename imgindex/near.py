@@ -16,7 +16,15 @@ components are the same as with all pairs; the number of pairs stays linear in t
 
 Candidates are verified in chunks of ``CHUNK`` pairs, so memory follows the number of pairs
 found, not of candidates; a dense set (thousands of distinct hashes within a few bits of each
-other) still yields that many pairs.
+other) yields that many pairs, unless a partner cap is given.
+
+Partner cap (``cap``): each hash keeps only its nearest partners with other hash values: candidates
+sorted by (distance, value), kept while fewer than ``cap`` partner images come before them (a
+value counts for the images it links, so a query keeps at most cap + max_group - 1). A pair is
+kept when either end keeps it. The capped search runs as queries of every value against an index
+of all values, in chunks of query values sized to find about ``CAP_CHUNK_PAIRS`` pairs, each chunk
+capped before the next, so the full candidate set of a dense cluster never exists at once. When
+no hash has more than ``cap`` partner images with other values, the result is the uncapped one.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ Pairs = tuple[I64, I64, U8]
 
 BITS = 64
 CHUNK = 1 << 22  # candidate pairs verified per numpy pass
+CAP_CHUNK_PAIRS = 1 << 20  # pairs found per chunk of query values in a capped search
 MAX_TABLE_BITS = 22  # bands up to this width use a direct bucket table, wider ones a binary search
 DEFAULT_MAX_GROUP = 32
 
@@ -276,13 +285,21 @@ def _owned(parts: Iterable[Pairs], values_a: U64, values_b: U64, bands: Sequence
         yield a, b, d
 
 
-def value_pairs(values: U64, max_distance: int) -> Pairs:
+def value_pairs(values: U64, max_distance: int, cap: int | None = None, weights: I64 | None = None) -> Pairs:
     """All (i, j, dist) with i < j and popcount(values[i] ^ values[j]) <= max_distance.
 
-    Exact. Meant for distinct values (duplicates work but make buckets grow)."""
+    Exact without a cap. Meant for distinct values (duplicates work but make buckets grow). With a
+    cap, value i keeps its nearest partners until they hold cap images (weights[j] images per value,
+    default 1) and a pair is kept if either end keeps it (see the module docstring)."""
     values = np.ascontiguousarray(values, dtype=np.uint64)
     if len(values) < 2:
         return _collect([])
+    if cap is not None:
+        index = ValueIndex(values, max_distance, expected_queries=len(values))
+        q, i, d = index.query(values, cap=cap, weights=weights, skip_same=True)
+        a, b = np.minimum(q, i), np.maximum(q, i)
+        key, first = np.unique(a * len(values) + b, return_index=True)
+        return a[first], b[first], d[first]
     bands = plan_bands(len(values), len(values), max_distance, self_join=True)
 
     parts = (
@@ -308,11 +325,36 @@ class ValueIndex:
             for b in self.bands
         ]
 
-    def query(self, query_values: U64) -> Pairs:
-        """All (q, i, dist) with popcount(query_values[q] ^ values[i]) <= max_distance. Exact."""
+    def query(
+        self, query_values: U64, cap: int | None = None, weights: I64 | None = None, skip_same: bool = False
+    ) -> Pairs:
+        """All (q, i, dist) with popcount(query_values[q] ^ values[i]) <= max_distance. Exact.
+
+        With a cap, each query keeps its nearest values, by (dist, i), while the values before
+        them hold fewer than cap images (weights[i] each, default 1); queries run in chunks, each
+        capped on its own. skip_same leaves out pairs of equal values."""
         query_values = np.ascontiguousarray(query_values, dtype=np.uint64)
         if len(query_values) == 0 or len(self.values) == 0:
             return _collect([])
+        if cap is None and not skip_same:
+            return self._query_all(query_values)
+        w = np.ones(len(self.values), dtype=np.int64) if weights is None else np.asarray(weights, dtype=np.int64)
+        parts, lo, size = [], 0, 1024
+        while lo < len(query_values):
+            hi = min(len(query_values), lo + size)
+            q, i, d = self._query_all(query_values[lo:hi])
+            found = len(q)
+            if skip_same:
+                keep = d > 0
+                q, i, d = q[keep], i[keep], d[keep]
+            if cap is not None:
+                q, i, d = cap_nearest(q, i, d, w[i], cap)
+            parts.append((q + lo, i, d))
+            size = int(np.clip(CAP_CHUNK_PAIRS * (hi - lo) / max(found, 1), 64, 1 << 20))
+            lo = hi
+        return _collect(parts)
+
+    def _query_all(self, query_values: U64) -> Pairs:
         parts = (
             part
             for t in range(len(self.bands))
@@ -387,19 +429,58 @@ def _within(groups: Groups, max_group: int) -> Pairs:
     return groups.members[owner], groups.members[owner + 1 + k], np.zeros(total, dtype=np.uint8)
 
 
+def cap_nearest(q: I64, i: I64, d: U8, weight: I64, cap: int) -> Pairs:
+    """Of the pairs (q, i, d), each q's nearest by (d, i) while those before hold fewer than cap.
+
+    weight[k] is what pair k counts for (the images its partner stands for)."""
+    rows = nearest_rows(q, i, d, weight, cap)
+    return q[rows], i[rows], d[rows]
+
+
+def nearest_rows(q: I64, i: I64, d: U8, weight: I64, cap: int) -> I64:
+    """Positions of the pairs cap_nearest keeps, ascending.
+
+    Per query, the weight at each distance decides most pairs without sorting: a distance whose
+    pairs all fit under the cap is kept whole, one past it dropped; only the pairs at the distance
+    where the cap falls are sorted by i."""
+    if len(q) == 0:
+        return np.zeros(0, dtype=np.int64)
+    w = np.asarray(weight, dtype=np.int64)
+    slot = q - q.min()
+    if slot.max() > 4 * len(q) + 1024:
+        _, slot = np.unique(q, return_inverse=True)
+    width = int(d.max()) + 1
+    cell = slot * width + d
+    at = np.bincount(cell, weights=w, minlength=(int(slot.max()) + 1) * width).reshape(-1, width)
+    below = (np.cumsum(at, axis=1) - at).ravel()[cell]  # weight of the query's nearer distances
+    whole = below + at.ravel()[cell] <= cap
+    edge = np.flatnonzero(~whole & (below < cap))
+    order = edge[np.lexsort((i[edge], q[edge]))]
+    we = w[order]
+    before = np.cumsum(we) - we
+    qs = q[order]
+    start = np.flatnonzero(np.concatenate(([True], qs[1:] != qs[:-1]))) if len(qs) else np.zeros(0, np.int64)
+    run = np.repeat(start, np.diff(np.append(start, len(qs))))
+    keep_edge = order[below[order] + before - before[run] < cap]
+    return np.sort(np.concatenate((np.flatnonzero(whole), keep_edge)))
+
+
 def _ordered(a: I64, b: I64, d: U8) -> Pairs:
     i, j = np.minimum(a, b), np.maximum(a, b)
     order = np.lexsort((j, i))
     return i[order], j[order], d[order]
 
 
-def find_pairs(hashes: U64, max_distance: int, max_group: int = DEFAULT_MAX_GROUP) -> Pairs:
+def find_pairs(
+    hashes: U64, max_distance: int, max_group: int = DEFAULT_MAX_GROUP, cap: int | None = None
+) -> Pairs:
     """All pairs (i, j, dist), i < j, of hashes within max_distance bits, sorted by (i, j).
 
     Groups of more than max_group identical hashes are linked as a star to their first index and
-    pair with other hashes only through it (see the module docstring)."""
+    pair with other hashes only through it; with a cap, each hash keeps only its nearest partners
+    with other values (see the module docstring)."""
     groups = Groups.of(hashes)
-    u, v, d = value_pairs(groups.values, max_distance)
+    u, v, d = value_pairs(groups.values, max_distance, cap, groups.linked(max_group))
     a1, b1, d1 = _cross(groups, groups, u, v, d, max_group, max_group)
     a0, b0, d0 = _within(groups, max_group)
     return _ordered(np.concatenate((a0, a1)), np.concatenate((b0, b1)), np.concatenate((d0, d1)))
@@ -415,13 +496,19 @@ class NearIndex:
         self.max_group = max_group
         self.values = ValueIndex(self.groups.values, max_distance)
 
-    def query(self, new_hashes: U64, new_max_group: int | None = None) -> Pairs:
+    def query(self, new_hashes: U64, new_max_group: int | None = None, cap: int | None = None) -> Pairs:
         """Pairs (q, i, dist) of new_hashes[q] and indexed hashes[i] within max_distance, sorted.
 
         A group of more than max_group identical indexed hashes answers through its first index;
-        so do groups of more than new_max_group identical new hashes (default: no limit)."""
+        so do groups of more than new_max_group identical new hashes (default: no limit). With a
+        cap, each new hash keeps only its nearest indexed partners (see the module docstring); an
+        identical indexed hash is always kept."""
         new_groups = Groups.of(new_hashes)
-        qv, iv, d = self.values.query(new_groups.values)
+        if cap is None:
+            qv, iv, d = self.values.query(new_groups.values)
+        else:
+            weights = self.groups.linked(self.max_group)
+            qv, iv, d = self.values.query(new_groups.values, cap=cap, weights=weights)
         new_cap = len(new_hashes) if new_max_group is None else new_max_group
         q, i, d = _cross(new_groups, self.groups, qv, iv, d, new_cap, self.max_group)
         order = np.lexsort((i, q))

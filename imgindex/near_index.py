@@ -13,6 +13,14 @@ images are searched among themselves and against an in-memory index of all other
 
 Identical dHashes shared by more than MAX_GROUP images are linked as a star to the lowest id of
 the group (see imgindex.near); removing that image makes the whole group stale, so it is re-linked.
+
+Partner cap: an image keeps at most MAX_PARTNERS partners with a different dHash, its nearest by
+(distance, id); a pair is stored when an image recomputed in that refresh keeps it. In a dense
+cluster (frames of one static scene) an image lists its nearest partners only, and the table holds
+at most about MAX_PARTNERS pairs per image instead of the cluster's size squared; the cluster
+stays connected through the nearest links. Below the cap nothing changes: every pair is stored.
+An image that is not recomputed keeps its stored pairs, so a clean image may list more than
+MAX_PARTNERS when later images chose it among their nearest.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from . import near
 
 CEILING = 8  # pairs stored up to this dHash distance; larger ones are computed on demand
 MAX_GROUP = 64
+MAX_PARTNERS = 64  # partners with another dHash kept per recomputed image (its nearest)
 FLAT_STD = 5.0  # every channel's standard deviation below this: a flat image
 FEW_BITS = 6  # a dHash with at most this many 1 bits (or 0 bits): almost no gradient information
 MAX_DISTANCE_256 = 48  # of 256 bits; measured: copies <= 56 (copy vs copy), different photos >= 55
@@ -70,18 +79,36 @@ def load_hashes(db: sqlite_utils.Database) -> tuple[I64, near.U64]:
     return ids, near.hex_to_u64([r[1] for r in rows])
 
 
-def candidate_pairs(ids: I64, hashes: near.U64, dirty: NDArray[np.bool_], max_distance: int) -> CandidatePairs:
+def candidate_pairs(
+    ids: I64, hashes: near.U64, dirty: NDArray[np.bool_], max_distance: int, cap: int | None = MAX_PARTNERS
+) -> CandidatePairs:
     """Pairs within max_distance having at least one dirty image: dirty among themselves, and
-    dirty against an index of the clean ones."""
+    dirty against an index of the clean ones; with a cap, only pairs that a dirty image keeps
+    among its nearest cap partners with another hash (ties by id), plus every identical pair."""
     dirty_at, clean_at = np.flatnonzero(dirty), np.flatnonzero(~dirty)
-    i, j, d = near.find_pairs(hashes[dirty_at], max_distance, MAX_GROUP)
+    i, j, d = near.find_pairs(hashes[dirty_at], max_distance, MAX_GROUP, cap=cap)
     parts = [(ids[dirty_at[i]], ids[dirty_at[j]], d)]
     if len(clean_at) and len(dirty_at):
         index = near.NearIndex(hashes[clean_at], max_distance, MAX_GROUP)
-        q, c, d = index.query(hashes[dirty_at], new_max_group=MAX_GROUP)
+        q, c, d = index.query(hashes[dirty_at], new_max_group=MAX_GROUP, cap=cap)
         parts.append((ids[dirty_at[q]], ids[clean_at[c]], d))
     a, b, d = (np.concatenate(x) for x in zip(*parts))
-    return CandidatePairs(np.minimum(a, b), np.maximum(a, b), d.astype(np.uint8))
+    a, b, d = np.minimum(a, b), np.maximum(a, b), d.astype(np.uint8)
+    if cap is not None:
+        keep = _nearest_of_dirty(a, b, d, ids[dirty_at], cap)
+        a, b, d = a[keep], b[keep], d[keep]
+    return CandidatePairs(a, b, d)
+
+
+def _nearest_of_dirty(a: I64, b: I64, d: NDArray[np.uint8], dirty_ids: I64, cap: int) -> NDArray[np.bool_]:
+    """Pairs kept by an end that is dirty: its nearest cap by (distance, other id); identical
+    dHashes (distance 0) are always kept (their groups are bounded by MAX_GROUP)."""
+    keep = d == 0
+    for own, other in ((a, b), (b, a)):
+        mine = np.flatnonzero(np.isin(own, dirty_ids) & (d > 0))
+        rows = near.nearest_rows(own[mine], other[mine], d[mine], np.ones(len(mine), np.int64), cap)
+        keep[mine[rows]] = True
+    return keep
 
 
 def _hex_words(hexes: list[str], words: int) -> NDArray[np.uint64]:

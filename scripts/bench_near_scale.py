@@ -12,11 +12,18 @@ the brute-force baseline measured here (its per-pair cost extrapolated to N(N-1)
     .venv/bin/python scripts/bench_near_scale.py            # 1,000,000 hashes, K=8
     .venv/bin/python scripts/bench_near_scale.py --n 200000 --k 12
     .venv/bin/python scripts/bench_near_scale.py --db-rows 200000   # also: near_pairs upkeep in SQLite
+    .venv/bin/python scripts/bench_near_scale.py --dense     # dense clusters, partner cap on and off
+
+The main run also checks that the partner cap (near_index.MAX_PARTNERS) leaves the connected
+components of the pairs unchanged. --dense times find_pairs with and without the cap, each in its
+own child process (peak RSS per case), on 30,000 distinct hashes confined to 21 bits and on 5,000
+near-identical hashes (at most 3 bits from one hash), and checks that each stays one component.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import resource
 import tempfile
 import time
@@ -26,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from imgindex import near, near_index, store
+from imgindex.duplicates import components
 
 
 def flip_bits(rng: np.random.Generator, values: np.ndarray, max_flips: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,6 +100,57 @@ def bench_db(rows: int, adds: int, rng: np.random.Generator) -> None:
           f"after adding {adds:,}: {recomputed:,} images recomputed in {t_add:.2f} s")
 
 
+def component_sets(i: np.ndarray, j: np.ndarray) -> set[frozenset[int]]:
+    return {frozenset(c) for c in components(zip(i.tolist(), j.tolist()))}
+
+
+def confined(rng: np.random.Generator, n: int, bits: int) -> np.ndarray:
+    """n distinct hashes differing from one random hash only in `bits` chosen bit positions."""
+    base = rng.integers(0, 2**64, dtype=np.uint64)
+    positions = rng.choice(64, size=bits, replace=False).astype(np.uint64)
+    codes = rng.choice(1 << bits, size=n, replace=False).astype(np.uint64)
+    spread = np.zeros(n, dtype=np.uint64)
+    for k, pos in enumerate(positions):
+        spread |= ((codes >> np.uint64(k)) & np.uint64(1)) << pos
+    return base ^ spread
+
+
+def near_identical(rng: np.random.Generator, n: int, max_flips: int) -> np.ndarray:
+    """n distinct hashes within max_flips bits of one random hash (frames of one static scene)."""
+    base = rng.integers(0, 2**64, size=1, dtype=np.uint64)
+    found: set[int] = set()
+    while len(found) < n:
+        copies, _ = flip_bits(rng, np.repeat(base, n), max_flips)
+        found.update(copies.tolist())
+    return np.array(sorted(found)[:n], dtype=np.uint64)
+
+
+def dense_case(hashes: np.ndarray, k: int, cap: int | None, out: "multiprocessing.Queue[str]") -> None:
+    """Child process: find_pairs on a dense set; reports time, pairs, degrees, components, peak RSS."""
+    t0 = time.perf_counter()
+    i, j, _ = near.find_pairs(hashes, k, cap=cap)
+    seconds = time.perf_counter() - t0
+    degree = np.bincount(np.concatenate([i, j]), minlength=len(hashes))
+    parts = len(components(zip(i.tolist(), j.tolist())))
+    out.put(f"{seconds:6.2f} s, {len(i):>11,} pairs, partners per hash {degree.min()}-{degree.max()}, "
+            f"{parts} component(s), peak RSS {rss_mb():,.0f} MB")
+
+
+def bench_dense(rng: np.random.Generator, k: int) -> None:
+    ctx = multiprocessing.get_context("fork")
+    cases = [("30,000 distinct hashes in 21 bits", confined(rng, 30_000, 21)),
+             ("5,000 hashes within 3 bits of one", near_identical(rng, 5_000, 3))]
+    for name, hashes in cases:
+        for cap in (near_index.MAX_PARTNERS, None):
+            queue: multiprocessing.Queue[str] = ctx.Queue()
+            child = ctx.Process(target=dense_case, args=(hashes, k, cap, queue))
+            child.start()
+            line = queue.get()
+            child.join()
+            label = f"cap {cap}" if cap else "no cap"
+            print(f"{name}, K={k}, {label:>6}: {line}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000)
@@ -102,8 +161,12 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=20_000, help="subsample checked by brute force")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--db-rows", type=int, default=0, help="also time near_pairs upkeep in SQLite")
+    parser.add_argument("--dense", action="store_true", help="only the dense-cluster cases")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
+    if args.dense:
+        bench_dense(rng, args.k)
+        return
 
     hashes, src, dst = build(args, rng)
     print(f"{args.n:,} hashes, K={args.k}, {args.planted:,} planted pairs, {args.degenerate:,} degenerate")
@@ -117,6 +180,14 @@ def main() -> None:
     recall = len(planted & found) / len(planted)
     assert np.array_equal(d, near.hamming(hashes[i], hashes[j])) and (d <= args.k).all()
     print(f"find_pairs: {t_find:.2f} s, {len(i):,} pairs, planted recall {100 * recall:.2f} %")
+    t0 = time.perf_counter()
+    ci, cj, _ = near.find_pairs(hashes, args.k, cap=near_index.MAX_PARTNERS)
+    t_capped = time.perf_counter() - t0
+    same = component_sets(ci, cj) == component_sets(i, j)
+    assert same, "the partner cap changed the connected components"
+    print(f"find_pairs, cap {near_index.MAX_PARTNERS}: {t_capped:.2f} s, {len(ci):,} pairs, "
+          f"planted recall {100 * len(planted & pair_set(ci, cj)) / len(planted):.2f} %, "
+          f"connected components equal to the uncapped ones")
 
     new_src = rng.choice(np.flatnonzero(hashes != 0), size=args.adds // 2, replace=False)
     near_new, _ = flip_bits(rng, hashes[new_src], args.k)
