@@ -80,7 +80,7 @@ def load_hashes(db: sqlite_utils.Database) -> tuple[I64, near.U64]:
 
 
 def candidate_pairs(
-    ids: I64, hashes: near.U64, dirty: NDArray[np.bool_], max_distance: int, cap: int | None = MAX_PARTNERS
+    ids: I64, hashes: near.U64, dirty: NDArray[np.bool_], max_distance: int, cap: int | None = None
 ) -> CandidatePairs:
     """Pairs within max_distance having at least one dirty image: dirty among themselves, and
     dirty against an index of the clean ones; with a cap, only pairs that a dirty image keeps
@@ -173,7 +173,7 @@ def refresh(db: sqlite_utils.Database) -> int:
         return 0
     ids, hashes = load_hashes(db)
     dirty = np.isin(hashes, near.hex_to_u64(stale))
-    pairs = candidate_pairs(ids, hashes, dirty, CEILING)
+    pairs = candidate_pairs(ids, hashes, dirty, CEILING, MAX_PARTNERS)
     d256, kind = classify(pairs, load_signals(db, np.concatenate([pairs.a, pairs.b])))
     with db.atomic():
         db.execute("CREATE TEMP TABLE IF NOT EXISTS near_dirty (id INTEGER PRIMARY KEY)")
@@ -207,6 +207,6 @@ def all_pairs(db: sqlite_utils.Database, max_distance: int) -> tuple[CandidatePa
         )
         return pairs, np.array(cols[3], dtype=object)
     ids, hashes = load_hashes(db)
-    pairs = candidate_pairs(ids, hashes, np.ones(len(ids), dtype=bool), max_distance)
+    pairs = candidate_pairs(ids, hashes, np.ones(len(ids), dtype=bool), max_distance, MAX_PARTNERS)
     _, kind = classify(pairs, load_signals(db, np.concatenate([pairs.a, pairs.b])))
     return pairs, kind

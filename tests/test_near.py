@@ -108,3 +108,68 @@ def test_property_exact_on_clustered_hashes(seed_values: list[int], k: int, flip
     mask = np.uint64(sum(1 << b for b in set(flips)))
     hashes = np.concatenate([base, base ^ mask, base[:5]])
     assert as_list(near.find_pairs(hashes, k, max_group=10**6)) == as_list(near.brute_force_pairs(hashes, k))
+
+
+def nearest_reference(hashes: np.ndarray, k: int, cap: int) -> set[tuple[int, int]]:
+    """Distinct hashes: each keeps its cap nearest partners by (distance, value); union of both ends."""
+    kept = set()
+    for x in range(len(hashes)):
+        dist = near.hamming(hashes, hashes[x]).astype(int)
+        partners = sorted((int(dist[y]), int(hashes[y]), y) for y in range(len(hashes)) if y != x and dist[y] <= k)
+        kept |= {(min(x, y), max(x, y)) for _, _, y in partners[:cap]}
+    return kept
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(U64, min_size=1, max_size=40), st.integers(0, 12), st.integers(1, 6), st.integers(0, 2**32))
+def test_property_capped_pairs_are_each_hashs_nearest(seed_values: list[int], k: int, cap: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    base = np.array(seed_values, dtype=np.uint64)
+    spread = rng.integers(0, 1 << 6, size=(len(base), 4), dtype=np.uint64) << np.uint64(rng.integers(0, 58))
+    hashes = np.unique(np.concatenate([base, (base[:, None] ^ spread).ravel()]))  # clusters in 6 bits
+    i, j, d = near.find_pairs(hashes, k, cap=cap)
+    assert set(zip(i.tolist(), j.tolist())) == nearest_reference(hashes, k, cap)
+    assert (d == near.hamming(hashes[i], hashes[j])).all()
+
+
+@pytest.mark.parametrize("k", [2, 8, 12])
+def test_cap_changes_nothing_when_no_hash_has_more_partners(k: int) -> None:
+    hashes = random_hashes(1500, seed=k, planted=300, max_flips=k)
+    hashes[:20] = hashes[20]  # identical hashes are grouped, not capped
+    reference = near.find_pairs(hashes, k, max_group=10**6)
+    assert np.bincount(np.concatenate(reference[:2])).max() < 64
+    assert as_list(near.find_pairs(hashes, k, max_group=10**6, cap=64)) == as_list(reference)
+    assert as_list(near.query(hashes[:900], hashes[900:], k, max_group=10**6)) == as_list(
+        near.NearIndex(hashes[:900], k, max_group=10**6).query(hashes[900:], cap=64)
+    )
+
+
+def test_a_dense_cluster_keeps_a_bounded_number_of_pairs_and_stays_connected() -> None:
+    rng = np.random.default_rng(3)
+    codes = rng.choice(1 << 14, size=3000, replace=False).astype(np.uint64)
+    hashes = np.uint64(0xA5A5_0000_0000_0000) ^ (codes << np.uint64(20))  # 3,000 hashes in 14 bits
+    full = set(zip(*(x.tolist() for x in near.brute_force_pairs(hashes, 8)[:2])))
+    i, j, d = near.find_pairs(hashes, 8, cap=16)
+    kept = set(zip(i.tolist(), j.tolist()))
+    assert len(full) > 100 * len(hashes) and len(kept) <= 16 * len(hashes) and kept <= full
+    assert np.bincount(np.concatenate([i, j]), minlength=len(hashes)).min() >= 16
+    parent = list(range(len(hashes)))
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for a, b in kept:
+        parent[root(a)] = root(b)
+    assert len({root(x) for x in range(len(hashes))}) == 1
+
+
+def test_query_with_a_cap_keeps_each_new_hashs_nearest() -> None:
+    index = np.unique(np.uint64(1 << 40) ^ np.arange(0, 256, dtype=np.uint64))  # 256 hashes in 8 bits
+    new = np.array([1 << 40, (1 << 40) ^ 0b111, 0xFFFF_FF00_0000_0000], dtype=np.uint64)  # the last: 23 bits away
+    q, i, d = near.NearIndex(index, 8).query(new, cap=5)
+    expected = [(x, int(y), int(dd)) for x in range(2)
+                for dd, _, y in sorted((int(near.hamming(index[y : y + 1], new[x : x + 1])[0]), int(index[y]), y)
+                                       for y in range(len(index)))[:5]]
+    assert as_list((q, i, d)) == sorted(expected)

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image, ImageEnhance
 
 from conftest import DATA, invoke, run_imgindex, sql_rows
+from imgindex import near_index
 
 COCO8 = DATA / "coco8" / "images"
 COCO128 = DATA / "coco128_sample" / "images" / "train2017"
@@ -187,3 +188,42 @@ def test_duplicates_on_a_read_only_connection(db: Path, tmp_path: Path) -> None:
     invoke("scan", "--db", str(db), f"train={COCO128}", f"val={COCO8 / 'val'}", "-q")
     expected = duplicates(db, "--max-distance", "8")
     assert dup.find_duplicates(store.open_db(db, readonly=True), 8) == expected
+
+
+def shifted_crops(folder: Path, n_side: int = 5, step: int = 3) -> int:
+    """n_side^2 crops of one photo shifted by a few pixels: distinct dHashes within a few bits."""
+    folder.mkdir()
+    with Image.open(COCO8 / "train" / "000000000009.jpg") as im:
+        w, h, margin = im.width, im.height, step * (n_side - 1)
+        for left in range(0, margin + 1, step):
+            for top in range(0, margin + 1, step):
+                im.crop((left, top, w - margin + left, h - margin + top)).save(folder / f"c{left:02d}_{top:02d}.jpg", quality=95)
+    return n_side * n_side
+
+
+def test_a_dense_cluster_stores_each_images_nearest_partners_and_stays_one_group(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    n = shifted_crops(tmp_path / "scene")
+    invoke("scan", "--db", str(tmp_path / "full.db"), f"s={tmp_path / 'scene'}", "-q")
+    full = duplicates(tmp_path / "full.db", "--max-distance", "8")["splits"]["s"]
+    assert len(full["groups"]) == 1 and len(full["groups"][0]) == n
+    all_pairs = sql_rows(tmp_path / "full.db", "select count(*) n from near_pairs")[0]["n"]
+
+    monkeypatch.setattr(near_index, "MAX_PARTNERS", 3)
+    invoke("scan", "--db", str(db), f"s={tmp_path / 'scene'}", "-q")
+    stored = sql_rows(db, "select a, b, distance from near_pairs where distance > 0")
+    identical = sql_rows(db, "select count(*) n from near_pairs where distance = 0")[0]["n"]
+    assert len(stored) <= 3 * n < all_pairs - identical  # bounded, and the cap did drop pairs
+    nearest = sql_rows(
+        db,
+        "select x.id, min(hamming(x.dhash, y.dhash)) d from images x join images y "
+        "on y.id != x.id and y.dhash != x.dhash group by x.id",
+    )
+    listed: dict[int, list[int]] = {}
+    for row in stored:
+        listed.setdefault(row["a"], []).append(row["distance"])
+        listed.setdefault(row["b"], []).append(row["distance"])
+    for row in nearest:  # every image lists its nearest partner, and at least 3 partners
+        assert min(listed[row["id"]]) == row["d"] and len(listed[row["id"]]) >= 3
+    assert duplicates(db, "--max-distance", "8")["splits"]["s"] == full
