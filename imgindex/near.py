@@ -21,9 +21,11 @@ other) yields that many pairs, unless a partner cap is given.
 Partner cap (``cap``): each hash keeps only its nearest partners with other hash values: candidates
 sorted by (distance, value), kept while fewer than ``cap`` partner images come before them (a
 value counts for the images it links, so a query keeps at most cap + max_group - 1). A pair is
-kept when either end keeps it. The capped search runs as queries of every value against an index
-of all values, in chunks of query values sized to find about ``CAP_CHUNK_PAIRS`` pairs, each chunk
-capped before the next, so the full candidate set of a dense cluster never exists at once. When
+kept when either end keeps it. A capped self-join first runs the uncapped one and caps its pairs;
+once it has found more than ``CAP_EXACT_PAIRS`` pairs it gives up and runs as queries of
+every value against an index of all values, in chunks of query values sized to find about
+``CAP_CHUNK_PAIRS`` pairs, each chunk capped before the next, so the full candidate set of a dense
+cluster never exists at once. When
 no hash has more than ``cap`` partner images with other values, the result is the uncapped one.
 """
 
@@ -45,6 +47,7 @@ Pairs = tuple[I64, I64, U8]
 BITS = 64
 CHUNK = 1 << 22  # candidate pairs verified per numpy pass
 CAP_CHUNK_PAIRS = 1 << 20  # pairs found per chunk of query values in a capped search
+CAP_EXACT_PAIRS = 1 << 22  # a capped self-join first tries the uncapped one up to this many pairs
 MAX_TABLE_BITS = 22  # bands up to this width use a direct bucket table, wider ones a binary search
 DEFAULT_MAX_GROUP = 32
 
@@ -294,21 +297,38 @@ def value_pairs(values: U64, max_distance: int, cap: int | None = None, weights:
     values = np.ascontiguousarray(values, dtype=np.uint64)
     if len(values) < 2:
         return _collect([])
-    if cap is not None:
-        index = ValueIndex(values, max_distance, expected_queries=len(values))
-        q, i, d = index.query(values, cap=cap, weights=weights, skip_same=True)
-        a, b = np.minimum(q, i), np.maximum(q, i)
-        key, first = np.unique(a * len(values) + b, return_index=True)
-        return a[first], b[first], d[first]
     bands = plan_bands(len(values), len(values), max_distance, self_join=True)
-
     parts = (
         part
         for t in range(len(bands))
         for part in _owned(_self_band(values, bands, t, max_distance), values, values, bands, t)
     )
-    a, b, d = _collect(parts)
-    return np.minimum(a, b), np.maximum(a, b), d
+    if cap is None:
+        a, b, d = _collect(parts)
+        return np.minimum(a, b), np.maximum(a, b), d
+    w = np.ones(len(values), dtype=np.int64) if weights is None else np.asarray(weights, dtype=np.int64)
+    found = _collect_within(parts, CAP_EXACT_PAIRS)
+    if found is not None:  # few pairs: all of them found at once, then capped from both ends
+        a, b, d = found
+        a, b = np.minimum(a, b), np.maximum(a, b)
+        keep = kept_by_either(a, b, d, w[a], w[b], cap)
+        return a[keep], b[keep], d[keep]
+    index = ValueIndex(values, max_distance, expected_queries=len(values))
+    q, i, d = index.query(values, cap=cap, weights=w, skip_same=True)
+    a, b = np.minimum(q, i), np.maximum(q, i)
+    _, first = np.unique(a * len(values) + b, return_index=True)
+    return a[first], b[first], d[first]
+
+
+def _collect_within(parts: Iterable[Pairs], budget: int) -> Pairs | None:
+    """_collect, or None as soon as more than budget pairs have come."""
+    kept, total = [], 0
+    for part in parts:
+        total += len(part[0])
+        if total > budget:
+            return None
+        kept.append(part)
+    return _collect(kept)
 
 
 class ValueIndex:
@@ -463,6 +483,22 @@ def nearest_rows(q: I64, i: I64, d: U8, weight: I64, cap: int) -> I64:
     run = np.repeat(start, np.diff(np.append(start, len(qs))))
     keep_edge = order[below[order] + before - before[run] < cap]
     return np.sort(np.concatenate((np.flatnonzero(whole), keep_edge)))
+
+
+def kept_by_either(
+    a: I64, b: I64, d: U8, weight_a: I64, weight_b: I64, cap: int, chooses: NDArray[np.bool_] | None = None
+) -> I64:
+    """Positions of the undirected pairs (a, b, d) that one end keeps among its nearest (cap_nearest
+    over all pairs of that end); with chooses (per pair and end: [a chooses, b chooses]), only the
+    ends marked True choose."""
+    n = len(a)
+    own, other = np.concatenate((a, b)), np.concatenate((b, a))
+    rows = np.arange(2 * n, dtype=np.int64)
+    if chooses is not None:
+        rows = rows[np.concatenate((chooses[0], chooses[1]))]
+    kept = rows[nearest_rows(own[rows], other[rows], np.concatenate((d, d))[rows],
+                             np.concatenate((weight_b, weight_a))[rows], cap)]
+    return np.unique(kept % n) if n else kept
 
 
 def _ordered(a: I64, b: I64, d: U8) -> Pairs:

@@ -104,10 +104,9 @@ def _nearest_of_dirty(a: I64, b: I64, d: NDArray[np.uint8], dirty_ids: I64, cap:
     """Pairs kept by an end that is dirty: its nearest cap by (distance, other id); identical
     dHashes (distance 0) are always kept (their groups are bounded by MAX_GROUP)."""
     keep = d == 0
-    for own, other in ((a, b), (b, a)):
-        mine = np.flatnonzero(np.isin(own, dirty_ids) & (d > 0))
-        rows = near.nearest_rows(own[mine], other[mine], d[mine], np.ones(len(mine), np.int64), cap)
-        keep[mine[rows]] = True
+    chooses = np.stack((np.isin(a, dirty_ids), np.isin(b, dirty_ids))) & ~keep
+    ones = np.ones(len(a), dtype=np.int64)
+    keep[near.kept_by_either(a, b, d, ones, ones, cap, chooses)] = True
     return keep
 
 

@@ -127,9 +127,14 @@ def test_property_capped_pairs_are_each_hashs_nearest(seed_values: list[int], k:
     base = np.array(seed_values, dtype=np.uint64)
     spread = rng.integers(0, 1 << 6, size=(len(base), 4), dtype=np.uint64) << np.uint64(rng.integers(0, 58))
     hashes = np.unique(np.concatenate([base, (base[:, None] ^ spread).ravel()]))  # clusters in 6 bits
-    i, j, d = near.find_pairs(hashes, k, cap=cap)
-    assert set(zip(i.tolist(), j.tolist())) == nearest_reference(hashes, k, cap)
-    assert (d == near.hamming(hashes[i], hashes[j])).all()
+    expected = nearest_reference(hashes, k, cap)
+    for exact_pairs in (near.CAP_EXACT_PAIRS, 0):  # all pairs then capped; capped chunk by chunk
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(near, "CAP_EXACT_PAIRS", exact_pairs)
+            patch.setattr(near, "CAP_CHUNK_PAIRS", 8)  # several chunks of queries
+            i, j, d = near.find_pairs(hashes, k, cap=cap)
+        assert set(zip(i.tolist(), j.tolist())) == expected
+        assert (d == near.hamming(hashes[i], hashes[j])).all()
 
 
 @pytest.mark.parametrize("k", [2, 8, 12])
@@ -139,6 +144,9 @@ def test_cap_changes_nothing_when_no_hash_has_more_partners(k: int) -> None:
     reference = near.find_pairs(hashes, k, max_group=10**6)
     assert np.bincount(np.concatenate(reference[:2])).max() < 64
     assert as_list(near.find_pairs(hashes, k, max_group=10**6, cap=64)) == as_list(reference)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(near, "CAP_EXACT_PAIRS", 0)
+        assert as_list(near.find_pairs(hashes, k, max_group=10**6, cap=64)) == as_list(reference)
     assert as_list(near.query(hashes[:900], hashes[900:], k, max_group=10**6)) == as_list(
         near.NearIndex(hashes[:900], k, max_group=10**6).query(hashes[900:], cap=64)
     )
@@ -150,6 +158,9 @@ def test_a_dense_cluster_keeps_a_bounded_number_of_pairs_and_stays_connected() -
     hashes = np.uint64(0xA5A5_0000_0000_0000) ^ (codes << np.uint64(20))  # 3,000 hashes in 14 bits
     full = set(zip(*(x.tolist() for x in near.brute_force_pairs(hashes, 8)[:2])))
     i, j, d = near.find_pairs(hashes, 8, cap=16)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(near, "CAP_EXACT_PAIRS", len(full) // 2)  # gives up on all pairs half way
+        assert as_list(near.find_pairs(hashes, 8, cap=16)) == as_list((i, j, d))
     kept = set(zip(i.tolist(), j.tolist()))
     assert len(full) > 100 * len(hashes) and len(kept) <= 16 * len(hashes) and kept <= full
     assert np.bincount(np.concatenate([i, j]), minlength=len(hashes)).min() >= 16
