@@ -18,10 +18,9 @@ Candidates are verified in chunks of ``CHUNK`` pairs, so memory follows the numb
 found, not of candidates; a dense set (thousands of distinct hashes within a few bits of each
 other) yields that many pairs, unless a partner cap is given.
 
-Partner cap (``cap``): each hash keeps only its nearest partners with other hash values: candidates
-sorted by (distance, value), kept while fewer than ``cap`` partner images come before them (a
-value counts for the images it links, so a query keeps at most cap + max_group - 1). A pair is
-kept when either end keeps it. A capped self-join first runs the uncapped one and caps its pairs;
+Partner cap (``cap``): each hash value keeps only its ``cap`` nearest other values, by (distance,
+value), with all the images they link; a pair is kept when either end keeps it. Identical copies
+do not use up the cap, so a photo copied many times keeps as many distinct neighbours as one copy. A capped self-join first runs the uncapped one and caps its pairs;
 once it has found more than ``CAP_EXACT_PAIRS`` pairs it gives up and runs as queries of
 every value against an index of all values, in chunks of query values sized to find about
 ``CAP_CHUNK_PAIRS`` pairs, each chunk capped before the next, so the full candidate set of a dense
@@ -516,7 +515,7 @@ def find_pairs(
     pair with other hashes only through it; with a cap, each hash keeps only its nearest partners
     with other values (see the module docstring)."""
     groups = Groups.of(hashes)
-    u, v, d = value_pairs(groups.values, max_distance, cap, groups.linked(max_group))
+    u, v, d = value_pairs(groups.values, max_distance, cap)
     a1, b1, d1 = _cross(groups, groups, u, v, d, max_group, max_group)
     a0, b0, d0 = _within(groups, max_group)
     return _ordered(np.concatenate((a0, a1)), np.concatenate((b0, b1)), np.concatenate((d0, d1)))
@@ -543,8 +542,7 @@ class NearIndex:
         if cap is None:
             qv, iv, d = self.values.query(new_groups.values)
         else:
-            weights = self.groups.linked(self.max_group)
-            qv, iv, d = self.values.query(new_groups.values, cap=cap, weights=weights)
+            qv, iv, d = self.values.query(new_groups.values, cap=cap)
         new_cap = len(new_hashes) if new_max_group is None else new_max_group
         q, i, d = _cross(new_groups, self.groups, qv, iv, d, new_cap, self.max_group)
         order = np.lexsort((i, q))

@@ -14,13 +14,13 @@ images are searched among themselves and against an in-memory index of all other
 Identical dHashes shared by more than MAX_GROUP images are linked as a star to the lowest id of
 the group (see imgindex.near); removing that image makes the whole group stale, so it is re-linked.
 
-Partner cap: an image keeps at most MAX_PARTNERS partners with a different dHash, its nearest by
-(distance, id); a pair is stored when an image recomputed in that refresh keeps it. In a dense
-cluster (frames of one static scene) an image lists its nearest partners only, and the table holds
-at most about MAX_PARTNERS pairs per image instead of the cluster's size squared; the cluster
-stays connected through the nearest links. Below the cap nothing changes: every pair is stored.
-An image that is not recomputed keeps its stored pairs, so a clean image may list more than
-MAX_PARTNERS when later images chose it among their nearest.
+Partner cap: an image keeps the images of at most MAX_PARTNERS other dHash values, its nearest by
+(distance, dHash value); a pair is stored when an image recomputed in that refresh keeps it.
+Identical copies do not use up the cap. In a dense cluster (frames of one static scene) an image
+lists its nearest partners only, and the table holds about MAX_PARTNERS pairs per distinct dHash
+instead of the cluster's size squared; the cluster stays connected through the nearest links.
+Below the cap nothing changes: every pair is stored. An image that is not recomputed keeps its
+stored pairs, so a clean image may list more when later images chose it among their nearest.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from . import near
 
 CEILING = 8  # pairs stored up to this dHash distance; larger ones are computed on demand
 MAX_GROUP = 64
-MAX_PARTNERS = 64  # partners with another dHash kept per recomputed image (its nearest)
+MAX_PARTNERS = 64  # other dHash values whose images a recomputed image keeps (its nearest)
 FLAT_STD = 5.0  # every channel's standard deviation below this: a flat image
 FEW_BITS = 6  # a dHash with at most this many 1 bits (or 0 bits): almost no gradient information
 MAX_DISTANCE_256 = 48  # of 256 bits; measured: copies <= 56 (copy vs copy), different photos >= 55
@@ -95,18 +95,28 @@ def candidate_pairs(
     a, b, d = (np.concatenate(x) for x in zip(*parts))
     a, b, d = np.minimum(a, b), np.maximum(a, b), d.astype(np.uint8)
     if cap is not None:
-        keep = _nearest_of_dirty(a, b, d, ids[dirty_at], cap)
+        keep = _nearest_of_dirty(a, b, d, ids, hashes, ids[dirty_at], cap)
         a, b, d = a[keep], b[keep], d[keep]
     return CandidatePairs(a, b, d)
 
 
-def _nearest_of_dirty(a: I64, b: I64, d: NDArray[np.uint8], dirty_ids: I64, cap: int) -> NDArray[np.bool_]:
-    """Pairs kept by an end that is dirty: its nearest cap by (distance, other id); identical
-    dHashes (distance 0) are always kept (their groups are bounded by MAX_GROUP)."""
+def _nearest_of_dirty(
+    a: I64, b: I64, d: NDArray[np.uint8], ids: I64, hashes: near.U64, dirty_ids: I64, cap: int
+) -> NDArray[np.bool_]:
+    """Pairs kept by an end that is dirty: with the images of its nearest cap other dHashes, by
+    (distance, dHash); identical dHashes (distance 0) are always kept (MAX_GROUP bounds them)."""
     keep = d == 0
-    chooses = np.stack((np.isin(a, dirty_ids), np.isin(b, dirty_ids))) & ~keep
-    ones = np.ones(len(a), dtype=np.int64)
-    keep[near.kept_by_either(a, b, d, ones, ones, cap, chooses)] = True
+    own, other, dist = np.concatenate((a, b)), np.concatenate((b, a)), np.concatenate((d, d))
+    rows = np.flatnonzero(np.isin(own, dirty_ids) & (dist > 0))
+    if len(rows) == 0:
+        return keep
+    _, rank = np.unique(hashes[np.searchsorted(ids, other[rows])], return_inverse=True)
+    key = own[rows] * (int(rank.max()) + 1) + rank  # one entry per (image, partner dHash)
+    _, first, which = np.unique(key, return_index=True, return_inverse=True)
+    chosen = np.zeros(len(first), dtype=bool)
+    ones = np.ones(len(first), dtype=np.int64)
+    chosen[near.nearest_rows(own[rows][first], rank[first], dist[rows][first], ones, cap)] = True
+    keep[rows[chosen[which.ravel()]] % len(a)] = True
     return keep
 
 

@@ -129,11 +129,11 @@ def dense_case(hashes: np.ndarray, k: int, cap: int | None, out: "multiprocessin
     """Child process: find_pairs on a dense set; reports time, pairs, degrees, components, peak RSS."""
     t0 = time.perf_counter()
     i, j, _ = near.find_pairs(hashes, k, cap=cap)
-    seconds = time.perf_counter() - t0
+    seconds, peak = time.perf_counter() - t0, rss_mb()  # before the checks below add their own
     degree = np.bincount(np.concatenate([i, j]), minlength=len(hashes))
     parts = len(components(zip(i.tolist(), j.tolist())))
     out.put(f"{seconds:6.2f} s, {len(i):>11,} pairs, partners per hash {degree.min()}-{degree.max()}, "
-            f"{parts} component(s), peak RSS {rss_mb():,.0f} MB")
+            f"{parts} component(s), peak RSS {peak:,.0f} MB")
 
 
 def bench_dense(rng: np.random.Generator, k: int) -> None:

@@ -212,18 +212,25 @@ def test_a_dense_cluster_stores_each_images_nearest_partners_and_stays_one_group
 
     monkeypatch.setattr(near_index, "MAX_PARTNERS", 3)
     invoke("scan", "--db", str(db), f"s={tmp_path / 'scene'}", "-q")
-    stored = sql_rows(db, "select a, b, distance from near_pairs where distance > 0")
-    identical = sql_rows(db, "select count(*) n from near_pairs where distance = 0")[0]["n"]
-    assert len(stored) <= 3 * n < all_pairs - identical  # bounded, and the cap did drop pairs
-    nearest = sql_rows(
-        db,
-        "select x.id, min(hamming(x.dhash, y.dhash)) d from images x join images y "
-        "on y.id != x.id and y.dhash != x.dhash group by x.id",
+    value_pairs = (
+        "select count(distinct min(x.dhash, y.dhash) || max(x.dhash, y.dhash)) n from near_pairs p "
+        "join images x on x.id = p.a join images y on y.id = p.b where p.distance > 0"
     )
-    listed: dict[int, list[int]] = {}
-    for row in stored:
-        listed.setdefault(row["a"], []).append(row["distance"])
-        listed.setdefault(row["b"], []).append(row["distance"])
-    for row in nearest:  # every image lists its nearest partner, and at least 3 partners
-        assert min(listed[row["id"]]) == row["d"] and len(listed[row["id"]]) >= 3
+    values = sql_rows(db, "select count(distinct dhash) n from images")[0]["n"]
+    stored, everything = sql_rows(db, value_pairs)[0]["n"], sql_rows(tmp_path / "full.db", value_pairs)[0]["n"]
+    assert stored <= 3 * values < everything  # bounded per dHash, and the cap did drop pairs
+    listed = sql_rows(
+        db,
+        "select x.id, min(p.distance) nearest, count(distinct y.dhash) partners from images x "
+        "join near_pairs p on x.id in (p.a, p.b) join images y on y.id = p.a + p.b - x.id "
+        "where p.distance > 0 group by x.id",
+    )
+    truth = sql_rows(
+        db,
+        "select x.id, min(hamming(x.dhash, y.dhash)) nearest, count(distinct y.dhash) partners from images x "
+        "join images y on y.dhash != x.dhash and hamming(x.dhash, y.dhash) <= 8 group by x.id",
+    )
+    assert len(listed) == len(truth) == n
+    for got, want in zip(listed, truth):  # each image: its nearest partner, and 3 partner dHashes or more
+        assert got["nearest"] == want["nearest"] and got["partners"] >= min(3, want["partners"])
     assert duplicates(db, "--max-distance", "8")["splits"]["s"] == full
