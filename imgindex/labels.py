@@ -425,11 +425,6 @@ def _text_classes(db: sqlite_utils.Database, split: str, plans: Sequence[LabelPl
                         [(split, k, v) for k, v in sorted(names.items())])
 
 
-def clear_labels(db: sqlite_utils.Database, split: str) -> None:
-    """Forget a split's labels entirely (used when its format becomes 'none')."""
-    ids = [r[0] for r in db.execute("SELECT id FROM label_files WHERE split = ?", [split])]
-    _remove_files(db, ids)
-
 
 def _totals(db: sqlite_utils.Database, split: str) -> tuple[int, int]:
     labels = db.execute("SELECT COUNT(*) FROM labels WHERE split = ?", [split]).fetchone()[0]

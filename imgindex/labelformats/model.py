@@ -6,8 +6,6 @@ from typing import Literal
 
 Size = tuple[int, int]  # (width, height) in pixels
 BoxFormat = Literal["xyxy", "xywh", "cxcywh"]
-BOX_FORMATS: tuple[BoxFormat, ...] = ("xyxy", "xywh", "cxcywh")
-FORMATS = ("yolo", "coco", "voc", "folders", "custom")
 
 # Problem kinds recorded in label_problems.kind.
 MALFORMED_ROW = "malformed_row"

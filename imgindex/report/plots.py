@@ -13,7 +13,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
-CHANNEL_COLOURS = {"r": "#d62728", "g": "#2ca02c", "b": "#1f77b4"}
 WIDTH_INCHES = 7.5
 # boxplot's `vert` became `orientation` in matplotlib 3.10
 _HORIZONTAL: dict[str, Any] = (
