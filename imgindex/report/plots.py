@@ -64,14 +64,23 @@ def grouped_barh(
     colours: dict[str, str],
 ) -> None:
     """Horizontal bars, one group per label, one bar per split (first label on top)."""
-    n = max(len(values), 1)
-    height = 0.8 / n
-    for k, (split, vals) in enumerate(values.items()):
-        positions = [i + (k - (n - 1) / 2) * height for i in range(len(labels))]
+    height, rows = split_rows(len(values), len(labels))
+    for positions, (split, vals) in zip(rows, values.items()):
         ax.barh(positions, vals, height=height, color=colours[split], label=split)
+    label_rows(ax, labels)
+    ax.invert_yaxis()
+
+
+def split_rows(n_splits: int, n_labels: int) -> tuple[float, list[list[float]]]:
+    """Bar height, and each split's y positions: the splits side by side within each label's row."""
+    n = max(n_splits, 1)
+    height = 0.8 / n
+    return height, [[i + (k - (n - 1) / 2) * height for i in range(n_labels)] for k in range(n)]
+
+
+def label_rows(ax: plt.Axes, labels: Sequence[str]) -> None:
     ax.set_yticks(range(len(labels)))
     ax.set_yticklabels(labels, fontsize=7)
-    ax.invert_yaxis()
 
 
 def legend(fig: Figure, colours: dict[str, str], splits: Sequence[str]) -> None:
@@ -97,10 +106,8 @@ def class_boxplots(
     colours: dict[str, str],
 ) -> None:
     """Horizontal box plots, one row per class, one box per split (first class on top)."""
-    n = max(len(data), 1)
-    height = 0.8 / n
-    for k, (split, per_class) in enumerate(data.items()):
-        positions = [i + (k - (n - 1) / 2) * height for i in range(len(labels))]
+    height, rows = split_rows(len(data), len(labels))
+    for positions, (split, per_class) in zip(rows, data.items()):
         keep = [(p, box_stats(v)) for p, v in zip(positions, per_class) if len(v)]
         if not keep:
             continue
@@ -112,8 +119,7 @@ def class_boxplots(
             box.set(facecolor=colours[split], edgecolor=colours[split], alpha=0.75)
         for line in parts["medians"]:
             line.set(color="black", linewidth=1)
-    ax.set_yticks(range(len(labels)))
-    ax.set_yticklabels(labels, fontsize=7)
+    label_rows(ax, labels)
     ax.set_ylim(len(labels) - 0.5, -0.5)
 
 
