@@ -31,6 +31,7 @@ from .extract import extract
 from .walk import FileEntry, Stamp, is_image_name, relative, walk_stats
 
 Splits = dict[str, list[Path]]
+MAX_CHUNK = 32
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,13 @@ def _results(jobs: Sequence[Job], workers: int) -> Iterator[Iterator[tuple[str, 
     with _interrupts_held():  # processes started now inherit the blocked SIGINT
         pool = context.Pool(workers, initializer=_ignore_interrupts)
     with pool:
-        yield pool.imap_unordered(_extract_job, paths, chunksize=4)
+        yield pool.imap_unordered(_extract_job, paths, chunksize=chunk_size(len(paths), workers))
+
+
+def chunk_size(jobs: int, workers: int) -> int:
+    """Files handed to a worker at a time: large enough that passing them costs little, small
+    enough that every worker gets work to the end and the progress bar moves."""
+    return max(1, min(MAX_CHUNK, jobs // (workers * 16)))
 
 
 def _ignore_interrupts() -> None:

@@ -12,13 +12,14 @@ from typing import Any, Iterable, Sequence
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from .extract import EXTRACTOR
 from .views import VIEWS
 
 MIGRATION_SET = "imgindex"
 IMAGE_COLUMNS = (
     "split", "path", "rel_path", "size", "mtime_ns", "sha256", "format", "mode", "width", "height",
     "orientation", "channels", "frames", "dhash", "dhash_256", "pixel_hash", "brightness",
-    "mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b", "histogram", "error", "scan_id",
+    "mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b", "histogram", "error", "extractor", "scan_id",
 )  # fmt: skip
 
 
@@ -91,22 +92,28 @@ def utc_now() -> str:
 
 
 def stored_stamps(db: sqlite_utils.Database, split: str, retry_errors: bool = False) -> dict[str, tuple[int, int]]:
-    """path -> (size, mtime_ns) of every indexed file of a split. With ``retry_errors`` the files
-    that failed get mtime -1, so that they never look unchanged and are read again."""
-    mtime = "CASE WHEN error IS NULL THEN mtime_ns ELSE -1 END" if retry_errors else "mtime_ns"
-    rows = db.execute(f"SELECT path, size, {mtime} FROM images WHERE split = ?", [split])
+    """path -> (size, mtime_ns) of every indexed file of a split. Rows written by another version
+    of the extraction, and with ``retry_errors`` the files that failed, get mtime -1, so that they
+    never look unchanged and are read again."""
+    stale = "extractor IS NOT ?" + (" OR error IS NOT NULL" if retry_errors else "")
+    rows = db.execute(
+        f"SELECT path, size, CASE WHEN {stale} THEN -1 ELSE mtime_ns END FROM images WHERE split = ?",
+        [EXTRACTOR, split],
+    )
     return {path: (size, mtime) for path, size, mtime in rows}
 
 
 def stored_subset(db: sqlite_utils.Database, split: str, paths: Sequence[str]) -> dict[str, tuple[int, int, bool]]:
-    """path -> (size, mtime_ns, had_error) for the given paths of a split (those indexed)."""
+    """path -> (size, mtime_ns, had_error) for the given paths of a split (those indexed); mtime -1
+    for rows written by another version of the extraction."""
     found: dict[str, tuple[int, int, bool]] = {}
     for start in range(0, len(paths), 500):
         chunk = list(paths[start : start + 500])
         marks = ", ".join("?" for _ in chunk)
         rows = db.execute(
-            f"SELECT path, size, mtime_ns, error IS NOT NULL FROM images WHERE split = ? AND path IN ({marks})",
-            [split, *chunk],
+            f"SELECT path, size, CASE WHEN extractor IS ? THEN mtime_ns ELSE -1 END, error IS NOT NULL "
+            f"FROM images WHERE split = ? AND path IN ({marks})",
+            [EXTRACTOR, split, *chunk],
         )
         found.update({path: (size, mtime, bool(err)) for path, size, mtime, err in rows})
     return found

@@ -26,8 +26,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from imgindex.extract import ANALYSIS_SIDE  # noqa: E402
-from imgindex.scan import default_workers, pool_context, scan  # noqa: E402
+from imgindex.extract import decode  # noqa: E402
+from imgindex.scan import chunk_size, default_workers, pool_context, scan  # noqa: E402
 from imgindex.labels import LabelOptions, LabelSetup, prepare  # noqa: E402
 from imgindex.store import open_db  # noqa: E402
 from imgindex.walk import walk_images  # noqa: E402
@@ -49,21 +49,19 @@ def cold_scan(folder: Path, workers: int, tmp: str) -> None:
 
 
 def decode_only(path: str) -> None:
-    """The floor: open and decode at the scan's draft scale, nothing else."""
+    """The floor: open and decode as the scan does (a JPEG at its draft scale), nothing else."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(path) as im:
-                if im.format in ("JPEG", "MPO"):
-                    im.draft("RGB", (ANALYSIS_SIDE, ANALYSIS_SIDE))
-                im.load()
+                decode(im)
     except Exception:
         pass
 
 
 def floor(paths: list[str], workers: int) -> None:
     with pool_context().Pool(workers) as pool:
-        for _ in pool.imap_unordered(decode_only, paths, chunksize=4):
+        for _ in pool.imap_unordered(decode_only, paths, chunksize=chunk_size(len(paths), workers)):
             pass
 
 

@@ -1,17 +1,21 @@
-"""How often the scan's dHash (JPEG draft decode) equals imagehash.dhash on a full decode
-(both of the image as displayed, EXIF orientation applied).
+"""How often the scan's dHash equals imagehash.dhash on a full decode (both of the image as
+displayed, EXIF orientation applied), and how often a re-encoded JPEG keeps its dHash.
 
-    python scripts/measure_dhash_agreement.py [FOLDER] [--sides 32,64,128]
+    python scripts/measure_dhash_agreement.py [FOLDER] [--scales 8,4,2] [--quality 80]
 
-FOLDER defaults to ../shared/data. For each analysis side (the scan uses
-imgindex.extract.ANALYSIS_SIDE), prints the share of identical hashes and the mean number of
-differing bits, over all readable images and over JPEGs alone, with the relative extraction time.
+FOLDER defaults to ../shared/data. For each largest JPEG draft scale (the scan uses 1/8, see
+imgindex.extract.DRAFT_SCALES), prints over all readable images and over JPEGs alone the share of
+dHashes identical to ImageHash's and the mean number of differing bits, with the relative
+extraction time; then, for every JPEG saved again at --quality, the share whose dHash is unchanged,
+for the scan's dHash and for ImageHash's.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -26,21 +30,23 @@ from imgindex import extract as extract_module  # noqa: E402
 from imgindex.walk import walk_images  # noqa: E402
 
 
-def reference_hashes(paths: list[str]) -> dict[str, str]:
-    out = {}
-    for p in paths:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                out[p] = str(imagehash.dhash(ImageOps.exif_transpose(Image.open(p))))
-        except Exception:
-            continue
-    return out
+def reference_hash(source: str | io.BytesIO) -> str | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return str(imagehash.dhash(ImageOps.exif_transpose(Image.open(source))))
+    except Exception:
+        return None
 
 
-def agreement(reference: dict[str, str], side: int) -> tuple[dict[str, tuple[int, int, float]], float]:
+def use_scales(largest: int) -> None:
+    extract_module.DRAFT_SCALES = tuple(s for s in (8, 4, 2, 1) if s <= largest)
+    extract_module.block_weights.cache_clear()
+
+
+def agreement(reference: dict[str, str], largest: int) -> tuple[dict[str, tuple[int, int, float]], float]:
     """format group -> (images, identical, mean differing bits); and seconds taken."""
-    extract_module.ANALYSIS_SIDE = side
+    use_scales(largest)
     groups: dict[str, list[int]] = {"all": [], "JPEG": []}
     start = time.perf_counter()
     for path, ref in reference.items():
@@ -55,23 +61,45 @@ def agreement(reference: dict[str, str], side: int) -> tuple[dict[str, tuple[int
     return {k: (len(v), sum(b == 0 for b in v), sum(v) / max(len(v), 1)) for k, v in groups.items()}, seconds
 
 
+def reencoded_stability(reference: dict[str, str], quality: int, tmp: Path) -> tuple[int, int, int]:
+    """(JPEGs, scan dHash unchanged after re-encoding, ImageHash's unchanged)."""
+    use_scales(8)
+    n = ours = theirs = 0
+    copy = tmp / "reencoded.jpg"
+    for path, ref in reference.items():
+        row = extract_module.extract(path)
+        if row.get("format") != "JPEG" or not row.get("dhash"):
+            continue
+        with Image.open(path) as im:
+            im.save(copy, "JPEG", quality=quality, exif=im.getexif())
+        n += 1
+        ours += extract_module.extract(str(copy))["dhash"] == row["dhash"]
+        theirs += reference_hash(str(copy)) == ref
+    return n, ours, theirs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", nargs="?", default=str(ROOT.parent / "shared" / "data"))
-    parser.add_argument("--sides", default=f"32,{extract_module.ANALYSIS_SIDE},128,256")
+    parser.add_argument("--scales", default="8,4,2")
+    parser.add_argument("--quality", type=int, default=80)
     args = parser.parse_args()
     paths = [e.path for e in walk_images(Path(args.folder))]
-    reference = reference_hashes(paths)
+    reference = {p: h for p in paths if (h := reference_hash(p)) is not None}
     print(f"{len(reference)} readable images under {args.folder}")
-    print("side | images | identical | mean differing bits | JPEG identical | JPEG mean bits | time")
+    print("draft scale | images | identical | mean differing bits | JPEG identical | JPEG mean bits | time")
     base = None
-    for side in sorted({int(s) for s in args.sides.split(",")}):
-        stats, seconds = agreement(reference, side)
+    for largest in sorted({int(s) for s in args.scales.split(",")}, reverse=True):
+        stats, seconds = agreement(reference, largest)
         base = base or seconds
         n, same, mean = stats["all"]
         jn, jsame, jmean = stats["JPEG"]
-        print(f"{side:4d} | {n:6d} | {same / n:9.1%} | {mean:19.3f} | {jsame / max(jn, 1):14.1%} | "
+        print(f"1/{largest:<9d} | {n:6d} | {same / n:9.1%} | {mean:19.3f} | {jsame / max(jn, 1):14.1%} | "
               f"{jmean:14.3f} | {seconds / base:.2f}x")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        n, ours, theirs = reencoded_stability(reference, args.quality, Path(tmp))
+    print(f"{n} JPEGs saved again at quality {args.quality}: dHash unchanged for {ours / n:.1%} (scan), "
+          f"{theirs / n:.1%} (imagehash.dhash on a full decode)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -142,7 +142,7 @@ def duplicate_dataset(tmp: Path) -> dict[str, Path]:
     (train / "sub").mkdir()
     shutil.copy(sources[0], train / "sub" / "copy.jpg")
     for src in sources[1:3]:
-        Image.open(src).save(valid / f"reencoded_{src.stem}.jpg", quality=80)
+        Image.open(src).save(valid / f"reencoded_{src.stem}.jpg", quality=90)
     shutil.copy(next((COCO8 / "images" / "val").glob("*.jpg")), valid / "own.jpg")
     shutil.copy(sources[3], test / "leak.jpg")
     return {"train": train, "valid": valid, "test": test}
