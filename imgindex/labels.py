@@ -188,18 +188,27 @@ def index_labels(db: sqlite_utils.Database, split: str, plans: Sequence[LabelPla
                  convention: Convention | None, touched: set[str]) -> LabelSummary:
     """Bring the labels of one split up to date. `touched` holds the split's image paths that were
     new, changed or removed in this scan; images written by scans whose label stage did not run
-    (a killed scan) count as touched too."""
+    (a killed scan) count as touched too.
+
+    When no image of the split changed and every label file is as stored, nothing needs reading
+    and the split's images are not even loaded: the label files are only stat-ed."""
     summary = LabelSummary()
     if not plans and not _has_label_files(db, split):
         set_setting(db, f"labels.format.{split}", "")
         summary.formats[split] = ""
         return summary  # nothing labelled, before or now: no need to look at the images
-    images, newer = _image_index(db, split, int(get_setting(db, f"labels.scan.{split}") or 0))
+    signature = _signature(plans, convention)
+    force = get_setting(db, f"labels.read_with.{split}") != signature
+    since = int(get_setting(db, f"labels.scan.{split}") or 0)
+    if not (force or touched or _pending(db, split, since)):
+        unchanged = _count_if_unchanged(db, split, plans)
+        if unchanged is not None:
+            summary.unchanged = unchanged
+            return _finish(db, split, plans, signature, scan_id, summary)
+    images, newer = _image_index(db, split, since)
     touched = touched | newer
     stored = _stored_files(db, split)
     seen: set[str] = set()
-    signature = _signature(plans, convention)
-    force = get_setting(db, f"labels.read_with.{split}") != signature
     for plan in plans:
         names = load_names(plan.names_file) if plan.names_file else None
         current = _stat_files(plan, images)
@@ -218,12 +227,51 @@ def index_labels(db: sqlite_utils.Database, split: str, plans: Sequence[LabelPla
     if force or summary.read or summary.removed or touched:
         _assign_class_ids(db, split)
         _refresh_split(db, split, plans)
+    return _finish(db, split, plans, signature, scan_id, summary)
+
+
+def _finish(db: sqlite_utils.Database, split: str, plans: Sequence[LabelPlan], signature: str, scan_id: int,
+            summary: LabelSummary) -> LabelSummary:
+    """Record that the split's labels are current as of this scan; fill in the totals."""
+    formats = ",".join(sorted({p.format for p in plans}))
     set_setting(db, f"labels.read_with.{split}", signature)
     set_setting(db, f"labels.scan.{split}", str(scan_id))
-    set_setting(db, f"labels.format.{split}", ",".join(sorted({p.format for p in plans})))
+    set_setting(db, f"labels.format.{split}", formats)
+    set_setting(db, f"labels.pending.{split}", None)
     summary.labels, summary.problems = _totals(db, split)
-    summary.formats[split] = ",".join(sorted({p.format for p in plans}))
+    summary.formats[split] = formats
     return summary
+
+
+def mark_pending(db: sqlite_utils.Database, splits: Iterable[str]) -> None:
+    """Before a scan changes the images of these splits: their labels are due until the label
+    stage has run (a scan killed in between leaves the mark for the next one)."""
+    for split in splits:
+        set_setting(db, f"labels.pending.{split}", "1")
+
+
+def _pending(db: sqlite_utils.Database, split: str, since: int) -> bool:
+    """Did images of the split change without the label stage following (a killed scan)?"""
+    if get_setting(db, f"labels.pending.{split}"):
+        return True
+    newer = db.execute("SELECT 1 FROM images WHERE split = ? AND scan_id > ? LIMIT 1", [split, since])
+    return newer.fetchone() is not None
+
+
+def _count_if_unchanged(db: sqlite_utils.Database, split: str, plans: Sequence[LabelPlan]) -> int | None:
+    """How many label files the split has when every one is on disk exactly as stored (none to
+    read, none gone, none new); None otherwise. Only valid while no image of the split changed:
+    a class folder's image count is then the stored one."""
+    stored = {path: (size, mtime, fmt) for path, size, mtime, fmt in
+              db.execute("SELECT path, size, mtime_ns, format FROM label_files WHERE split = ?", [split])}
+    seen: set[str] = set()
+    for plan in plans:
+        for path, (size, mtime) in _stat_files(plan, None).items():
+            known = stored.get(path)
+            if known is None or known[1:] != (mtime, plan.format) or (size is not None and known[0] != size):
+                return None
+            seen.add(path)
+    return len(seen) if seen == stored.keys() else None
 
 
 def _has_label_files(db: sqlite_utils.Database, split: str) -> bool:
@@ -265,8 +313,9 @@ def _stored_files(db: sqlite_utils.Database, split: str) -> dict[str, _Stored]:
     return out
 
 
-def _stat_files(plan: LabelPlan, images: ImageIndex) -> dict[str, tuple[int, int]]:
-    """path -> (size, mtime_ns) of the plan's label files; a class folder's 'size' is its image count."""
+def _stat_files(plan: LabelPlan, images: ImageIndex | None) -> dict[str, tuple[Any, int]]:
+    """path -> (size, mtime_ns) of the plan's label files; a class folder's 'size' is its image
+    count (None without ``images``)."""
     if plan.format in ("yolo", "custom"):
         assert plan.label_dir is not None
         return _with_stat(text_file_stats(plan.label_dir), plan.names_file)
@@ -276,7 +325,7 @@ def _stat_files(plan: LabelPlan, images: ImageIndex) -> dict[str, tuple[int, int
             st = os.stat(path)
         except OSError:
             continue
-        size = len(images.under(path)) if plan.format == "folders" else st.st_size
+        size = st.st_size if plan.format != "folders" else None if images is None else len(images.under(path))
         out[str(path)] = (size, st.st_mtime_ns)
     return out
 

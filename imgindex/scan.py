@@ -9,6 +9,7 @@ the next scan picks up the rest.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -26,9 +27,9 @@ import click
 import sqlite_utils
 
 from . import near_index, store
-from .labels import LabelOptions, LabelSetup, LabelSummary, index_labels, keep_image, prepare
+from .labels import LabelOptions, LabelSetup, LabelSummary, index_labels, keep_image, mark_pending, prepare
 from .extract import extract
-from .walk import FileEntry, Stamp, is_image_name, relative, walk_stats
+from .walk import FileEntry, Stamped, is_image_name, relative, walk_stamped
 
 Splits = dict[str, list[Path]]
 MAX_CHUNK = 32
@@ -85,23 +86,28 @@ def plan_split(
     keep: Callable[[str], bool] | None = None,
 ) -> None:  # fmt: skip
     """Compare one split's files on disk with the index; add the work to ``plan``. ``keep``
-    narrows the split to some of the files (a VOC ImageSets list)."""
+    narrows the split to some of the files (a VOC ImageSets list).
+
+    Both sides are sets of (path, size, mtime_ns): what is on disk and not stored is new or
+    changed, what is stored and not on disk changed or went, and set differences find both."""
     stored = store.stored_stamps(db, split, plan.retry_errors)
     current = on_disk(roots, keep)
-    todo = sorted(path for path, stamp in current.items() if stored.get(path) != stamp)
-    plan.unchanged += len(current) - len(todo)
-    for path in todo:
-        entry = FileEntry(path, rel_path(path, roots), *current[path])
-        plan.jobs.append(Job(split, entry, is_new=path not in stored))
-    plan.gone[split] = sorted(stored.keys() - current.keys())
+    fresh = {path: (size, mtime) for path, size, mtime in current - stored}
+    unchanged = not fresh and len(current) == len(stored)  # then the sets are equal
+    stale = set() if unchanged else {path for path, _, _ in stored - current}
+    plan.unchanged += len(current) - len(fresh)
+    for path in sorted(fresh):
+        entry = FileEntry(path, rel_path(path, roots), *fresh[path])
+        plan.jobs.append(Job(split, entry, is_new=path not in stale))
+    plan.gone[split] = sorted(stale - fresh.keys())
 
 
-def on_disk(roots: Sequence[Path], keep: Callable[[str], bool] | None) -> dict[str, Stamp]:
-    """path -> (size, mtime_ns) of a split's image files (overlapping folders counted once)."""
-    found: dict[str, Stamp] = {}
+def on_disk(roots: Sequence[Path], keep: Callable[[str], bool] | None) -> set[Stamped]:
+    """(path, size, mtime_ns) of a split's image files (overlapping folders counted once)."""
+    found: set[Stamped] = set()
     for root in roots:
-        files = walk_stats(str(root))
-        found.update(files if keep is None else ((p, stamp) for p, stamp in files if keep(p)))
+        files = walk_stamped(str(root))
+        found.update(files if keep is None else (f for f in files if keep(f[0])))
     return found
 
 
@@ -118,10 +124,24 @@ def make_plan(
     db: sqlite_utils.Database, splits: Splits, setup: LabelSetup | None = None, retry_errors: bool = False
 ) -> Plan:  # fmt: skip
     plan = Plan(retry_errors=retry_errors)
-    for split, roots in splits.items():
-        keep = keep_image(setup.plans[split]) if setup else None
-        plan_split(db, split, roots, plan, keep)
+    with _collector_paused():  # a tuple per file, none of them cyclic: nothing to collect
+        for split, roots in splits.items():
+            keep = keep_image(setup.plans[split]) if setup else None
+            plan_split(db, split, roots, plan, keep)
     return plan
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Hold Python's cyclic garbage collector, which would otherwise traverse the growing sets of
+    file stamps again and again while they are built."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def stat_entry(path: str, rel_path: str) -> FileEntry | None:
@@ -336,6 +356,7 @@ def scan(
     summary = ScanSummary(scan_id=store.start_scan(db, arguments))
     plan = make_plan(db, splits, setup, retry_errors)
     summary.unchanged = plan.unchanged
+    mark_pending(db, {job.split for job in plan.jobs} | {split for split, gone in plan.gone.items() if gone})
     bar = _Progress(len(plan.jobs), progress)
     try:
         process(db, plan.jobs, summary.scan_id, workers, batch_size, bar, summary)

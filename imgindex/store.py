@@ -91,8 +91,8 @@ def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def stored_stamps(db: sqlite_utils.Database, split: str, retry_errors: bool = False) -> dict[str, tuple[int, int]]:
-    """path -> (size, mtime_ns) of every indexed file of a split. Rows written by another version
+def stored_stamps(db: sqlite_utils.Database, split: str, retry_errors: bool = False) -> set[tuple[str, int, int]]:
+    """(path, size, mtime_ns) of every indexed file of a split. Rows written by another version
     of the extraction, and with ``retry_errors`` the files that failed, get mtime -1, so that they
     never look unchanged and are read again."""
     stale = "extractor IS NOT ?" + (" OR error IS NOT NULL" if retry_errors else "")
@@ -100,7 +100,7 @@ def stored_stamps(db: sqlite_utils.Database, split: str, retry_errors: bool = Fa
         f"SELECT path, size, CASE WHEN {stale} THEN -1 ELSE mtime_ns END FROM images WHERE split = ?",
         [EXTRACTOR, split],
     )
-    return {path: (size, mtime) for path, size, mtime in rows}
+    return set(rows)
 
 
 def stored_subset(db: sqlite_utils.Database, split: str, paths: Sequence[str]) -> dict[str, tuple[int, int, bool]]:

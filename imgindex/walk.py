@@ -31,7 +31,7 @@ def walk_images(root: Path) -> Iterator[FileEntry]:
     """Yield every image file below ``root`` (recursively), folder by folder."""
     root_abs = os.path.abspath(root)
     prefix = len(root_abs.rstrip(os.sep)) + 1
-    for path, (size, mtime_ns) in walk_stats(root_abs):
+    for path, size, mtime_ns in walk_stamped(root_abs):
         yield FileEntry(path, relative(path, prefix), size, mtime_ns)
 
 
@@ -40,44 +40,52 @@ def relative(path: str, prefix: int) -> str:
     return path[prefix:].replace(os.sep, "/")
 
 
-Stamp = tuple[int, int]  # (size, mtime_ns)
+Stamped = tuple[str, int, int]  # (absolute path, size, mtime_ns)
 
 
-def walk_stats(root: str) -> Iterator[tuple[str, Stamp]]:
-    """(absolute path, (size, mtime_ns)) of every image file below ``root``; links followed once."""
+def walk_stamped(root: str) -> list[Stamped]:
+    """(absolute path, size, mtime_ns) of every image file below ``root``, folder by folder, in
+    name order of the folders; symlinked folders are followed once (link loops end)."""
+    found: list[Stamped] = []
     seen: set[tuple[int, int]] = set()
     stack = [root]
     while stack:
         folder = stack.pop()
-        try:
-            st = os.stat(folder)
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) in seen:
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        subfolders, files = _list_folder(folder)
-        yield from files
-        stack.extend(reversed(subfolders))
+        if _first_visit(folder, seen):
+            stack.extend(reversed(_scan_folder(folder, found)))
+    return found
 
 
-def _list_folder(folder: str) -> tuple[list[str], list[tuple[str, Stamp]]]:
-    """Subfolders (sorted by name) and image files (path, (size, mtime_ns)) of one folder."""
-    subfolders: list[str] = []
-    files: list[tuple[str, Stamp]] = []
+def _first_visit(folder: str, seen: set[tuple[int, int]]) -> bool:
+    """False for a folder already walked (the same device and inode, reached through a link)."""
     try:
-        entries = list(os.scandir(folder))
+        st = os.stat(folder)
     except OSError:
-        return subfolders, files
-    for entry in entries:
-        name = entry.name
-        dot = name.rfind(".")
-        try:
-            if dot > 0 and name[dot:].lower() in IMAGE_EXTENSIONS and entry.is_file():
-                st = entry.stat()
-                files.append((entry.path, (st.st_size, st.st_mtime_ns)))
-            elif entry.is_dir():
-                subfolders.append(entry.path)
-        except OSError:
-            continue  # broken link or vanished entry: nothing to index
-    return sorted(subfolders), files
+        return False
+    key = (st.st_dev, st.st_ino)
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
+
+
+def _scan_folder(folder: str, found: list[Stamped]) -> list[str]:
+    """Append the image files of one folder to ``found``; return its subfolders, sorted."""
+    subfolders: list[str] = []
+    extensions = IMAGE_EXTENSIONS
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = entry.name
+                dot = name.rfind(".")
+                try:
+                    if dot > 0 and name[dot:].lower() in extensions and entry.is_file():
+                        st = entry.stat()
+                        found.append((entry.path, st.st_size, st.st_mtime_ns))
+                    elif entry.is_dir():
+                        subfolders.append(entry.path)
+                except OSError:
+                    continue  # broken link or vanished entry: nothing to index
+    except OSError:
+        pass  # unreadable or vanished folder: what was listed is kept
+    return sorted(subfolders)

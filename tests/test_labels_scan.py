@@ -378,3 +378,45 @@ def test_images_written_by_a_scan_killed_before_its_label_stage_are_caught_up(db
     assert label_line(invoke(*args).output)["files read"] == 1
     after = sql_rows(db, f"select max(x2) x2 from labels where image_path = '{image}'")[0]["x2"]
     assert after == pytest.approx(2 * float(before))  # type: ignore[arg-type]
+
+
+def test_images_removed_by_a_scan_killed_before_its_label_stage_are_caught_up(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # fmt: skip
+    """Removing an image leaves its label file as it was; if the scan dies before the label
+    stage, the next scan (which sees no image change) must still notice."""
+    import imgindex.scan as scan_module
+
+    root = tmp_path / "coco8"
+    shutil.copytree(COCO8, root)
+    args = ("scan", "--db", str(db), f"train={root / 'images/train'}", "-q")
+    invoke(*args)
+    (root / "images/train/000000000009.jpg").unlink()
+
+    def killed(*_: object) -> None:
+        raise KeyboardInterrupt  # as a kill between the image stage and the label stage
+
+    with monkeypatch.context() as patched:
+        patched.setattr(scan_module, "index_split_labels", killed)
+        CliRunner().invoke(cli, list(args))
+    assert sql_rows(db, "select count(*) n from images") == [{"n": 3}]
+
+    counts = label_line(invoke(*args).output)
+    assert counts["files read"] == 1
+    kinds = {(Path(str(p["path"])).name, p["kind"]) for p in problems(db)}
+    assert ("000000000009.txt", "label_without_image") in kinds
+    assert sql_rows(db, "select count(*) n from labels where image_path like '%000000000009.jpg'") == [{"n": 0}]
+    assert label_line(invoke(*args).output)["files read"] == 0  # and then all is current
+
+
+def test_warm_rescan_of_each_label_format_reads_nothing_and_keeps_every_row(db: Path) -> None:
+    """A re-scan with nothing changed takes the short way (label files only stat-ed); what the
+    index holds stays exactly the same, for every format."""
+    splits = [f"yolo={COCO8 / 'images/train'}", f"coco={CHESS / 'valid'}", f"voc={RACCOON}"]
+    first = invoke("scan", "--db", str(db), *splits, "-q")
+    assert label_line(first.output)["files read"] > 0
+    query = "select split, image_path, class_id, class_name, x1, y1, x2, y2 from labels order by id"
+    labels, problem_rows = sql_rows(db, query), problems(db)
+    again = label_line(invoke("scan", "--db", str(db), *splits, "-q").output)
+    assert again["files read"] == 0 and again["removed"] == 0 and again["unchanged"] > 0
+    assert sql_rows(db, query) == labels and problems(db) == problem_rows
