@@ -109,7 +109,7 @@ def decode(im: Image.Image) -> int:
     full = im.size
     if im.format in DRAFT_FORMATS:
         scale = draft_scale(full)
-        im.draft("RGB", (-(-full[0] // scale), -(-full[1] // scale)))
+        im.draft("RGB", (full[0] // scale, full[1] // scale))  # Pillow picks the largest scale that fits
     im.load()
     return next((s for s in DRAFT_SCALES if -(-full[0] // s) == im.width and -(-full[1] // s) == im.height), 1)
 

@@ -266,12 +266,28 @@ def _count_if_unchanged(db: sqlite_utils.Database, split: str, plans: Sequence[L
               db.execute("SELECT path, size, mtime_ns, format FROM label_files WHERE split = ?", [split])}
     seen: set[str] = set()
     for plan in plans:
-        for path, (size, mtime) in _stat_files(plan, None).items():
+        for path, (size, mtime) in _stat_unchanged_split(plan, stored).items():
             known = stored.get(path)
             if known is None or known[1:] != (mtime, plan.format) or (size is not None and known[0] != size):
                 return None
             seen.add(path)
     return len(seen) if seen == stored.keys() else None
+
+
+def _stat_unchanged_split(plan: LabelPlan, stored: dict[str, Any]) -> dict[str, tuple[Any, int]]:
+    """_stat_files of a split none of whose images changed. Its class folders are then the stored
+    ones (a folder that gained or lost its images changed images), so they are stat-ed, not listed."""
+    if plan.format != "folders":
+        return _stat_files(plan, None)
+    found: dict[str, tuple[Any, int]] = {}
+    root = str(plan.root)
+    for path in stored:
+        if os.path.dirname(path) == root:
+            try:
+                found[path] = (None, os.stat(path).st_mtime_ns)
+            except OSError:
+                continue  # gone: the stored row is then not seen, and the split is read in full
+    return found
 
 
 def _has_label_files(db: sqlite_utils.Database, split: str) -> bool:

@@ -88,26 +88,27 @@ def plan_split(
     """Compare one split's files on disk with the index; add the work to ``plan``. ``keep``
     narrows the split to some of the files (a VOC ImageSets list).
 
-    Both sides are sets of (path, size, mtime_ns): what is on disk and not stored is new or
-    changed, what is stored and not on disk changed or went, and set differences find both."""
+    A file is unchanged when its (path, size, mtime_ns) is stored: one set lookup per file. Only
+    when some file is not, or the counts differ, are the paths compared to find what went."""
     stored = store.stored_stamps(db, split, plan.retry_errors)
     current = on_disk(roots, keep)
-    fresh = {path: (size, mtime) for path, size, mtime in current - stored}
-    unchanged = not fresh and len(current) == len(stored)  # then the sets are equal
-    stale = set() if unchanged else {path for path, _, _ in stored - current}
+    fresh = sorted(stamped for stamped in current if stamped not in stored)
     plan.unchanged += len(current) - len(fresh)
-    for path in sorted(fresh):
-        entry = FileEntry(path, rel_path(path, roots), *fresh[path])
-        plan.jobs.append(Job(split, entry, is_new=path not in stale))
-    plan.gone[split] = sorted(stale - fresh.keys())
+    if not fresh and len(current) == len(stored):
+        plan.gone[split] = []  # the same files, all unchanged
+        return
+    stored_paths = {path for path, _, _ in stored}
+    for path, size, mtime in fresh:
+        entry = FileEntry(path, rel_path(path, roots), size, mtime)
+        plan.jobs.append(Job(split, entry, is_new=path not in stored_paths))
+    plan.gone[split] = sorted(stored_paths - {path for path, _, _ in current})
 
 
-def on_disk(roots: Sequence[Path], keep: Callable[[str], bool] | None) -> set[Stamped]:
+def on_disk(roots: Sequence[Path], keep: Callable[[str], bool] | None) -> list[Stamped]:
     """(path, size, mtime_ns) of a split's image files (overlapping folders counted once)."""
-    found: set[Stamped] = set()
-    for root in roots:
-        files = walk_stamped(str(root))
-        found.update(files if keep is None else (f for f in files if keep(f[0])))
+    found = [f for root in roots for f in walk_stamped(str(root)) if keep is None or keep(f[0])]
+    if len(roots) > 1:
+        found = list(dict.fromkeys(found))
     return found
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from imgindex.extract import BlockGrid, extract
+from imgindex.extract import DRAFT_MIN_SIDE, BlockGrid, decode, extract
 from imgindex.store import hamming_hex as hamming
 
 from conftest import DATA
@@ -208,3 +208,16 @@ def test_exif_turned_jpeg_hashes_like_the_upright_jpeg(tmp_path: Path, orientati
     assert hamming(turned_row["dhash"], plain_row["dhash"]) <= 2
     assert hamming(turned_row["dhash_256"], plain_row["dhash_256"]) <= 12
     assert ImageOps.exif_transpose(Image.open(stored)).size == upright_image.size
+
+
+@pytest.mark.parametrize("size", [(640, 480), (640, 427), (2048, 1371), (320, 240), (500, 333), (100, 60), (40, 33)])
+def test_jpeg_decodes_at_the_smallest_scale_that_serves(tmp_path: Path, size: tuple[int, int]) -> None:
+    """1/8 whenever the shorter side stays at least DRAFT_MIN_SIDE, for any size (not only multiples of 8)."""
+    path = tmp_path / "photo.jpg"
+    _gradient(size=size).save(path, quality=90)
+    expected = next((s for s in (8, 4, 2) if min(size) >= s * DRAFT_MIN_SIDE), 1)
+    with Image.open(path) as im:
+        block = decode(im)
+        decoded = im.size
+    assert block == expected
+    assert decoded == (-(-size[0] // expected), -(-size[1] // expected))
