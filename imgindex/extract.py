@@ -29,7 +29,7 @@ from PIL import Image, UnidentifiedImageError
 
 EXTRACTOR = 2  # version of what extract() computes; rows of another version are extracted again
 DRAFT_FORMATS = ("JPEG", "MPO")
-DRAFT_MIN_SIDE = 32  # a JPEG draft's shorter side, at least (a copy at half size decodes to the same size)
+DRAFT_MIN_SIDE = 48  # a JPEG draft's shorter side, at least (a copy at half size decodes to the same size)
 DRAFT_SCALES = (8, 4, 2, 1)
 ANALYSIS_SIDE = 64  # shorter side of the analysis image, about (never reduced below it)
 HISTOGRAM_BINS = 16
