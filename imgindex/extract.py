@@ -170,7 +170,7 @@ class BlockGrid:
         return bits_hex(self.resize(gray, hash_size + 1, hash_size))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)  # some 10 KB a matrix: at most about 15 MB per process
 def block_weights(full: int, out: int, block: int, blocks: int) -> Floats:
     """(blocks, out) matrix: the weights of a Lanczos (a=3) resize from ``full`` pixels to ``out``,
     summed over each run of ``block`` pixels (the last run may be shorter), each output's weights
