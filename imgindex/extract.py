@@ -209,13 +209,15 @@ def lanczos(x: Floats) -> Floats:
     return np.where((x >= -3.0) & (x < 3.0), np.sinc(x) * np.sinc(x / 3.0), 0.0)
 
 
+_ARRAY_TURNS = {
+    2: lambda x: x[:, ::-1], 3: lambda x: x[::-1, ::-1], 4: lambda x: x[::-1, :],
+    5: lambda x: x.T, 6: lambda x: np.rot90(x, -1), 7: lambda x: x[::-1, ::-1].T, 8: lambda x: np.rot90(x, 1),
+}  # fmt: skip
+
+
 def orient_array(a: NDArray[Any], orientation: int) -> NDArray[Any]:
     """A 2-D array turned as Pillow's transpose turns an image for this EXIF orientation."""
-    turns = {
-        2: lambda x: x[:, ::-1], 3: lambda x: x[::-1, ::-1], 4: lambda x: x[::-1, :],
-        5: lambda x: x.T, 6: lambda x: np.rot90(x, -1), 7: lambda x: x[::-1, ::-1].T, 8: lambda x: np.rot90(x, 1),
-    }  # fmt: skip
-    turn = turns.get(orientation)
+    turn = _ARRAY_TURNS.get(orientation)
     return a if turn is None else turn(a)
 
 

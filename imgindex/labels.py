@@ -234,10 +234,11 @@ def _finish(db: sqlite_utils.Database, split: str, plans: Sequence[LabelPlan], s
             summary: LabelSummary) -> LabelSummary:
     """Record that the split's labels are current as of this scan; fill in the totals."""
     formats = ",".join(sorted({p.format for p in plans}))
-    set_setting(db, f"labels.read_with.{split}", signature)
-    set_setting(db, f"labels.scan.{split}", str(scan_id))
-    set_setting(db, f"labels.format.{split}", formats)
-    set_setting(db, f"labels.pending.{split}", None)
+    with db.atomic():  # one commit, not four
+        set_setting(db, f"labels.read_with.{split}", signature)
+        set_setting(db, f"labels.scan.{split}", str(scan_id))
+        set_setting(db, f"labels.format.{split}", formats)
+        set_setting(db, f"labels.pending.{split}", None)
     summary.labels, summary.problems = _totals(db, split)
     summary.formats[split] = formats
     return summary
@@ -246,8 +247,9 @@ def _finish(db: sqlite_utils.Database, split: str, plans: Sequence[LabelPlan], s
 def mark_pending(db: sqlite_utils.Database, splits: Iterable[str]) -> None:
     """Before a scan changes the images of these splits: their labels are due until the label
     stage has run (a scan killed in between leaves the mark for the next one)."""
-    for split in splits:
-        set_setting(db, f"labels.pending.{split}", "1")
+    with db.atomic():
+        for split in splits:
+            set_setting(db, f"labels.pending.{split}", "1")
 
 
 def _pending(db: sqlite_utils.Database, split: str, since: int) -> bool:
@@ -278,7 +280,7 @@ def _stat_unchanged_split(plan: LabelPlan, stored: dict[str, Any]) -> dict[str, 
     """_stat_files of a split none of whose images changed. Its class folders are then the stored
     ones (a folder that gained or lost its images changed images), so they are stat-ed, not listed."""
     if plan.format != "folders":
-        return _stat_files(plan, None)
+        return _stat_label_files(plan)
     found: dict[str, tuple[Any, int]] = {}
     root = str(plan.root)
     for path in stored:
@@ -329,9 +331,16 @@ def _stored_files(db: sqlite_utils.Database, split: str) -> dict[str, _Stored]:
     return out
 
 
-def _stat_files(plan: LabelPlan, images: ImageIndex | None) -> dict[str, tuple[Any, int]]:
-    """path -> (size, mtime_ns) of the plan's label files; a class folder's 'size' is its image
-    count (None without ``images``)."""
+def _stat_files(plan: LabelPlan, images: ImageIndex) -> dict[str, tuple[int, int]]:
+    """path -> (size, mtime_ns) of the plan's label files; a class folder's 'size' is its image count."""
+    stats = _stat_label_files(plan)
+    if plan.format == "folders":
+        return {path: (len(images.under(path)), mtime) for path, (_, mtime) in stats.items()}
+    return stats
+
+
+def _stat_label_files(plan: LabelPlan) -> dict[str, tuple[int, int]]:
+    """path -> (size, mtime_ns) of the plan's label files as the file system has them."""
     if plan.format in ("yolo", "custom"):
         assert plan.label_dir is not None
         return _with_stat(text_file_stats(plan.label_dir), plan.names_file)
@@ -341,8 +350,7 @@ def _stat_files(plan: LabelPlan, images: ImageIndex | None) -> dict[str, tuple[A
             st = os.stat(path)
         except OSError:
             continue
-        size = st.st_size if plan.format != "folders" else None if images is None else len(images.under(path))
-        out[str(path)] = (size, st.st_mtime_ns)
+        out[str(path)] = (st.st_size, st.st_mtime_ns)
     return out
 
 

@@ -16,6 +16,8 @@ from .extract import EXTRACTOR
 from .views import VIEWS
 
 MIGRATION_SET = "imgindex"
+# a row's mtime_ns, or -1 (never equal to a file's) when another version of the extraction wrote it
+CURRENT_MTIME = f"CASE WHEN extractor IS {EXTRACTOR} THEN mtime_ns ELSE -1 END"
 IMAGE_COLUMNS = (
     "split", "path", "rel_path", "size", "mtime_ns", "sha256", "format", "mode", "width", "height",
     "orientation", "channels", "frames", "dhash", "dhash_256", "pixel_hash", "brightness",
@@ -95,12 +97,8 @@ def stored_stamps(db: sqlite_utils.Database, split: str, retry_errors: bool = Fa
     """(path, size, mtime_ns) of every indexed file of a split. Rows written by another version
     of the extraction, and with ``retry_errors`` the files that failed, get mtime -1, so that they
     never look unchanged and are read again."""
-    stale = "extractor IS NOT ?" + (" OR error IS NOT NULL" if retry_errors else "")
-    rows = db.execute(
-        f"SELECT path, size, CASE WHEN {stale} THEN -1 ELSE mtime_ns END FROM images WHERE split = ?",
-        [EXTRACTOR, split],
-    )
-    return set(rows)
+    mtime = f"CASE WHEN error IS NULL THEN {CURRENT_MTIME} ELSE -1 END" if retry_errors else CURRENT_MTIME
+    return set(db.execute(f"SELECT path, size, {mtime} FROM images WHERE split = ?", [split]))
 
 
 def stored_subset(db: sqlite_utils.Database, split: str, paths: Sequence[str]) -> dict[str, tuple[int, int, bool]]:
@@ -111,9 +109,8 @@ def stored_subset(db: sqlite_utils.Database, split: str, paths: Sequence[str]) -
         chunk = list(paths[start : start + 500])
         marks = ", ".join("?" for _ in chunk)
         rows = db.execute(
-            f"SELECT path, size, CASE WHEN extractor IS ? THEN mtime_ns ELSE -1 END, error IS NOT NULL "
-            f"FROM images WHERE split = ? AND path IN ({marks})",
-            [EXTRACTOR, split, *chunk],
+            f"SELECT path, size, {CURRENT_MTIME}, error IS NOT NULL FROM images WHERE split = ? AND path IN ({marks})",
+            [split, *chunk],
         )
         found.update({path: (size, mtime, bool(err)) for path, size, mtime, err in rows})
     return found
