@@ -1,2 +1,3 @@
 """imgindex: an incremental SQLite index of image datasets."""
+
 __version__ = "0.1.0"

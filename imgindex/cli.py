@@ -10,14 +10,18 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from . import __version__, duplicates, labelprompt, near_index, query, store
-from .labelformats import CHOICES, LabelError
-from .labels import LabelOptions, LabelSetup, MissingAnswers, prepare, remember_options
+from . import __version__, query, store
+from .labels import prompt as labelprompt
+from .labels.formats import CHOICES, LabelError
+from .labels.indexing import LabelOptions, LabelSetup, MissingAnswers, prepare, remember_options
+from .near import groups as duplicates
+from .near import pairs as near_index
 from .scan import Splits, default_workers, scan
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,9 +31,15 @@ SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 def db_option(fn: F) -> F:
     return click.option(
-        "--db", "db_path", type=click.Path(dir_okay=False), default="imgindex.db", show_default=True,
-        envvar="IMGINDEX_DB", show_envvar=True, help="The index database.",
-    )(fn)  # fmt: skip
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False),
+        default="imgindex.db",
+        show_default=True,
+        envvar="IMGINDEX_DB",
+        show_envvar=True,
+        help="The index database.",
+    )(fn)
 
 
 def quiet_option(fn: F) -> F:
@@ -83,24 +93,49 @@ def parse_splits(args: tuple[str, ...]) -> Splits:
 @click.argument("folders", nargs=-1, metavar="SPLIT=DIR [SPLIT=DIR ...]")
 @db_option
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: CPUs].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Rows written per transaction.")  # fmt: skip
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=256, show_default=True, help="Rows written per transaction."
+)
 @quiet_option
-@click.option("--labels", "label_format", type=click.Choice(CHOICES),
-              help="Label format of the folders [default: detected; remembered per split].")
-@click.option("--coco", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="COCO JSON file holding the labels of the scanned split(s).")
-@click.option("--label-first/--box-first", "label_first", default=None,
-              help="Rows without a convention: is the class id before or after the box?")
-@click.option("--bbox-format", type=click.Choice(BBOX_FORMATS),
-              help="Rows without a convention: box layout, '-norm' when normalised to 0..1.")
-@click.option("--retry-errors", is_flag=True,
-              help="Read again the files that failed before, even if unchanged (e.g. after fixing permissions).")
+@click.option(
+    "--labels",
+    "label_format",
+    type=click.Choice(CHOICES),
+    help="Label format of the folders [default: detected; remembered per split].",
+)
+@click.option(
+    "--coco",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="COCO JSON file holding the labels of the scanned split(s).",
+)
+@click.option(
+    "--label-first/--box-first",
+    "label_first",
+    default=None,
+    help="Rows without a convention: is the class id before or after the box?",
+)
+@click.option(
+    "--bbox-format",
+    type=click.Choice(BBOX_FORMATS),
+    help="Rows without a convention: box layout, '-norm' when normalised to 0..1.",
+)
+@click.option(
+    "--retry-errors",
+    is_flag=True,
+    help="Read again the files that failed before, even if unchanged (e.g. after fixing permissions).",
+)
 def scan_command(
-    folders: tuple[str, ...], db_path: str, workers: int | None, batch_size: int, quiet: bool,
-    label_format: str | None, coco: Path | None, label_first: bool | None, bbox_format: str | None,
+    folders: tuple[str, ...],
+    db_path: str,
+    workers: int | None,
+    batch_size: int,
+    quiet: bool,
+    label_format: str | None,
+    coco: Path | None,
+    label_first: bool | None,
+    bbox_format: str | None,
     retry_errors: bool,
-) -> None:  # fmt: skip
+) -> None:
     """Index the images of each SPLIT=DIR folder (recursively), then their labels, incrementally.
 
     A bare DIR is indexed under the split named after its folder. Unchanged files (same size and
@@ -112,8 +147,15 @@ def scan_command(
     options = LabelOptions(label_format, coco, label_first, bbox_format)
     setup = label_setup(db_path, splits, options)
     try:
-        summary = scan(db_path, splits, workers=workers or default_workers(), progress=progress,
-                       batch_size=batch_size, label_setup=setup, retry_errors=retry_errors)  # fmt: skip
+        summary = scan(
+            db_path,
+            splits,
+            workers=workers or default_workers(),
+            progress=progress,
+            batch_size=batch_size,
+            label_setup=setup,
+            retry_errors=retry_errors,
+        )
     except KeyboardInterrupt:
         click.echo("Interrupted: what was indexed is kept; run the same command again to finish.", err=True)
         sys.exit(130)
@@ -133,7 +175,7 @@ def label_setup(db_path: str, splits: Splits, options: LabelOptions) -> LabelSet
     try:
         return prepare(db, splits, options)
     except LabelError as exc:
-        raise click.ClickException(str(exc))
+        raise click.ClickException(str(exc)) from None
     except MissingAnswers as exc:
         return prepare(db, splits, answer(exc, options))
     finally:
@@ -151,7 +193,9 @@ def answer(missing: MissingAnswers, options: LabelOptions) -> LabelOptions:
     label_first = options.label_first
     if "label_first" in missing.missing:
         label_first = labelprompt.ask_label_first(missing.sample)
-    bbox = options.bbox_format or (labelprompt.ask_bbox_format(missing.sample) if "bbox_format" in missing.missing else None)
+    bbox = options.bbox_format or (
+        labelprompt.ask_bbox_format(missing.sample) if "bbox_format" in missing.missing else None
+    )
     return LabelOptions(options.labels, options.coco, label_first, bbox)
 
 
@@ -173,9 +217,12 @@ def open_existing(db_path: str) -> Any:
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print the groups as JSON.")
 @click.option(
-    "--max-distance", type=click.IntRange(0, duplicates.MAX_DISTANCE), default=duplicates.DEFAULT_MAX_DISTANCE,
-    show_default=True, help="Largest dHash distance (bits of 64) between two duplicates; 0 = equal dHash.",
-)  # fmt: skip
+    "--max-distance",
+    type=click.IntRange(0, duplicates.MAX_DISTANCE),
+    default=duplicates.DEFAULT_MAX_DISTANCE,
+    show_default=True,
+    help="Largest dHash distance (bits of 64) between two duplicates; 0 = equal dHash.",
+)
 def duplicates_command(db_path: str, as_json: bool, max_distance: int) -> None:
     """Duplicate groups within each split and across each pair of splits.
 
@@ -197,8 +244,7 @@ def sql_error_message(exc: sqlite3.Error) -> str:
     if "readonly" in str(exc):
         return "imgindex sql only reads the index; `imgindex scan` is what changes it."
     return (
-        f"SQL error: {exc}. The tables and views are listed by "
-        "`imgindex sql \"select type, name from sqlite_master\"`."
+        f'SQL error: {exc}. The tables and views are listed by `imgindex sql "select type, name from sqlite_master"`.'
     )
 
 
@@ -214,18 +260,29 @@ def sql_command(sql: str, db_path: str, fmt: str | None) -> None:
     try:
         columns, rows = query.run_query(db, sql)
     except sqlite3.Error as exc:
-        raise click.ClickException(sql_error_message(exc))
+        raise click.ClickException(sql_error_message(exc)) from None
     render = {"json": query.as_json, "csv": query.as_csv}.get(fmt or "", query.as_table)
     click.echo(render(columns, rows))
 
 
 @cli.command(name="report")
 @db_option
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="logs", show_default=True,
-              help="Folder of reports: OUT/TITLE/Report.pdf, summary.json and archive_*/.")  # fmt: skip
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="logs",
+    show_default=True,
+    help="Folder of reports: OUT/TITLE/Report.pdf, summary.json and archive_*/.",
+)
 @click.option("--title", default=None, help="Report title and folder name [default: the database's file name].")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="DataGradients YAML (report_sections) choosing the features [default: all with data].")  # fmt: skip
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="DataGradients YAML (report_sections) choosing the features [default: all with data].",
+)
 def report_command(db_path: str, out_dir: str, title: str | None, config_path: str | None) -> None:
     """Write Report.pdf and summary.json (DataGradients' layout) from the index alone."""
     from .report import ConfigError, ReportError, build_report
@@ -233,7 +290,7 @@ def report_command(db_path: str, out_dir: str, title: str | None, config_path: s
     try:
         outcome = build_report(db_path, out_dir=out_dir, title=title, config=config_path)
     except (ConfigError, ReportError) as exc:
-        raise click.ClickException(str(exc))
+        raise click.ClickException(str(exc)) from None
     for error in outcome.errors:
         click.echo(f"Feature failed: {error['title']}: {error['error']}", err=True)
     click.echo(outcome.message())
@@ -243,10 +300,20 @@ def report_command(db_path: str, out_dir: str, title: str | None, config_path: s
 @click.argument("folders", nargs=-1, metavar="SPLIT=DIR [SPLIT=DIR ...]")
 @db_option
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: CPUs].")
-@click.option("--settle", type=click.FloatRange(min=0.05, max=60), default=0.5, show_default=True,
-              help="Seconds a file must stay unchanged before it is read.")  # fmt: skip
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Most files applied per transaction.")  # fmt: skip
+@click.option(
+    "--settle",
+    type=click.FloatRange(min=0.05, max=60),
+    default=0.5,
+    show_default=True,
+    help="Seconds a file must stay unchanged before it is read.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Most files applied per transaction.",
+)
 @quiet_option
 def watch_command(
     folders: tuple[str, ...], db_path: str, workers: int | None, settle: float, batch_size: int, quiet: bool
@@ -264,8 +331,10 @@ def watch_command(
     def report(batch: Any) -> None:
         if not quiet:
             labels = f", {batch.labels.read} label files read" if batch.labels and batch.labels.read else ""
-            click.echo(f"{time.strftime('%H:%M:%S')} {batch.new} new, {batch.changed} changed, "
-                       f"{batch.removed} removed, {batch.errors} errors{labels}")  # fmt: skip
+            click.echo(
+                f"{time.strftime('%H:%M:%S')} {batch.new} new, {batch.changed} changed, "
+                f"{batch.removed} removed, {batch.errors} errors{labels}"
+            )
 
     def ready(initial: Any) -> None:
         if not quiet:
@@ -274,8 +343,16 @@ def watch_command(
         click.echo(f"Watching {names} (Ctrl-C to stop)")
 
     setup = label_setup(db_path, splits, LabelOptions())  # the label answers stored by `imgindex scan`
-    watcher = Watcher(db_path, splits, settle=settle, batch_size=batch_size, workers=workers or default_workers(),
-                      on_batch=report, on_ready=ready, label_setup=setup)  # fmt: skip
+    watcher = Watcher(
+        db_path,
+        splits,
+        settle=settle,
+        batch_size=batch_size,
+        workers=workers or default_workers(),
+        on_batch=report,
+        on_ready=ready,
+        label_setup=setup,
+    )
     stop_on_signals(watcher.stop)
     click.echo(watcher.run().line())
 

@@ -69,7 +69,7 @@ def extract(path: str) -> Row:
                 with Image.open(f) as im:
                     row.update(_header(im))
                     row.update(analyse(im, row["orientation"]))
-    except Exception as exc:  # any failure is recorded against the file, never fatal
+    except Exception as exc:  # noqa: BLE001 -- any failure is recorded against the file, never fatal
         row["error"] = describe_error(exc)
     return row
 
@@ -210,9 +210,14 @@ def lanczos(x: Floats) -> Floats:
 
 
 _ARRAY_TURNS = {
-    2: lambda x: x[:, ::-1], 3: lambda x: x[::-1, ::-1], 4: lambda x: x[::-1, :],
-    5: lambda x: x.T, 6: lambda x: np.rot90(x, -1), 7: lambda x: x[::-1, ::-1].T, 8: lambda x: np.rot90(x, 1),
-}  # fmt: skip
+    2: lambda x: x[:, ::-1],
+    3: lambda x: x[::-1, ::-1],
+    4: lambda x: x[::-1, :],
+    5: lambda x: x.T,
+    6: lambda x: np.rot90(x, -1),
+    7: lambda x: x[::-1, ::-1].T,
+    8: lambda x: np.rot90(x, 1),
+}
 
 
 def orient_array(a: NDArray[Any], orientation: int) -> NDArray[Any]:

@@ -3,8 +3,8 @@
 Only the difference is processed: stored ``(size, mtime_ns)`` are loaded once per split, files
 whose pair is unchanged are not opened, new and changed ones are extracted in worker processes
 and upserted in batches (one transaction per batch), and files gone from a split are removed.
-Files that failed are read again only when they change or with ``retry_errors``. A killed scan leaves every committed batch in place and
-the next scan picks up the rest.
+Files that failed are read again only when they change or with ``retry_errors``. A killed scan
+leaves every committed batch in place and the next scan picks up the rest.
 """
 
 from __future__ import annotations
@@ -17,18 +17,20 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import resource_tracker
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import click
 import sqlite_utils
 
-from . import near_index, store
-from .labels import LabelOptions, LabelSetup, LabelSummary, index_labels, keep_image, mark_pending, prepare
+from . import store
 from .extract import extract
+from .labels.indexing import LabelOptions, LabelSetup, LabelSummary, index_labels, keep_image, mark_pending, prepare
+from .near import pairs as near_index
 from .walk import FileEntry, Stamped, is_image_name, relative, walk_stamped
 
 Splits = dict[str, list[Path]]
@@ -63,9 +65,13 @@ class ScanSummary:
 
     def counts(self) -> dict[str, Any]:
         return {
-            "new": self.new, "changed": self.changed, "unchanged": self.unchanged,
-            "removed": self.removed, "errors": self.errors, "seconds": round(self.seconds, 3),
-        }  # fmt: skip
+            "new": self.new,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 3),
+        }
 
     def line(self) -> str:
         return (
@@ -82,9 +88,12 @@ def default_workers() -> int:
 
 
 def plan_split(
-    db: sqlite_utils.Database, split: str, roots: Sequence[Path], plan: Plan,
+    db: sqlite_utils.Database,
+    split: str,
+    roots: Sequence[Path],
+    plan: Plan,
     keep: Callable[[str], bool] | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """Compare one split's files on disk with the index; add the work to ``plan``. ``keep``
     narrows the split to some of the files (a VOC ImageSets list).
 
@@ -123,7 +132,7 @@ def rel_path(path: str, roots: Sequence[Path]) -> str:
 
 def make_plan(
     db: sqlite_utils.Database, splits: Splits, setup: LabelSetup | None = None, retry_errors: bool = False
-) -> Plan:  # fmt: skip
+) -> Plan:
     plan = Plan(retry_errors=retry_errors)
     with _collector_paused():  # a tuple per file, none of them cyclic: nothing to collect
         for split, roots in splits.items():
@@ -178,7 +187,10 @@ def plan_files(db: sqlite_utils.Database, split: str, files: Sequence[tuple[str,
 
 
 def update_files(
-    db: sqlite_utils.Database, files: dict[str, list[tuple[str, str]]], scan_id: int, workers: int = 1,
+    db: sqlite_utils.Database,
+    files: dict[str, list[tuple[str, str]]],
+    scan_id: int,
+    workers: int = 1,
     also: Callable[[Plan], None] | None = None,
 ) -> ScanSummary:
     """Bring just these files (split -> [(path, rel_path)]) up to date, in ONE transaction.
@@ -265,9 +277,13 @@ def pool_context() -> multiprocessing.context.BaseContext:
 
 def to_row(job: Job, extracted: dict[str, Any], scan_id: int) -> dict[str, Any]:
     row: dict[str, Any] = {
-        "split": job.split, "path": job.entry.path, "rel_path": job.entry.rel_path,
-        "size": job.entry.size, "mtime_ns": job.entry.mtime_ns, "scan_id": scan_id,
-    }  # fmt: skip
+        "split": job.split,
+        "path": job.entry.path,
+        "rel_path": job.entry.rel_path,
+        "size": job.entry.size,
+        "mtime_ns": job.entry.mtime_ns,
+        "scan_id": scan_id,
+    }
     row.update(extracted)
     return row
 
@@ -299,9 +315,14 @@ class _Progress:
 
 
 def process(
-    db: sqlite_utils.Database, jobs: Sequence[Job], scan_id: int, workers: int,
-    batch_size: int, progress: _Progress, summary: ScanSummary,
-) -> None:  # fmt: skip
+    db: sqlite_utils.Database,
+    jobs: Sequence[Job],
+    scan_id: int,
+    workers: int,
+    batch_size: int,
+    progress: _Progress,
+    summary: ScanSummary,
+) -> None:
     """Extract every job and upsert the rows, one transaction per batch (or every 2 s)."""
     by_path = {job.entry.path: job for job in jobs}
     batch: list[dict[str, Any]] = []
@@ -327,9 +348,7 @@ def _count(summary: ScanSummary, job: Job, extracted: dict[str, Any]) -> None:
         summary.errors += 1
 
 
-def index_split_labels(
-    db: sqlite_utils.Database, plan: Plan, setup: LabelSetup, scan_id: int
-) -> LabelSummary:
+def index_split_labels(db: sqlite_utils.Database, plan: Plan, setup: LabelSetup, scan_id: int) -> LabelSummary:
     """Index the labels of every scanned split after its images; totals over the splits."""
     total = LabelSummary()
     for split, plans in setup.plans.items():
@@ -342,18 +361,25 @@ def index_split_labels(
 
 
 def scan(
-    db_path: str | Path, splits: Splits, workers: int | None = None,
-    progress: bool = False, batch_size: int = 256, label_setup: LabelSetup | None = None,
+    db_path: str | Path,
+    splits: Splits,
+    workers: int | None = None,
+    progress: bool = False,
+    batch_size: int = 256,
+    label_setup: LabelSetup | None = None,
     retry_errors: bool = False,
-) -> ScanSummary:  # fmt: skip
+) -> ScanSummary:
     """Bring the index of ``splits`` (images, then labels) up to date; other splits in the database
     are untouched. Without ``label_setup`` the label format of each folder is detected."""
     started = time.monotonic()
     db = store.open_db(db_path)
     workers = workers or default_workers()
     setup = label_setup or prepare(db, splits, LabelOptions())
-    arguments = {"splits": {k: [str(p) for p in v] for k, v in splits.items()}, "workers": workers,
-                 "labels": {k: [p.format for p in v] for k, v in setup.plans.items()}}  # fmt: skip
+    arguments = {
+        "splits": {k: [str(p) for p in v] for k, v in splits.items()},
+        "workers": workers,
+        "labels": {k: [p.format for p in v] for k, v in setup.plans.items()},
+    }
     summary = ScanSummary(scan_id=store.start_scan(db, arguments))
     plan = make_plan(db, splits, setup, retry_errors)
     summary.unchanged = plan.unchanged

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -19,10 +20,34 @@ MIGRATION_SET = "imgindex"
 # a row's mtime_ns, or -1 (never equal to a file's) when another version of the extraction wrote it
 CURRENT_MTIME = f"CASE WHEN extractor IS {EXTRACTOR} THEN mtime_ns ELSE -1 END"
 IMAGE_COLUMNS = (
-    "split", "path", "rel_path", "size", "mtime_ns", "sha256", "format", "mode", "width", "height",
-    "orientation", "channels", "frames", "dhash", "dhash_256", "pixel_hash", "brightness",
-    "mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b", "histogram", "error", "extractor", "scan_id",
-)  # fmt: skip
+    "split",
+    "path",
+    "rel_path",
+    "size",
+    "mtime_ns",
+    "sha256",
+    "format",
+    "mode",
+    "width",
+    "height",
+    "orientation",
+    "channels",
+    "frames",
+    "dhash",
+    "dhash_256",
+    "pixel_hash",
+    "brightness",
+    "mean_r",
+    "mean_g",
+    "mean_b",
+    "std_r",
+    "std_g",
+    "std_b",
+    "histogram",
+    "error",
+    "extractor",
+    "scan_id",
+)
 
 
 def schema_files() -> list[tuple[str, str]]:

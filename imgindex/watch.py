@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import sqlite_utils
 from watchdog.events import (
@@ -29,7 +29,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from . import store
-from .labels import LabelOptions, LabelSetup, LabelSummary, index_labels, prepare
+from .labels.indexing import LabelOptions, LabelSetup, LabelSummary, index_labels, prepare
 from .scan import Plan, ScanSummary, Splits, scan, update_files
 from .walk import is_image_name, walk_images
 
@@ -238,12 +238,18 @@ class Watcher:
     """Follows split folders and applies their changes to the index until `stop` is set."""
 
     def __init__(
-        self, db_path: str | Path, splits: Splits, settle: float = 0.5, tick: float = 0.1,
-        batch_size: int = 256, workers: int = 1, max_wait: float = 1.5,
+        self,
+        db_path: str | Path,
+        splits: Splits,
+        settle: float = 0.5,
+        tick: float = 0.1,
+        batch_size: int = 256,
+        workers: int = 1,
+        max_wait: float = 1.5,
         on_batch: Callable[[ScanSummary], None] | None = None,
         on_ready: Callable[[ScanSummary | None], None] | None = None,
         label_setup: LabelSetup | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.db_path, self.splits, self.roots = db_path, splits, split_roots(splits)
         self.settle, self.tick, self.batch_size, self.workers = settle, tick, batch_size, workers
         self.max_wait = max(max_wait, settle)
@@ -302,9 +308,14 @@ class Watcher:
                 if not self.apply_ready(db, scan_id, summary):
                     self.stop.wait(self.tick)
         finally:
-            counts = {"new": summary.new, "changed": summary.changed, "unchanged": 0,
-                      "removed": summary.removed, "errors": summary.errors,
-                      "seconds": round(time.monotonic() - summary.started, 3)}  # fmt: skip
+            counts = {
+                "new": summary.new,
+                "changed": summary.changed,
+                "unchanged": 0,
+                "removed": summary.removed,
+                "errors": summary.errors,
+                "seconds": round(time.monotonic() - summary.started, 3),
+            }
             store.finish_scan(db, scan_id, counts)
             db.close()
 
@@ -317,8 +328,13 @@ class Watcher:
         files = group_by_split((p for p in paths if is_image_name(p)), self.roots)
         label_splits = set().union(*(self.labels.splits_of(p) for p in paths))
         labels = LabelSummary()
-        batch = update_files(db, files, scan_id, workers=self.workers,
-                             also=lambda plan: self._index_labels(db, plan, label_splits, scan_id, labels))  # fmt: skip
+        batch = update_files(
+            db,
+            files,
+            scan_id,
+            workers=self.workers,
+            also=lambda plan: self._index_labels(db, plan, label_splits, scan_id, labels),
+        )
         batch.labels = labels
         if batch.new or batch.changed or batch.removed or labels.read or labels.removed:
             summary.add(batch)

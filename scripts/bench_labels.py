@@ -12,6 +12,7 @@ Prints seconds and ratios against the baselines.
 
     python scripts/bench_labels.py [--files 20000] [--source ../shared/data/coco128]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,8 @@ from pathlib import Path
 from PIL import Image
 
 from imgindex import store
-from imgindex.labelformats import detect
 from imgindex.labels import index_labels
+from imgindex.labels.formats import detect
 
 
 def build(source: Path, dest: Path, count: int) -> list[tuple[str, int, int]]:
@@ -48,8 +49,21 @@ def build(source: Path, dest: Path, count: int) -> list[tuple[str, int, int]]:
 
 def fill_images(db_path: Path, rows: list[tuple[str, int, int]]) -> None:
     db = store.open_db(db_path)
-    store.upsert_images(db, [{"split": "train", "path": p, "rel_path": os.path.basename(p), "size": 1,
-                              "mtime_ns": 1, "width": w, "height": h} for p, w, h in rows])
+    store.upsert_images(
+        db,
+        [
+            {
+                "split": "train",
+                "path": p,
+                "rel_path": os.path.basename(p),
+                "size": 1,
+                "mtime_ns": 1,
+                "width": w,
+                "height": h,
+            }
+            for p, w, h in rows
+        ],
+    )
     db.close()
 
 
@@ -79,14 +93,16 @@ def main() -> None:
         cold = timed(run)
         stat_all = timed(lambda: [os.stat(f) for f in files])
         warm = timed(run)
-        for f in files[:: 100]:
+        for f in files[::100]:
             f.write_text(f.read_text() + "0 0.5 0.5 0.1 0.1\n")
         changed = timed(run)
         labels = db.execute("SELECT COUNT(*) FROM labels").fetchone()[0]
         print(f"{len(files)} label files, {labels} labels")
         print(f"baseline read all files   {read_all:7.3f} s")
-        print(f"cold label indexing       {cold:7.3f} s  ({cold / read_all:5.1f}x reading the files, "
-              f"{len(files) / cold:,.0f} files/s)")
+        print(
+            f"cold label indexing       {cold:7.3f} s  ({cold / read_all:5.1f}x reading the files, "
+            f"{len(files) / cold:,.0f} files/s)"
+        )
         print(f"baseline stat all files   {stat_all:7.3f} s")
         print(f"warm label indexing       {warm:7.3f} s  ({warm / stat_all:5.1f}x the stat walk)")
         print(f"1 % changed               {changed:7.3f} s  ({changed / stat_all:5.1f}x the stat walk)")

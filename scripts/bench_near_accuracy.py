@@ -37,36 +37,60 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from imgindex import near_index, store
-from imgindex.duplicates import components
+from imgindex import store
+from imgindex.near import pairs as near_index
+from imgindex.near.groups import components
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FOLDERS = [
-    "imagededup_testdata", "coco128/images/train2017", "coco8/images", "raccoon_voc/images",
-    "bccd_voc/JPEGImages", "jenssegers_imagehash_testdata", "image_match_monalisa", "skimage_sklearn_samples",
-]  # fmt: skip
+    "imagededup_testdata",
+    "coco128/images/train2017",
+    "coco8/images",
+    "raccoon_voc/images",
+    "bccd_voc/JPEGImages",
+    "jenssegers_imagehash_testdata",
+    "image_match_monalisa",
+    "skimage_sklearn_samples",
+]
 DD, RAC, JS, ML = "imagededup_testdata", "raccoon_voc/images", "jenssegers_imagehash_testdata", "image_match_monalisa"
 FOREST = [f"{JS}/forest/forest-{v}.jpg" for v in ("copyright", "cropped", "high", "low", "thumb")]
-OFFICE = [f"{JS}/office/tumblr_{v}_1280.jpg" for v in ("ndyfdoR6Wp1tubinno1", "ndyfnr7lk21tubinno1", "ndyfq386o41tubinno1")]
+OFFICE = [
+    f"{JS}/office/tumblr_{v}_1280.jpg" for v in ("ndyfdoR6Wp1tubinno1", "ndyfnr7lk21tubinno1", "ndyfq386o41tubinno1")
+]
 DUPLICATES = [
     (f"{DD}/mixed_images/ukbench00120.jpg", f"{DD}/mixed_images/ukbench00120_resize.jpg"),
     (f"{DD}/mixed_images/ukbench00120.jpg", f"{DD}/ukbench00120_gray.jpg"),
     (f"{DD}/mixed_images/ukbench00120.jpg", f"{DD}/alpha_channel_image.png"),
     (f"{DD}/base_images/ukbench09380.jpg", f"{DD}/formats_images/ukbench09380.webp"),
-    *((f"{RAC}/raccoon-{a}.jpg", f"{RAC}/raccoon-{b}.jpg") for a, b in ((50, 52), (50, 74), (21, 45), (51, 85), (186, 199))),
+    *(
+        (f"{RAC}/raccoon-{a}.jpg", f"{RAC}/raccoon-{b}.jpg")
+        for a, b in ((50, 52), (50, 74), (21, 45), (51, 85), (186, 199))
+    ),
     ("bccd_voc/JPEGImages/BloodImage_00037.jpg", "bccd_voc/JPEGImages/BloodImage_00038.jpg"),
     *itertools.combinations(FOREST, 2),
     (f"{ML}/MonaLisa_Wikipedia.jpg", f"{ML}/MonaLisa_WikiImages.jpg"),
-]  # fmt: skip
+]
 HARD = [
     *itertools.combinations(OFFICE, 2),
-    ("skimage_sklearn_samples/skimage_0.26.0/motorcycle_left.png", "skimage_sklearn_samples/skimage_0.26.0/motorcycle_right.png"),
+    (
+        "skimage_sklearn_samples/skimage_0.26.0/motorcycle_left.png",
+        "skimage_sklearn_samples/skimage_0.26.0/motorcycle_right.png",
+    ),
     (f"{ML}/MonaLisa_Remix_Flickr.jpg", f"{ML}/MonaLisa_Wikipedia.jpg"),
     (f"{ML}/MonaLisa_Remix_Flickr.jpg", f"{ML}/MonaLisa_WikiImages.jpg"),
     (f"{DD}/mixed_images/ukbench00120.jpg", f"{DD}/mixed_images/ukbench00120_hflip.jpg"),
     (f"{DD}/mixed_images/ukbench00120.jpg", f"{DD}/mixed_images/ukbench00120_rotation.jpg"),
-]  # fmt: skip
-TRANSFORMS = ["jpeg-q50", "jpeg-q75", "jpeg-q95", "resize-50%", "crop-2%", "brightness+10%", "brightness-10%", "exif-rotation"]
+]
+TRANSFORMS = [
+    "jpeg-q50",
+    "jpeg-q75",
+    "jpeg-q95",
+    "resize-50%",
+    "crop-2%",
+    "brightness+10%",
+    "brightness-10%",
+    "exif-rotation",
+]
 FLAT = {"white": (255, 255, 255), "blue": (20, 60, 200), "black": (0, 0, 0)}
 PLANTED_SOURCES = 40
 KS = list(range(0, 17))
@@ -194,8 +218,10 @@ def main() -> None:
         ]
         real = DUPLICATES + coco8
         truth = classes(sorted(sha), sha, real + planted_pairs)
-        print(f"{len(rows)} readable images ({len(planted_pairs)} planted duplicate pairs) "
-              f"in {len(set(truth.values()))} ground-truth classes\n")
+        print(
+            f"{len(rows)} readable images ({len(planted_pairs)} planted duplicate pairs) "
+            f"in {len(set(truth.values()))} ground-truth classes\n"
+        )
         print("| K | precision | recall | TP | FP | hard cases grouped | dHash only: precision | recall | FP | hard |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         per_transform = {}
@@ -206,10 +232,13 @@ def main() -> None:
             rp, rr, _, rfp = scores(raw, truth, sha)
             hard = sum(together(group, a, b) for a, b in HARD)
             raw_hard = sum(together(raw, a, b) for a, b in HARD)
-            print(f"| {k} | {p:.3f} | {r:.3f} | {tp} | {fp} | {hard}/{len(HARD)} "
-                  f"| {rp:.3f} | {rr:.3f} | {rfp} | {raw_hard}/{len(HARD)} |")
+            print(
+                f"| {k} | {p:.3f} | {r:.3f} | {tp} | {fp} | {hard}/{len(HARD)} "
+                f"| {rp:.3f} | {rr:.3f} | {rfp} | {raw_hard}/{len(HARD)} |"
+            )
             per_transform[k] = {
-                t: np.mean([together(group, a, b) for (a, b), tt in transform_of.items() if tt == t]) for t in TRANSFORMS
+                t: np.mean([together(group, a, b) for (a, b), tt in transform_of.items() if tt == t])
+                for t in TRANSFORMS
             }
             per_transform[k]["real pairs"] = np.mean([together(group, a, b) for a, b in real])
             flats = [pair for pair in planted_pairs if "flat_" in pair[0]]

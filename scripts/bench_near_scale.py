@@ -32,8 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from imgindex import near, near_index, store
-from imgindex.duplicates import components
+from imgindex import store
+from imgindex.near import pairs as near_index
+from imgindex.near import search as near
+from imgindex.near.groups import components
 
 
 def flip_bits(rng: np.random.Generator, values: np.ndarray, max_flips: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,7 +53,9 @@ def build(args: argparse.Namespace, rng: np.random.Generator) -> tuple[np.ndarra
     hashes = rng.integers(0, 2**64, size=args.n, dtype=np.uint64)
     degenerate = rng.choice(args.n, size=args.degenerate, replace=False)
     hashes[degenerate] = 0
-    hashes[degenerate[: args.degenerate // 10]] = np.uint64(1) << rng.integers(0, 64, args.degenerate // 10).astype(np.uint64)
+    hashes[degenerate[: args.degenerate // 10]] = np.uint64(1) << rng.integers(0, 64, args.degenerate // 10).astype(
+        np.uint64
+    )
     free = np.setdiff1d(np.arange(args.n), degenerate)
     chosen = rng.choice(free, size=2 * args.planted, replace=False)
     src, dst = chosen[: args.planted], chosen[args.planted :]
@@ -96,8 +100,10 @@ def bench_db(rows: int, adds: int, rng: np.random.Generator) -> None:
         recomputed = near_index.refresh(db)
         t_add = time.perf_counter() - t0
         db.close()
-    print(f"SQLite index of {rows:,} images: first near_pairs build {t_first:.2f} s; "
-          f"after adding {adds:,}: {recomputed:,} images recomputed in {t_add:.2f} s")
+    print(
+        f"SQLite index of {rows:,} images: first near_pairs build {t_first:.2f} s; "
+        f"after adding {adds:,}: {recomputed:,} images recomputed in {t_add:.2f} s"
+    )
 
 
 def component_sets(i: np.ndarray, j: np.ndarray) -> set[frozenset[int]]:
@@ -125,21 +131,25 @@ def near_identical(rng: np.random.Generator, n: int, max_flips: int) -> np.ndarr
     return np.array(sorted(found)[:n], dtype=np.uint64)
 
 
-def dense_case(hashes: np.ndarray, k: int, cap: int | None, out: "multiprocessing.Queue[str]") -> None:
+def dense_case(hashes: np.ndarray, k: int, cap: int | None, out: multiprocessing.Queue[str]) -> None:
     """Child process: find_pairs on a dense set; reports time, pairs, degrees, components, peak RSS."""
     t0 = time.perf_counter()
     i, j, _ = near.find_pairs(hashes, k, cap=cap)
     seconds, peak = time.perf_counter() - t0, rss_mb()  # before the checks below add their own
     degree = np.bincount(np.concatenate([i, j]), minlength=len(hashes))
     parts = len(components(zip(i.tolist(), j.tolist())))
-    out.put(f"{seconds:6.2f} s, {len(i):>11,} pairs, partners per hash {degree.min()}-{degree.max()}, "
-            f"{parts} component(s), peak RSS {peak:,.0f} MB")
+    out.put(
+        f"{seconds:6.2f} s, {len(i):>11,} pairs, partners per hash {degree.min()}-{degree.max()}, "
+        f"{parts} component(s), peak RSS {peak:,.0f} MB"
+    )
 
 
 def bench_dense(rng: np.random.Generator, k: int) -> None:
     ctx = multiprocessing.get_context("fork")
-    cases = [("30,000 distinct hashes in 21 bits", confined(rng, 30_000, 21)),
-             ("5,000 hashes within 3 bits of one", near_identical(rng, 5_000, 3))]
+    cases = [
+        ("30,000 distinct hashes in 21 bits", confined(rng, 30_000, 21)),
+        ("5,000 hashes within 3 bits of one", near_identical(rng, 5_000, 3)),
+    ]
     for name, hashes in cases:
         for cap in (near_index.MAX_PARTNERS, None):
             queue: multiprocessing.Queue[str] = ctx.Queue()
@@ -185,9 +195,11 @@ def main() -> None:
     t_capped = time.perf_counter() - t0
     same = component_sets(ci, cj) == component_sets(i, j)
     assert same, "the partner cap changed the connected components"
-    print(f"find_pairs, cap {near_index.MAX_PARTNERS}: {t_capped:.2f} s, {len(ci):,} pairs, "
-          f"planted recall {100 * len(planted & pair_set(ci, cj)) / len(planted):.2f} %, "
-          f"connected components equal to the uncapped ones")
+    print(
+        f"find_pairs, cap {near_index.MAX_PARTNERS}: {t_capped:.2f} s, {len(ci):,} pairs, "
+        f"planted recall {100 * len(planted & pair_set(ci, cj)) / len(planted):.2f} %, "
+        f"connected components equal to the uncapped ones"
+    )
 
     new_src = rng.choice(np.flatnonzero(hashes != 0), size=args.adds // 2, replace=False)
     near_new, _ = flip_bits(rng, hashes[new_src], args.k)
@@ -195,11 +207,13 @@ def main() -> None:
     t0 = time.perf_counter()
     index = near.NearIndex(hashes, args.k)
     t_build = time.perf_counter() - t0
-    q, qi, qd = index.query(new)
+    q, qi, _ = index.query(new)
     t_query = time.perf_counter() - t0 - t_build
     q_recall = len(pair_set(np.arange(len(new_src)), new_src) & pair_set(q, qi)) / len(new_src)
-    print(f"add {args.adds:,} new to {args.n:,}: {t_build + t_query:.2f} s = index build {t_build:.2f} s "
-          f"+ query {t_query:.3f} s; {len(q):,} pairs, planted recall {100 * q_recall:.2f} %")
+    print(
+        f"add {args.adds:,} new to {args.n:,}: {t_build + t_query:.2f} s = index build {t_build:.2f} s "
+        f"+ query {t_query:.3f} s; {len(q):,} pairs, planted recall {100 * q_recall:.2f} %"
+    )
     print(f"peak RSS after search: {rss_mb():.0f} MB")
 
     # brute force: the query, every new hash against every indexed one
@@ -211,12 +225,17 @@ def main() -> None:
     zeros = np.flatnonzero(hashes == 0)
     expected = {(k, x) for k, x in expected if hashes[x] != 0 or x == zeros[0]}
     assert pair_set(q, qi) == expected, "query differs from brute force"
-    print(f"brute-force query: {t_brute_query:.2f} s -> build+query {t_brute_query / (t_build + t_query):.1f}x, "
-          f"query on a kept index {t_brute_query / t_query:.0f}x faster; equal to brute force")
+    print(
+        f"brute-force query: {t_brute_query:.2f} s -> build+query {t_brute_query / (t_build + t_query):.1f}x, "
+        f"query on a kept index {t_brute_query / t_query:.0f}x faster; equal to brute force"
+    )
 
     # brute force: all pairs of a subsample (planted copies included), same process
-    sample = np.unique(np.concatenate([src[: args.sample // 4], dst[: args.sample // 4],
-                                       rng.choice(args.n, size=args.sample // 2, replace=False)]))
+    sample = np.unique(
+        np.concatenate(
+            [src[: args.sample // 4], dst[: args.sample // 4], rng.choice(args.n, size=args.sample // 2, replace=False)]
+        )
+    )
     sub = hashes[sample]
     t0 = time.perf_counter()
     b = near.brute_force_pairs(sub, args.k)
@@ -226,10 +245,14 @@ def main() -> None:
     n_sub = len(sub)
     per_pair = t_brute / (n_sub * (n_sub - 1) / 2)
     t_brute_full = per_pair * args.n * (args.n - 1) / 2
-    print(f"brute force on {n_sub:,} sampled hashes: {t_brute:.2f} s ({per_pair * 1e9:.2f} ns/pair), "
-          f"{len(b[0]):,} pairs, equal to find_pairs")
-    print(f"brute force extrapolated to {args.n:,}: {t_brute_full:.0f} s -> find_pairs is "
-          f"{t_brute_full / t_find:.0f}x faster")
+    print(
+        f"brute force on {n_sub:,} sampled hashes: {t_brute:.2f} s ({per_pair * 1e9:.2f} ns/pair), "
+        f"{len(b[0]):,} pairs, equal to find_pairs"
+    )
+    print(
+        f"brute force extrapolated to {args.n:,}: {t_brute_full:.0f} s -> find_pairs is "
+        f"{t_brute_full / t_find:.0f}x faster"
+    )
     print(f"peak RSS overall: {rss_mb():.0f} MB")
     if args.db_rows:
         bench_db(args.db_rows, args.adds, rng)

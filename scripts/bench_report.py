@@ -21,9 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from imgindex import near_index, store  # noqa: E402
-from imgindex.report import build_report  # noqa: E402
-from imgindex.scan import scan  # noqa: E402
+from imgindex import store
+from imgindex.near import pairs as near_index
+from imgindex.report import build_report
+from imgindex.scan import scan
 
 IMAGE_COLUMNS = [c for c in store.IMAGE_COLUMNS if c not in ("split", "path", "rel_path", "dhash")]
 
@@ -81,7 +82,9 @@ def baseline(db: Path) -> float:
     """Read every row the report reads, with plain sqlite3."""
     started = time.perf_counter()
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    conn.execute("SELECT split, width, height, brightness, size, format, mean_r, mean_g, mean_b, histogram, dhash, path FROM images").fetchall()
+    conn.execute(
+        "SELECT split, width, height, brightness, size, format, mean_r, mean_g, mean_b, histogram, dhash, path FROM images"
+    ).fetchall()
     conn.execute("SELECT split, image_path, class_id, class_name, cx, cy, w, h, area FROM labels").fetchall()
     conn.close()
     return time.perf_counter() - started
@@ -100,14 +103,18 @@ def main() -> None:
             started = time.perf_counter()
             seed_boxes = seed(db, args.data)
             n_images, n_boxes = replicate(db, args.images, args.dup_every)
-            print(f"index: {n_images} images, {n_boxes} boxes (from {seed_boxes} real boxes), built in {time.perf_counter() - started:.1f} s")
+            print(
+                f"index: {n_images} images, {n_boxes} boxes (from {seed_boxes} real boxes), built in {time.perf_counter() - started:.1f} s"
+            )
         base = baseline(db)
         started = time.perf_counter()
         outcome = build_report(db, out_dir=Path(tmp) / "logs", title="bench")
         seconds = time.perf_counter() - started
         print(f"baseline (sqlite3 reads the same rows): {base:.2f} s")
         print(f"imgindex report: {seconds:.2f} s ({len(outcome.features)} features, {len(outcome.errors)} errors)")
-        print(f"ratio report / baseline: {seconds / base:.1f}x; target under 10 s: {'met' if seconds < 10 else 'MISSED'}")
+        print(
+            f"ratio report / baseline: {seconds / base:.1f}x; target under 10 s: {'met' if seconds < 10 else 'MISSED'}"
+        )
         slowest = sorted(outcome.seconds.items(), key=lambda kv: -kv[1])
         print("  " + ", ".join(f"{name} {sec:.2f} s" for name, sec in slowest))
         for error in outcome.errors:

@@ -20,8 +20,8 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import imagehash
 from PIL import Image
@@ -29,11 +29,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from imgindex.extract import decode, extract  # noqa: E402
-from imgindex.scan import chunk_size, default_workers, pool_context, scan  # noqa: E402
-from imgindex.labels import LabelOptions, LabelSetup, prepare  # noqa: E402
-from imgindex.store import open_db  # noqa: E402
-from imgindex.walk import walk_images  # noqa: E402
+from imgindex.extract import decode, extract
+from imgindex.labels import LabelOptions, LabelSetup, prepare
+from imgindex.scan import chunk_size, default_workers, pool_context, scan
+from imgindex.store import open_db
+from imgindex.walk import walk_images
 
 
 def timed(fn: Callable[[], object], repeat: int = 1) -> float:
@@ -116,14 +116,26 @@ def link_tree(paths: list[str], target: Path, n: int) -> None:
 def scan_subprocess(db: Path, folder: Path, workers: int) -> tuple[float, int]:
     """Seconds and peak RSS (MB, the largest process of the scan: its main process or a worker) of
     a CLI scan, measured by a wrapper process so that nothing else run here is counted."""
-    scan_cmd = [sys.executable, "-m", "imgindex", "scan", "--db", str(db), "--workers", str(workers), "-q",
-                f"tree={folder}"]  # fmt: skip
+    scan_cmd = [
+        sys.executable,
+        "-m",
+        "imgindex",
+        "scan",
+        "--db",
+        str(db),
+        "--workers",
+        str(workers),
+        "-q",
+        f"tree={folder}",
+    ]
     wrapper = (
         "import resource, subprocess, sys, time; start = time.perf_counter(); "
         "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
         "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
-    out = subprocess.run([sys.executable, "-c", wrapper, *scan_cmd], check=True, cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", wrapper, *scan_cmd], check=True, cwd=ROOT, capture_output=True, text=True
+    )
     seconds, rss_kb = out.stdout.split()
     return float(seconds), int(rss_kb) // 1024
 
@@ -161,29 +173,43 @@ def main() -> None:
         t_walk, t_warm = interleaved(lambda: stat_walk(folder), lambda: scan(db, {"data": [folder]}, workers=workers))
         print(f"decode floor      {n / t_floor:8.1f} files/s")
         print(f"naive dhash loop  {n / t_naive:8.1f} files/s")
-        print(f"cold scan         {n / t_cold:8.1f} files/s = {t_floor / t_cold:.0%} of the floor, "
-              f"{t_naive / t_cold:.1f}x the naive loop")  # fmt: skip
+        print(
+            f"cold scan         {n / t_cold:8.1f} files/s = {t_floor / t_cold:.0%} of the floor, "
+            f"{t_naive / t_cold:.1f}x the naive loop"
+        )
         print(f"warm re-scan      {t_warm:8.3f} s = {t_warm / t_walk:.2f}x the stat walk ({t_walk:.3f} s)")
-        print(f"where the cold scan's time goes: in one process, extraction takes {extract_us:.0f} us per image "
-              f"against {decode_us:.0f} us for the floor's decode ({decode_us / extract_us:.0%}); the scan's main "
-              f"process (rows, labels, near pairs, and taking the workers' results) used {main_cpu:.2f} CPU s = "
-              f"{main_cpu / n * 1e6:.0f} us per image")  # fmt: skip
+        print(
+            f"where the cold scan's time goes: in one process, extraction takes {extract_us:.0f} us per image "
+            f"against {decode_us:.0f} us for the floor's decode ({decode_us / extract_us:.0%}); the scan's main "
+            f"process (rows, labels, near pairs, and taking the workers' results) used {main_cpu:.2f} CPU s = "
+            f"{main_cpu / n * 1e6:.0f} us per image"
+        )
 
         if args.tree_files:
             tree = Path(tmp) / "tree"
             link_tree(paths, tree, args.tree_files)
             tree_db = Path(tmp) / "tree.db"
             t_tree_cold, rss = scan_subprocess(tree_db, tree, workers)
-            print(f"{args.tree_files} hard links: cold scan {t_tree_cold:.1f} s "
-                  f"({args.tree_files / t_tree_cold:.0f} files/s), peak RSS {rss} MB")  # fmt: skip
-            t_tree_walk, t_tree_warm = interleaved(lambda: stat_walk(tree), lambda: scan(tree_db, {"tree": [tree]}, workers=workers))
-            print(f"{args.tree_files} hard links: warm re-scan {t_tree_warm:.2f} s = "
-                  f"{t_tree_warm / t_tree_walk:.2f}x the stat walk ({t_tree_walk:.2f} s)")  # fmt: skip
+            print(
+                f"{args.tree_files} hard links: cold scan {t_tree_cold:.1f} s "
+                f"({args.tree_files / t_tree_cold:.0f} files/s), peak RSS {rss} MB"
+            )
+            t_tree_walk, t_tree_warm = interleaved(
+                lambda: stat_walk(tree), lambda: scan(tree_db, {"tree": [tree]}, workers=workers)
+            )
+            print(
+                f"{args.tree_files} hard links: warm re-scan {t_tree_warm:.2f} s = "
+                f"{t_tree_warm / t_tree_walk:.2f}x the stat walk ({t_tree_walk:.2f} s)"
+            )
             setup = no_labels(tree_db, tree)
             scan(tree_db, {"tree": [tree]}, workers=workers, label_setup=setup)  # the labels go: not a warm re-scan
-            t_tree_walk, t_images = interleaved(lambda: stat_walk(tree), lambda: scan(tree_db, {"tree": [tree]}, workers=workers, label_setup=setup))
-            print(f"{args.tree_files} hard links: warm re-scan of the images alone (--labels none; the tree's 100 "
-                  f"folders otherwise read as class folders) {t_images:.2f} s = {t_images / t_tree_walk:.2f}x the stat walk")
+            t_tree_walk, t_images = interleaved(
+                lambda: stat_walk(tree), lambda: scan(tree_db, {"tree": [tree]}, workers=workers, label_setup=setup)
+            )
+            print(
+                f"{args.tree_files} hard links: warm re-scan of the images alone (--labels none; the tree's 100 "
+                f"folders otherwise read as class folders) {t_images:.2f} s = {t_images / t_tree_walk:.2f}x the stat walk"
+            )
 
 
 def interleaved(baseline: Callable[[], object], measured: Callable[[], object], rounds: int = 5) -> tuple[float, float]:

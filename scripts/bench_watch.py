@@ -17,8 +17,8 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from imgindex.scan import default_workers, scan
 from imgindex.walk import walk_images

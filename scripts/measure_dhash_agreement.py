@@ -26,8 +26,8 @@ from PIL import Image, ImageOps
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from imgindex import extract as extract_module  # noqa: E402
-from imgindex.walk import walk_images  # noqa: E402
+from imgindex import extract as extract_module
+from imgindex.walk import walk_images
 
 
 def reference_hash(source: str | io.BytesIO) -> str | None:
@@ -94,12 +94,16 @@ def main() -> None:
         base = base or seconds
         n, same, mean = stats["all"]
         jn, jsame, jmean = stats["JPEG"]
-        print(f"1/{largest:<9d} | {n:6d} | {same / n:9.1%} | {mean:19.3f} | {jsame / max(jn, 1):14.1%} | "
-              f"{jmean:14.3f} | {seconds / base:.2f}x")  # fmt: skip
+        print(
+            f"1/{largest:<9d} | {n:6d} | {same / n:9.1%} | {mean:19.3f} | {jsame / max(jn, 1):14.1%} | "
+            f"{jmean:14.3f} | {seconds / base:.2f}x"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         n, ours, theirs = reencoded_stability(reference, args.quality, Path(tmp))
-    print(f"{n} JPEGs saved again at quality {args.quality}: dHash unchanged for {ours / n:.1%} (scan), "
-          f"{theirs / n:.1%} (imagehash.dhash on a full decode)")  # fmt: skip
+    print(
+        f"{n} JPEGs saved again at quality {args.quality}: dHash unchanged for {ours / n:.1%} (scan), "
+        f"{theirs / n:.1%} (imagehash.dhash on a full decode)"
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Run once from the repository root: python scripts/vendor_label_fixtures.py [SHARED_DATA_DIR]
 Files are copied byte for byte, except the COCO JSON, which is cut down to the copied images.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,14 +58,21 @@ def chess(shared: Path) -> None:
         (dst / split / "_annotations.coco.json").write_text(json.dumps(data, indent=1))
     for name in ("README.dataset.txt", "README.roboflow.txt"):
         copy(src / name, dst / name)
-    note(dst, src, "Subset for tests: 3 images per split (the smallest; in train the image with the "
-                   "stray 'bishop' box); each _annotations.coco.json cut down to those images.")
+    note(
+        dst,
+        src,
+        "Subset for tests: 3 images per split (the smallest; in train the image with the "
+        "stray 'bishop' box); each _annotations.coco.json cut down to those images.",
+    )
 
 
 def bccd(shared: Path) -> None:
     src, dst = shared / "bccd_voc", DEST / "bccd_voc"
-    keep = {"train": ["BloodImage_00038", "BloodImage_00343", "BloodImage_00000"],
-            "val": ["BloodImage_00037", "BloodImage_00338"], "test": []}
+    keep = {
+        "train": ["BloodImage_00038", "BloodImage_00343", "BloodImage_00000"],
+        "val": ["BloodImage_00037", "BloodImage_00338"],
+        "test": [],
+    }
     test_ids = (src / "ImageSets/Main/test.txt").read_text().split()
     keep["test"] = test_ids[:2]
     for split, ids in keep.items():
@@ -74,8 +82,12 @@ def bccd(shared: Path) -> None:
         (dst / "ImageSets/Main").mkdir(parents=True, exist_ok=True)
         (dst / "ImageSets/Main" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
     copy(src / "LICENSE", dst / "LICENSE")
-    note(dst, src, "Subset for tests: train 00000, 00038, 00343 (zero-area box); val 00037 (near-duplicate "
-                   "of 00038), 00338 (zero-area box); test: first 2 ids of test.txt. ImageSets lists cut to them.")
+    note(
+        dst,
+        src,
+        "Subset for tests: train 00000, 00038, 00343 (zero-area box); val 00037 (near-duplicate "
+        "of 00038), 00338 (zero-area box); test: first 2 ids of test.txt. ImageSets lists cut to them.",
+    )
 
 
 def raccoon(shared: Path) -> None:

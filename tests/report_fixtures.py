@@ -6,15 +6,27 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from conftest import DATA
 from PIL import Image
 
-from conftest import DATA
 from imgindex.scan import scan
 
 COCO8 = DATA / "coco8"
 # COCO-80 names of the classes used in coco8, which ships no names file (its YOLO files hold ids only).
-COCO_NAMES = {0: "person", 16: "dog", 17: "horse", 20: "elephant", 22: "zebra", 23: "giraffe",
-              25: "umbrella", 45: "bowl", 49: "orange", 50: "broccoli", 58: "potted plant", 75: "vase"}  # fmt: skip
+COCO_NAMES = {
+    0: "person",
+    16: "dog",
+    17: "horse",
+    20: "elephant",
+    22: "zebra",
+    23: "giraffe",
+    25: "umbrella",
+    45: "bowl",
+    49: "orange",
+    50: "broccoli",
+    58: "potted plant",
+    75: "vase",
+}
 MALFORMED_ROW = "3 0.5 0.5\n"  # a YOLO row with 3 numbers instead of 5
 
 

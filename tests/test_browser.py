@@ -3,6 +3,7 @@
 Talks W3C WebDriver to Debian's chromedriver over HTTP (no client library needed).
 Set IMGINDEX_SCREENSHOT=path.png to keep the screenshot.
 """
+
 from __future__ import annotations
 
 import base64
@@ -13,8 +14,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -26,10 +28,18 @@ DATA = Path(__file__).parent / "data"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1200,1000",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--window-size=1200,1000",
+]
 
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("IMGINDEX_REQUIRE_BROWSER"),
@@ -145,7 +155,7 @@ def loaded(browser: Browser, timeout: float = 15) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
         images = browser.run(THUMBNAILS)
-        if images and all(i["complete"] for i in images) or time.monotonic() > deadline:
+        if (images and all(i["complete"] for i in images)) or time.monotonic() > deadline:
             return list(images)
         time.sleep(0.1)
 

@@ -1,4 +1,5 @@
 """The Datasette plugin, through Datasette's own test client on a real scanned index."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,11 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from datasette.app import Datasette
 from datasette.plugins import get_plugins
 from PIL import Image
-
-from click.testing import CliRunner
 
 from imgindex.cli import cli
 from imgindex.scan import scan
@@ -155,8 +155,14 @@ def canned(db: Path) -> set[str]:
 
 def test_canned_queries_offered_for_the_tables_present(dataset: dict[str, Path]) -> None:
     db = dataset["db"]
-    everything = {"duplicates_within_split", "leakage_between_splits", "unreadable_files",
-                  "near_duplicates", "class_frequency", "label_problems"}  # fmt: skip
+    everything = {
+        "duplicates_within_split",
+        "leakage_between_splits",
+        "unreadable_files",
+        "near_duplicates",
+        "class_frequency",
+        "label_problems",
+    }
     assert canned(db) == everything
     with sqlite3.connect(db) as conn:  # an index written before the near and label stages existed
         for table in ("near_pairs", "labels", "label_problems"):

@@ -10,12 +10,11 @@ from pathlib import Path
 import imagehash
 import numpy as np
 import pytest
+from conftest import DATA
 from PIL import Image, ImageOps
 
 from imgindex.extract import DRAFT_MIN_SIDE, BlockGrid, decode, extract
 from imgindex.store import hamming_hex as hamming
-
-from conftest import DATA
 
 DEDUP = DATA / "imagededup"
 
@@ -194,9 +193,15 @@ def test_exif_turned_jpeg_hashes_like_the_upright_jpeg(tmp_path: Path, orientati
     """The same photo stored turned, with the EXIF tag that turns it back: the block grid starts at
     the stored corner, so the hashes may differ by a bit or two, never by the turn."""
     upright_image = Image.open(DATA / "coco8" / "images" / "train" / "000000000009.jpg")
-    undo = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
-            8: Image.Transpose.ROTATE_270}[orientation]  # fmt: skip
+    undo = {
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_90,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_270,
+    }[orientation]
     exif = Image.Exif()
     exif[0x0112] = orientation
     stored = tmp_path / f"turned{orientation}.jpg"

@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from conftest import ROOT
+from PIL import Image
 
 FILES = 200
 
@@ -39,8 +38,20 @@ def indexed_count(db: Path) -> int:
 
 
 def start_scan(db: Path, folder: Path) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "imgindex", "scan", "--db", str(db), "--workers", "1", "--batch-size", "5",
-           "-q", f"noise={folder}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "imgindex",
+        "scan",
+        "--db",
+        str(db),
+        "--workers",
+        "1",
+        "--batch-size",
+        "5",
+        "-q",
+        f"noise={folder}",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -7,20 +7,24 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import DATA
-from imgindex.labelformats import ImageIndex, LabelError, detect, label_files, read_label_file
-from imgindex.labelformats.coco import parse_coco_text
-from imgindex.labelformats.model import make_box
-from imgindex.labelformats.names import find_names_file, load_names
-from imgindex.labelformats.rows import Convention, looks_like_yolo, parse_rows
-from imgindex.labelformats.voc import parse_voc_text
+
+from imgindex.labels.formats import ImageIndex, LabelError, detect, label_files, read_label_file
+from imgindex.labels.formats.coco import parse_coco_text
+from imgindex.labels.formats.model import make_box
+from imgindex.labels.formats.names import find_names_file, load_names
+from imgindex.labels.formats.rows import Convention, looks_like_yolo, parse_rows
+from imgindex.labels.formats.voc import parse_voc_text
 
 # One box, x 20..120 and y 10..60 pixels in a 200 x 100 image, written in every convention.
 SIZE = (200, 100)
 WRITTEN = {
-    ("xyxy", False): (20, 10, 120, 60), ("xywh", False): (20, 10, 100, 50), ("cxcywh", False): (70, 35, 100, 50),
-    ("xyxy", True): (0.1, 0.1, 0.6, 0.6), ("xywh", True): (0.1, 0.1, 0.5, 0.5), ("cxcywh", True): (0.35, 0.35, 0.5, 0.5),
+    ("xyxy", False): (20, 10, 120, 60),
+    ("xywh", False): (20, 10, 100, 50),
+    ("cxcywh", False): (70, 35, 100, 50),
+    ("xyxy", True): (0.1, 0.1, 0.6, 0.6),
+    ("xywh", True): (0.1, 0.1, 0.5, 0.5),
+    ("cxcywh", True): (0.35, 0.35, 0.5, 0.5),
 }
 
 
@@ -47,9 +51,9 @@ def test_box_first_rows_and_csv_header() -> None:
 
 def test_yolo_look() -> None:
     assert looks_like_yolo([[0, 0.5, 0.5, 0.2, 0.2], [3, 0.1, 0.2, 0.3, 0.4]])
-    assert not looks_like_yolo([[20, 10, 120, 60, 3]])            # pixels
-    assert not looks_like_yolo([[0.1, 0.1, 0.6, 0.6, 3]])         # box first
-    assert looks_like_yolo([[0, 0.1, 0.1, 0.3, 0.1, 0.3, 0.3]])   # a segmentation polygon is still YOLO
+    assert not looks_like_yolo([[20, 10, 120, 60, 3]])  # pixels
+    assert not looks_like_yolo([[0.1, 0.1, 0.6, 0.6, 3]])  # box first
+    assert looks_like_yolo([[0, 0.1, 0.1, 0.3, 0.1, 0.3, 0.3]])  # a segmentation polygon is still YOLO
 
 
 def test_detects_each_vendored_layout() -> None:
@@ -60,7 +64,9 @@ def test_detects_each_vendored_layout() -> None:
     assert inner.format == "yolo" and inner.label_dir == (DATA / "rubyrizz_yolo/valid/labels").resolve()
     assert detect("train", DATA / "chess_coco/train").format == "coco"
     voc = detect("val", DATA / "bccd_voc")
-    assert voc.format == "voc" and voc.members == frozenset((DATA / "bccd_voc/ImageSets/Main/val.txt").read_text().split())
+    assert voc.format == "voc" and voc.members == frozenset(
+        (DATA / "bccd_voc/ImageSets/Main/val.txt").read_text().split()
+    )
     assert detect("all", DATA / "raccoon_voc/images").format == "voc"
     assert detect("x", DATA / "imagehash").format == "none"
 
@@ -93,8 +99,10 @@ def test_names_as_mapping_and_classes_txt(tmp_path: Path) -> None:
 
 def test_coco_problems() -> None:
     data = {
-        "images": [{"id": 1, "file_name": "a.jpg", "width": 200, "height": 100},
-                   {"id": 2, "file_name": "gone.jpg", "width": 10, "height": 10}],
+        "images": [
+            {"id": 1, "file_name": "a.jpg", "width": 200, "height": 100},
+            {"id": 2, "file_name": "gone.jpg", "width": 10, "height": 10},
+        ],
         "categories": [{"id": 0, "name": "thing"}],
         "annotations": [
             {"id": 1, "image_id": 1, "category_id": 0, "bbox": [20, 10, 100, 50]},
@@ -105,17 +113,24 @@ def test_coco_problems() -> None:
     }
     parsed = parse_coco_text(json.dumps(data), "x.json", lambda name: "/d/a.jpg" if name == "a.jpg" else None)
     kinds = [(p.kind, p.line) for p in parsed.problems]
-    assert kinds == [("missing_image_file", None), ("malformed_row", 2), ("unnamed_class", 3),
-                     ("box_outside_image", 3), ("malformed_row", 4)]
+    assert kinds == [
+        ("missing_image_file", None),
+        ("malformed_row", 2),
+        ("unnamed_class", 3),
+        ("box_outside_image", 3),
+        ("malformed_row", 4),
+    ]
     assert parsed.images == ["/d/a.jpg"] and len(parsed.labels) == 2
     assert parse_coco_text("{not json", "x.json", lambda n: None).error is not None
     assert "not a COCO file" in str(parse_coco_text("[]", "x.json", lambda n: None).error)
 
 
 def test_voc_problems() -> None:
-    xml = ("<annotation><filename>nowhere.jpg</filename><size><width>0</width><height>0</height></size>"
-           "<object><name>a</name><bndbox><xmin>5</xmin><ymin>5</ymin><xmax>5</xmax><ymax>9</ymax></bndbox></object>"
-           "<object><name>b</name></object></annotation>")
+    xml = (
+        "<annotation><filename>nowhere.jpg</filename><size><width>0</width><height>0</height></size>"
+        "<object><name>a</name><bndbox><xmin>5</xmin><ymin>5</ymin><xmax>5</xmax><ymax>9</ymax></bndbox></object>"
+        "<object><name>b</name></object></annotation>"
+    )
     parsed = parse_voc_text(xml, "n.xml", lambda name, path: (None, None))
     assert [p.kind for p in parsed.problems] == ["missing_image_file", "zero_area_box", "malformed_row"]
     assert parsed.labels[0].box.x1 == 5 and parsed.labels[0].box.cx is None  # type: ignore[union-attr]
@@ -142,5 +157,5 @@ def test_split_folders_are_not_classes(tmp_path: Path) -> None:
         (tmp_path / folder).mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (8, 8)).save(tmp_path / folder / "x.png")
     assert detect("s", tmp_path / "root").format == "folders"
-    assert detect("s", tmp_path / "layout").format == "none"   # a dataset root, not two classes
-    assert detect("s", tmp_path / "nested").format == "none"   # class folders hold their images directly
+    assert detect("s", tmp_path / "layout").format == "none"  # a dataset root, not two classes
+    assert detect("s", tmp_path / "nested").format == "none"  # class folders hold their images directly

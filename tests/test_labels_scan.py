@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import DATA, invoke, run_imgindex, sql_rows
 from PIL import Image
 
 from imgindex.cli import cli
-
-from conftest import DATA, invoke, run_imgindex, sql_rows
 
 COCO8 = DATA / "coco8"
 RUBY = DATA / "rubyrizz_yolo"
@@ -42,8 +41,11 @@ def test_yolo_ultralytics_layout_without_names(db: Path) -> None:
     result = invoke("scan", "--db", str(db), f"train={COCO8 / 'images/train'}", f"val={COCO8 / 'images/val'}")
     counts = label_line(result.output)
     assert counts["files read"] == 8 and counts["labels"] == 30
-    rows = sql_rows(db, "select split, count(*) n, count(distinct image_path) images, sum(class_name is null) unnamed "
-                        "from labels group by split")
+    rows = sql_rows(
+        db,
+        "select split, count(*) n, count(distinct image_path) images, sum(class_name is null) unnamed "
+        "from labels group by split",
+    )
     assert rows == [
         {"split": "train", "n": count_rows(COCO8 / "labels/train"), "images": 4, "unnamed": 13},
         {"split": "val", "n": count_rows(COCO8 / "labels/val"), "images": 4, "unnamed": 17},
@@ -84,7 +86,9 @@ def test_coco_roboflow_export(db: Path) -> None:
     invoke("scan", "--db", str(db), *splits)
     for split in ("train", "valid", "test"):
         data = json.loads((CHESS / split / "_annotations.coco.json").read_text())
-        rows = sql_rows(db, f"select class_id, class_name, x1, y1, x2, y2 from labels where split = '{split}' order by id")
+        rows = sql_rows(
+            db, f"select class_id, class_name, x1, y1, x2, y2 from labels where split = '{split}' order by id"
+        )
         assert len(rows) == len(data["annotations"])
         ann = data["annotations"][0]
         x, y, w, h = ann["bbox"]
@@ -93,7 +97,8 @@ def test_coco_roboflow_export(db: Path) -> None:
         assert rows[0]["class_name"] == names[ann["category_id"]]
     # the stray class 'bishop' (id 1) is there with its one box
     assert sql_rows(db, "select split, count(*) n from labels where class_name = 'bishop' group by split") == [
-        {"split": "train", "n": 1}]
+        {"split": "train", "n": 1}
+    ]
     assert problems(db) == []
     classes = sql_rows(db, "select count(*) n from classes where split = 'valid'")
     assert classes == [{"n": len(data["categories"])}]
@@ -108,7 +113,9 @@ def test_voc_image_sets_name_the_images_of_each_split(db: Path) -> None:
     assert label_line(result.output)["labels"] == objects
     zero = problems(db, "zero_area_box")
     assert [(p["split"], Path(str(p["path"])).name) for p in zero] == [
-        ("val", "BloodImage_00338.xml"), ("train", "BloodImage_00343.xml")]
+        ("val", "BloodImage_00338.xml"),
+        ("train", "BloodImage_00343.xml"),
+    ]
     names = sql_rows(db, "select distinct class_id, name from classes order by class_id")
     assert [r["name"] for r in names] == ["Platelets", "RBC", "WBC"]  # one id per name across splits
     assert sql_rows(db, "select count(*) n from labels where class_id is null") == [{"n": 0}]
@@ -116,8 +123,11 @@ def test_voc_image_sets_name_the_images_of_each_split(db: Path) -> None:
 
 def test_voc_beside_images_folder(db: Path) -> None:
     invoke("scan", "--db", str(db), f"all={RACCOON / 'images'}")
-    rows = sql_rows(db, "select l.image_path, l.x1, l.x2, l.w, i.width from labels l join images i on "
-                        "i.path = l.image_path order by l.image_path")
+    rows = sql_rows(
+        db,
+        "select l.image_path, l.x1, l.x2, l.w, i.width from labels l join images i on "
+        "i.path = l.image_path order by l.image_path",
+    )
     assert len(rows) == 3
     for row in rows:
         xml = ET.parse(RACCOON / "annotations" / (Path(str(row["image_path"])).stem + ".xml"))
@@ -141,13 +151,13 @@ def problem_dataset(root: Path) -> Path:
     (root / "data.yaml").write_text("names: [cat, dog]\n")
     (labels / "good.txt").write_text("0 0.5 0.5 0.2 0.2\n1 0.25 0.25 0.1 0.1\n")
     (labels / "bad.txt").write_text(
-        "0 0.5 0.5 0.2\n"                       # 1: four values
-        "x 0.5 0.5 0.2 0.2\n"                   # 2: not numbers
-        "0 0.1 0.1 0.3 0.1 0.3 0.3 0.1 0.3\n"   # 3: polygon
-        "7 0.5 0.5 0.2 0.2\n"                   # 4: class without a name
-        "1 0.95 0.5 0.2 0.2\n"                  # 5: reaches past the right edge
-        "0 0.5 0.5 0 0.2\n"                     # 6: zero width
-        "1.5 0.5 0.5 0.2 0.2\n"                 # 7: fractional class id
+        "0 0.5 0.5 0.2\n"  # 1: four values
+        "x 0.5 0.5 0.2 0.2\n"  # 2: not numbers
+        "0 0.1 0.1 0.3 0.1 0.3 0.3 0.1 0.3\n"  # 3: polygon
+        "7 0.5 0.5 0.2 0.2\n"  # 4: class without a name
+        "1 0.95 0.5 0.2 0.2\n"  # 5: reaches past the right edge
+        "0 0.5 0.5 0 0.2\n"  # 6: zero width
+        "1.5 0.5 0.5 0.2 0.2\n"  # 7: fractional class id
     )
     (labels / "orphanless.txt").write_text("")  # empty: a background image, not a problem
     (labels / "ghost.txt").write_text("0 0.5 0.5 0.2 0.2\n")  # no image
@@ -159,20 +169,31 @@ def test_problem_labels_are_recorded_never_fatal(db: Path, tmp_path: Path) -> No
     result = invoke("scan", "--db", str(db), f"train={root}")
     found = {(Path(str(p["path"])).name, p["line"], p["kind"]) for p in problems(db)}
     assert found == {
-        ("bad.txt", 1, "malformed_row"), ("bad.txt", 2, "malformed_row"), ("bad.txt", 3, "polygon_row"),
-        ("bad.txt", 4, "unnamed_class"), ("bad.txt", 5, "box_outside_image"), ("bad.txt", 6, "zero_area_box"),
-        ("bad.txt", 7, "malformed_row"), ("ghost.txt", None, "label_without_image"),
+        ("bad.txt", 1, "malformed_row"),
+        ("bad.txt", 2, "malformed_row"),
+        ("bad.txt", 3, "polygon_row"),
+        ("bad.txt", 4, "unnamed_class"),
+        ("bad.txt", 5, "box_outside_image"),
+        ("bad.txt", 6, "zero_area_box"),
+        ("bad.txt", 7, "malformed_row"),
+        ("ghost.txt", None, "label_without_image"),
         ("nolabel.png", None, "image_without_label"),
     }
     assert label_line(result.output)["problems"] == len(found)
     # rows 3-6 are still indexed (the polygon by its bounding box), plus good's 2 and ghost's 1
     assert sql_rows(db, "select count(*) n from labels") == [{"n": 4 + 2 + 1}]
-    polygon = sql_rows(db, "select x1, y1, x2, y2 from labels where label_file_id = "
-                           "(select id from label_files where path like '%bad.txt') order by id limit 1")
-    assert polygon == [{"x1": pytest.approx(10.0), "y1": pytest.approx(5.0), "x2": pytest.approx(30.0),
-                        "y2": pytest.approx(15.0)}]
-    assert sql_rows(db, "select image_path from labels where label_file_id = "
-                        "(select id from label_files where path like '%ghost.txt')") == [{"image_path": None}]
+    polygon = sql_rows(
+        db,
+        "select x1, y1, x2, y2 from labels where label_file_id = "
+        "(select id from label_files where path like '%bad.txt') order by id limit 1",
+    )
+    assert polygon == [
+        {"x1": pytest.approx(10.0), "y1": pytest.approx(5.0), "x2": pytest.approx(30.0), "y2": pytest.approx(15.0)}
+    ]
+    assert sql_rows(
+        db,
+        "select image_path from labels where label_file_id = (select id from label_files where path like '%ghost.txt')",
+    ) == [{"image_path": None}]
 
 
 def test_rescan_reads_only_changed_label_files(db: Path, tmp_path: Path) -> None:
@@ -185,14 +206,19 @@ def test_rescan_reads_only_changed_label_files(db: Path, tmp_path: Path) -> None
 
     changed = root / "labels/train/000000000009.txt"
     rows = changed.read_text().splitlines()
-    changed.write_text("\n".join(rows[:2]) + "\n")          # fewer boxes
+    changed.write_text("\n".join(rows[:2]) + "\n")  # fewer boxes
     os.utime(changed, ns=(1, 1))
-    (root / "labels/train/000000000025.txt").unlink()       # label file deleted
-    (root / "images/val/000000000036.jpg").unlink()         # image deleted: its label is now an orphan
+    (root / "labels/train/000000000025.txt").unlink()  # label file deleted
+    (root / "images/val/000000000036.jpg").unlink()  # image deleted: its label is now an orphan
     second = label_line(invoke(*args).output)
     assert (second["files read"], second["removed"], second["unchanged"]) == (2, 1, 5)
-    by_file = {Path(str(r["path"])).name: r["n"] for r in sql_rows(
-        db, "select f.path, count(l.id) n from label_files f left join labels l on l.label_file_id = f.id group by f.id")}
+    by_file = {
+        Path(str(r["path"])).name: r["n"]
+        for r in sql_rows(
+            db,
+            "select f.path, count(l.id) n from label_files f left join labels l on l.label_file_id = f.id group by f.id",
+        )
+    }
     assert by_file["000000000009.txt"] == 2 and "000000000025.txt" not in by_file
     kinds = {(Path(str(p["path"])).name, p["kind"]) for p in problems(db) if p["kind"] != "unnamed_class"}
     assert kinds == {("000000000025.jpg", "image_without_label"), ("000000000036.txt", "label_without_image")}
@@ -279,7 +305,8 @@ def test_questions_are_asked_on_a_terminal(db: Path, tmp_path: Path, monkeypatch
     assert "Great! You chose: Bounding box comes first" in out and "What is the bounding box format?" in out
     assert "20 10 120 60 3" in out
     assert sql_rows(db, "select x1, y1, x2, y2 from labels order by id limit 1") == [
-        {"x1": 20.0, "y1": 10.0, "x2": 120.0, "y2": 60.0}]
+        {"x1": 20.0, "y1": 10.0, "x2": 120.0, "y2": 60.0}
+    ]
 
 
 def test_scan_with_labels_in_a_subprocess(db: Path) -> None:
@@ -301,8 +328,13 @@ def test_questions_on_a_real_terminal(db: Path, tmp_path: Path) -> None:
     root = custom_dataset(tmp_path / "train")
     leader, follower = os.openpty()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
-    proc = subprocess.Popen([sys.executable, "-m", "imgindex", "scan", "--db", str(db), "-q", f"train={root}"],
-                            stdin=follower, stdout=follower, stderr=follower, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imgindex", "scan", "--db", str(db), "-q", f"train={root}"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+    )
     os.close(follower)
     seen = b""
     deadline = time.monotonic() + 60
@@ -382,7 +414,7 @@ def test_images_written_by_a_scan_killed_before_its_label_stage_are_caught_up(db
 
 def test_images_removed_by_a_scan_killed_before_its_label_stage_are_caught_up(
     db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:  # fmt: skip
+) -> None:
     """Removing an image leaves its label file as it was; if the scan dies before the label
     stage, the next scan (which sees no image change) must still notice."""
     import imgindex.scan as scan_module

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imgindex import near
+from imgindex.near import search as near
 
 U64 = st.integers(min_value=0, max_value=2**64 - 1)
 
@@ -57,10 +57,7 @@ def test_query_equals_brute_force(k: int) -> None:
     new[:100] = index[:100] ^ np.uint64(0b1011)  # 3 bits away
     new[100:110] = index[5]
     expected = [
-        (q, i, int(d))
-        for q in range(len(new))
-        for i, d in enumerate(near.hamming(index, new[q]).tolist())
-        if d <= k
+        (q, i, int(d)) for q in range(len(new)) for i, d in enumerate(near.hamming(index, new[q]).tolist()) if d <= k
     ]
     assert as_list(near.query(index, new, k, max_group=10**6)) == expected
 
@@ -79,7 +76,12 @@ def test_identical_hashes_beyond_max_group_form_a_star_not_all_pairs() -> None:
 def test_small_identical_groups_give_all_pairs() -> None:
     hashes = np.array([7, 7, 7, 6, 2**40], dtype=np.uint64)
     assert as_list(near.find_pairs(hashes, 1, max_group=3)) == [
-        (0, 1, 0), (0, 2, 0), (0, 3, 1), (1, 2, 0), (1, 3, 1), (2, 3, 1)
+        (0, 1, 0),
+        (0, 2, 0),
+        (0, 3, 1),
+        (1, 2, 0),
+        (1, 3, 1),
+        (2, 3, 1),
     ]
 
 
@@ -90,7 +92,9 @@ def test_near_index_answers_repeated_queries() -> None:
         new = index_hashes[seed * 10 : seed * 10 + 10] ^ np.uint64(0xFF)
         q, i, d = index.query(new)
         assert (q.tolist(), i.tolist(), d.tolist()) == (
-            list(range(10)), list(range(seed * 10, seed * 10 + 10)), [8] * 10
+            list(range(10)),
+            list(range(seed * 10, seed * 10 + 10)),
+            [8] * 10,
         )
 
 
@@ -180,7 +184,11 @@ def test_query_with_a_cap_keeps_each_new_hashs_nearest() -> None:
     index = np.unique(np.uint64(1 << 40) ^ np.arange(0, 256, dtype=np.uint64))  # 256 hashes in 8 bits
     new = np.array([1 << 40, (1 << 40) ^ 0b111, 0xFFFF_FF00_0000_0000], dtype=np.uint64)  # the last: 23 bits away
     q, i, d = near.NearIndex(index, 8).query(new, cap=5)
-    expected = [(x, int(y), int(dd)) for x in range(2)
-                for dd, _, y in sorted((int(near.hamming(index[y : y + 1], new[x : x + 1])[0]), int(index[y]), y)
-                                       for y in range(len(index)))[:5]]
+    expected = [
+        (x, int(y), int(dd))
+        for x in range(2)
+        for dd, _, y in sorted(
+            (int(near.hamming(index[y : y + 1], new[x : x + 1])[0]), int(index[y]), y) for y in range(len(index))
+        )[:5]
+    ]
     assert as_list((q, i, d)) == sorted(expected)

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import DATA, invoke, run_imgindex, sql_rows
 from PIL import Image, ImageEnhance
 
-from conftest import DATA, invoke, run_imgindex, sql_rows
-from imgindex import near_index
+from imgindex.near import pairs as near_index
 
 COCO8 = DATA / "coco8" / "images"
 COCO128 = DATA / "coco128_sample" / "images" / "train2017"
@@ -41,7 +41,10 @@ def test_reencoded_coco_copies_are_found_across_splits(db: Path) -> None:
     doc = duplicates(db, "--max-distance", "8")
     (inter,) = doc["intersections"]
     assert inter["splits"] == ["train", "val"]
-    assert names(inter["groups"]) == [["000000000036.jpg", "000000000036.jpg"], ["000000000049.jpg", "000000000049.jpg"]]
+    assert names(inter["groups"]) == [
+        ["000000000036.jpg", "000000000036.jpg"],
+        ["000000000049.jpg", "000000000049.jpg"],
+    ]
     assert [k["kind"] for k in inter["kinds"]] == ["perceptual", "perceptual"]  # different bytes
     assert doc["splits"]["val"]["groups"] == [] and doc["splits"]["train"]["images"] == 16
 
@@ -164,26 +167,29 @@ def test_subprocess_duplicates_and_hamming_function(db: Path) -> None:
     text = run_imgindex("duplicates", "--db", str(db)).stdout
     assert "train & val: There are 2 duplicates between train and val appearing 2 times" in text
     proc = run_imgindex(
-        "sql", "--db", str(db), "--json",
+        "sql",
+        "--db",
+        str(db),
+        "--json",
         "select p.distance, hamming(a.dhash, b.dhash) h from near_pairs p "
         "join images a on a.id = p.a join images b on b.id = p.b",
-    )  # fmt: skip
+    )
     rows = json.loads(proc.stdout)
     assert rows and all(r["distance"] == r["h"] for r in rows)
 
 
 @pytest.mark.parametrize("k", [0, 4])
 def test_python_api_matches_cli(db: Path, k: int) -> None:
-    from imgindex import duplicates as dup
     from imgindex import store
+    from imgindex.near import groups as dup
 
     invoke("scan", "--db", str(db), f"dd={DEDUP}", "-q")
     assert dup.find_duplicates(store.open_db(db), k) == duplicates(db, "--max-distance", str(k))
 
 
 def test_duplicates_on_a_read_only_connection(db: Path, tmp_path: Path) -> None:
-    from imgindex import duplicates as dup
     from imgindex import store
+    from imgindex.near import groups as dup
 
     invoke("scan", "--db", str(db), f"train={COCO128}", f"val={COCO8 / 'val'}", "-q")
     expected = duplicates(db, "--max-distance", "8")
@@ -197,7 +203,9 @@ def shifted_crops(folder: Path, n_side: int = 5, step: int = 3) -> int:
         w, h, margin = im.width, im.height, step * (n_side - 1)
         for left in range(0, margin + 1, step):
             for top in range(0, margin + 1, step):
-                im.crop((left, top, w - margin + left, h - margin + top)).save(folder / f"c{left:02d}_{top:02d}.jpg", quality=95)
+                im.crop((left, top, w - margin + left, h - margin + top)).save(
+                    folder / f"c{left:02d}_{top:02d}.jpg", quality=95
+                )
     return n_side * n_side
 
 
@@ -208,7 +216,6 @@ def test_a_dense_cluster_stores_each_images_nearest_partners_and_stays_one_group
     invoke("scan", "--db", str(tmp_path / "full.db"), f"s={tmp_path / 'scene'}", "-q")
     full = duplicates(tmp_path / "full.db", "--max-distance", "8")["splits"]["s"]
     assert len(full["groups"]) == 1 and len(full["groups"][0]) == n
-    all_pairs = sql_rows(tmp_path / "full.db", "select count(*) n from near_pairs")[0]["n"]
 
     monkeypatch.setattr(near_index, "MAX_PARTNERS", 3)
     invoke("scan", "--db", str(db), f"s={tmp_path / 'scene'}", "-q")

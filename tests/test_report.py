@@ -14,16 +14,22 @@ from xml.etree import ElementTree
 
 import jsonschema
 import pytest
-from pypdf import PdfReader
-
 from conftest import DATA, invoke, run_imgindex
-from imgindex.report import ReportError, build_report
-from imgindex.scan import scan
+from pypdf import PdfReader
 from report_fixtures import COCO8, classification_index, detection_index, make_image, yolo_rows
 
-DETECTION = ["DetectionClassFrequency", "DetectionBoundingBoxPerImageCount", "DetectionBoundingBoxArea",
-             "DetectionBoundingBoxSize", "DetectionClassesPerImageCount", "DetectionBoundingBoxIoU",
-             "DetectionClassHeatmap"]  # fmt: skip
+from imgindex.report import ReportError, build_report
+from imgindex.scan import scan
+
+DETECTION = [
+    "DetectionClassFrequency",
+    "DetectionBoundingBoxPerImageCount",
+    "DetectionBoundingBoxArea",
+    "DetectionBoundingBoxSize",
+    "DetectionClassesPerImageCount",
+    "DetectionBoundingBoxIoU",
+    "DetectionClassHeatmap",
+]
 IMAGE = ["SummaryStats", "ImagesResolution", "ImageColorDistribution", "ImagesAverageBrightness", "ImageDuplicates"]
 
 
@@ -111,7 +117,7 @@ def test_box_counts_match_the_label_files(detection: tuple[Path, str, dict[str, 
 def test_true_median_resolution(detection: tuple[Path, str, dict[str, Any], str]) -> None:
     from PIL import Image
 
-    _, _, doc, text = detection
+    _, _, doc, _ = detection
     for split in ("train", "val"):
         sizes = sorted(Image.open(p).size for p in (COCO8 / "images" / split).glob("*.jpg"))
         widths = sorted(w for w, _ in sizes)
@@ -155,16 +161,28 @@ def test_duplicates_keep_datagradients_contract(tmp_path: Path) -> None:
     _, doc, text = report(db, tmp_path / "logs")
     dup = feature(doc, "ImageDuplicates")
     stats = dup["stats"]
-    assert stats["Train duplicates"] == [sorted([str(folders["train"] / "sub" / "copy.jpg"), str(folders["train"] / sorted(p.name for p in folders["train"].glob("*.jpg"))[0])])]
+    assert stats["Train duplicates"] == [
+        sorted(
+            [
+                str(folders["train"] / "sub" / "copy.jpg"),
+                str(folders["train"] / sorted(p.name for p in folders["train"].glob("*.jpg"))[0]),
+            ]
+        )
+    ]
     assert stats["Validation duplicates"] == []
     assert len(stats["Intersection duplicates"]) == 2
     assert len(stats["Intersection duplicates (train, test)"]) == 1
     assert stats["Test duplicates"] == []
     assert "There are 1 duplicated images appearing 2 times across the dataset." in dup["description"]
-    sentence = ("There are 2 duplicates between train and validation appearing 2 times in the train image "
-                "directory, and 2 times in the validation image directory.")  # fmt: skip
+    sentence = (
+        "There are 2 duplicates between train and validation appearing 2 times in the train image "
+        "directory, and 2 times in the validation image directory."
+    )
     assert sentence in dup["description"]
-    assert "There are 1 duplicates between train and test appearing 1 times in the train image directory" in dup["description"]
+    assert (
+        "There are 1 duplicates between train and test appearing 1 times in the train image directory"
+        in dup["description"]
+    )
     assert any("2 of 3 validation images (66.7%) also appear in train" in n for n in dup["notices"])
     flat = " ".join(text.split())
     assert "There are 1 duplicated images appearing 2 times across the dataset." in flat
@@ -200,7 +218,13 @@ def test_train_only_with_an_empty_split_gives_empty_stats_not_nan(tmp_path: Path
     assert summary["train"]["Images"] == 3 and summary["train"]["Median image width"] == 20
     assert summary["val"]["Images"] == 0 and summary["val"]["Median image width"] is None
     assert feature(doc, "ImagesResolution")["stats"]["val"]["width"] == {
-        "count": 0, "mean": None, "std": None, "min": None, "median": None, "max": None}  # fmt: skip
+        "count": 0,
+        "mean": None,
+        "std": None,
+        "min": None,
+        "median": None,
+        "max": None,
+    }
     assert "Split val holds no images." in feature(doc, "SummaryStats")["notices"]
     assert not any(f["name"].startswith("Detection") for f in doc["features"])
     assert "NaN" not in text
@@ -228,7 +252,9 @@ def test_failing_feature_is_reported_and_the_rest_renders(tmp_path: Path, monkey
     scan(db, {"train": [COCO8 / "images" / "train"]}, workers=1)
     outcome = build_report(db, out_dir=tmp_path / "logs")
     doc = load_summary(outcome.summary)
-    assert doc["errors"] == [{"title": "Color Distribution", "error": "ImageColorDistribution: RuntimeError: histogram column unreadable"}]
+    assert doc["errors"] == [
+        {"title": "Color Distribution", "error": "ImageColorDistribution: RuntimeError: histogram column unreadable"}
+    ]
     assert "ImagesAverageBrightness" in [f["name"] for f in doc["features"]]
     assert "histogram column unreadable" in pdf_text(outcome.pdf)
 
@@ -286,11 +312,16 @@ def test_classification_features(tmp_path: Path) -> None:
     names = [f["name"] for f in doc["features"]]
     assert names[-2:] == ["ClassificationClassFrequency", "ClassificationClassDistributionVsArea"]
     assert not any(n.startswith("Detection") for n in names)
-    assert feature(doc, "ClassificationClassFrequency")["stats"] == {"train": {"cat": 3, "dog": 3}, "val": {"cat": 2, "dog": 2}}
+    assert feature(doc, "ClassificationClassFrequency")["stats"] == {
+        "train": {"cat": 3, "dog": 3},
+        "val": {"cat": 2, "dog": 2},
+    }
     sizes = feature(doc, "ClassificationClassDistributionVsArea")["stats"]["train"]
     assert sizes["cat"]["median"] == (410 + 310) / 2 and sizes["dog"]["median"] == (130 + 100) / 2
     assert "Image size distribution per class" in text
-    assert any("more than twice the size" in n for n in feature(doc, "ClassificationClassDistributionVsArea")["notices"])
+    assert any(
+        "more than twice the size" in n for n in feature(doc, "ClassificationClassDistributionVsArea")["notices"]
+    )
 
 
 def test_subprocess_end_to_end(tmp_path: Path) -> None:
@@ -304,7 +335,9 @@ def test_subprocess_end_to_end(tmp_path: Path) -> None:
     assert doc["metadata"]["report_title"] == "My data"
 
 
-def test_colour_distribution_is_the_mean_of_the_stored_histograms(detection: tuple[Path, str, dict[str, Any], str]) -> None:
+def test_colour_distribution_is_the_mean_of_the_stored_histograms(
+    detection: tuple[Path, str, dict[str, Any], str],
+) -> None:
     tmp, _, doc, _ = detection
     conn = sqlite3.connect(tmp / "coco8.db")
     hists = [json.loads(h) for (h,) in conn.execute("SELECT histogram FROM images WHERE split = 'train'")]
@@ -318,8 +351,19 @@ def test_stored_answers_and_label_format_in_data_config(tmp_path: Path) -> None:
     shutil.copytree(COCO8, tmp_path / "coco8")
     db = tmp_path / "custom.db"
     images = tmp_path / "coco8" / "images"
-    invoke("scan", "--db", str(db), "-q", "--labels", "custom", "--label-first", "--bbox-format", "cxcywh-norm",
-           f"train={images / 'train'}", f"val={images / 'val'}")  # fmt: skip
+    invoke(
+        "scan",
+        "--db",
+        str(db),
+        "-q",
+        "--labels",
+        "custom",
+        "--label-first",
+        "--bbox-format",
+        "cxcywh-norm",
+        f"train={images / 'train'}",
+        f"val={images / 'val'}",
+    )
     _, doc, _ = report(db, tmp_path / "logs")
     assert doc["data_config"]["answers"] == {"labels.label_first": "true", "labels.bbox_format": "cxcywh-norm"}
     assert doc["data_config"]["label_format"] == {"train": "custom", "val": "custom"}
@@ -370,7 +414,9 @@ def test_coco_sample(tmp_path: Path) -> None:
     assert {"Train duplicates", "Validation duplicates", "Test duplicates", "Intersection duplicates"} <= set(stats)
 
 
-def test_datagradients_default_detection_config(detection: tuple[Path, str, dict[str, Any], str], tmp_path: Path) -> None:
+def test_datagradients_default_detection_config(
+    detection: tuple[Path, str, dict[str, Any], str], tmp_path: Path
+) -> None:
     """DataGradients' own detection.yaml (parameters included) drives the report."""
     tmp, _, _, _ = detection
     config = tmp_path / "detection.yaml"
@@ -409,13 +455,21 @@ def test_datagradients_default_detection_config(detection: tuple[Path, str, dict
     )
     _, doc, _ = report(tmp / "coco8.db", tmp_path / "logs", "--config", str(config))
     assert [f["name"] for f in doc["features"]] == [
-        "SummaryStats", "ImagesResolution", "ImageColorDistribution", "ImagesAverageBrightness",
-        "DetectionClassHeatmap", "DetectionBoundingBoxArea", "DetectionBoundingBoxPerImageCount",
-        "DetectionBoundingBoxSize", "DetectionClassFrequency", "DetectionClassesPerImageCount",
+        "SummaryStats",
+        "ImagesResolution",
+        "ImageColorDistribution",
+        "ImagesAverageBrightness",
+        "DetectionClassHeatmap",
+        "DetectionBoundingBoxArea",
+        "DetectionBoundingBoxPerImageCount",
+        "DetectionBoundingBoxSize",
+        "DetectionClassFrequency",
+        "DetectionClassesPerImageCount",
         "DetectionBoundingBoxIoU",
-    ]  # fmt: skip
-    assert doc["errors"] == [{"title": "DetectionSampleVisualization",
-                              "error": "needs the images' pixels; the report reads only the index"}]  # fmt: skip
+    ]
+    assert doc["errors"] == [
+        {"title": "DetectionSampleVisualization", "error": "needs the images' pixels; the report reads only the index"}
+    ]
     heatmap_classes = {c for split in feature(doc, "DetectionClassHeatmap")["stats"].values() for c in split}
     assert len(heatmap_classes) == 12  # 6 x 2, all 12 classes of coco8
     assert feature(doc, "DetectionBoundingBoxIoU")["stats"]["train"]["thresholds"][:2] == [0.0, 0.1]

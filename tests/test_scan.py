@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import DATA, invoke, run_imgindex, sql_rows
+from PIL import Image
 
 COCO8 = DATA / "coco8" / "images"
 
@@ -151,8 +150,10 @@ def test_rows_of_an_older_extraction_are_extracted_again(db: Path, tmp_path: Pat
     current = sql_rows(db, "select path, dhash, extractor from images order by path")
     conn = sqlite3.connect(db)
     with conn:  # as an earlier version left it: another hash in one row, no version in another
-        conn.execute("UPDATE images SET dhash = '0000000000000000', extractor = extractor - 1 WHERE rel_path = ?",
-                     ["000000000009.jpg"])  # fmt: skip
+        conn.execute(
+            "UPDATE images SET dhash = '0000000000000000', extractor = extractor - 1 WHERE rel_path = ?",
+            ["000000000009.jpg"],
+        )
         conn.execute("UPDATE images SET extractor = NULL WHERE rel_path = '000000000025.jpg'")
     conn.close()
 
@@ -246,8 +247,15 @@ def test_progress_bar_on_a_terminal_and_not_with_quiet(tmp_path: Path) -> None:
 
     def stderr_on_a_terminal(*extra: str) -> str:
         primary, secondary = pty.openpty()
-        proc = run_imgindex("scan", "--db", str(tmp_path / f"t{len(extra)}.db"), *extra, str(DATA / "imagededup"),
-                            stderr=secondary, stdout=subprocess.PIPE)  # fmt: skip
+        proc = run_imgindex(
+            "scan",
+            "--db",
+            str(tmp_path / f"t{len(extra)}.db"),
+            *extra,
+            str(DATA / "imagededup"),
+            stderr=secondary,
+            stdout=subprocess.PIPE,
+        )
         os.close(secondary)
         chunks = []
         while True:

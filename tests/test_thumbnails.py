@@ -1,4 +1,5 @@
 """Thumbnails of the awkward images datasets hold: they must come out upright, RGB, bounded."""
+
 from __future__ import annotations
 
 import io
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgindex.thumbnails import clamp_side, make_thumbnail, mime_type
+from imgindex.serve.thumbnails import clamp_side, make_thumbnail, mime_type
 
 REAL = Path(__file__).parent / "data" / "coco8" / "images" / "train" / "000000000009.jpg"
 

@@ -1,4 +1,5 @@
 """`imgindex watch` with real file events in temporary folders."""
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -193,10 +195,22 @@ def test_readers_never_see_half_a_folder_move(folders: dict[str, Path], watching
 def test_sigint_stops_cleanly_with_a_summary(folders: dict[str, Path]) -> None:
     """Ctrl-C reaches the whole process group, pool workers included, maybe in the middle of a batch."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "imgindex", "watch", "--db", str(folders["db"]), "--workers", "2",
-         f"train={folders['train']}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "imgindex",
+            "watch",
+            "--db",
+            str(folders["db"]),
+            "--workers",
+            "2",
+            f"train={folders['train']}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         assert process.stdout is not None
         lines = []

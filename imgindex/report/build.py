@@ -97,7 +97,9 @@ def run_features(
         for request in section.features:
             started = time.perf_counter()
             if request.name in NEEDS_PIXELS:
-                errors.append({"title": request.name, "error": "needs the images' pixels; the report reads only the index"})
+                errors.append(
+                    {"title": request.name, "error": "needs the images' pixels; the report reads only the index"}
+                )
                 continue
             spec = FEATURES[request.name]
             try:
@@ -107,7 +109,7 @@ def run_features(
                 if result is not None:
                     png = png_bytes(result.figure) if result.figure is not None else None
                     blocks.append(Block(section.name, result, png))
-            except Exception as err:  # a failing feature must not take the report down
+            except Exception as err:  # noqa: BLE001 -- a failing feature must not take the report down
                 errors.append({"title": spec.title, "error": f"{request.name}: {type(err).__name__}: {err}"})
             seconds[request.name] = time.perf_counter() - started
     return blocks, errors
@@ -116,14 +118,22 @@ def run_features(
 def _no_data(request: FeatureRequest) -> FeatureResult:
     spec = FEATURES[request.name]
     return FeatureResult(
-        name=spec.name, title=spec.title, stats={},
+        name=spec.name,
+        title=spec.title,
+        stats={},
         description="The index holds no data for this feature.",
     )
 
 
 def _write(
-    out_dir: Path, title: str, now: datetime, db_path: Path,
-    blocks: list[Block], errors: list[dict[str, str]], config_json: dict[str, Any], seconds: dict[str, float],
+    out_dir: Path,
+    title: str,
+    now: datetime,
+    db_path: Path,
+    blocks: list[Block],
+    errors: list[dict[str, str]],
+    config_json: dict[str, Any],
+    seconds: dict[str, float],
 ) -> ReportOutcome:
     directory = (out_dir / title.replace("/", "_")).resolve()
     archive = directory / f"archive_{now:%Y%m%d-%H%M%S}"

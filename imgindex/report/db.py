@@ -14,9 +14,7 @@ _SPLIT_ORDER = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 2}
 
 
 def table_exists(conn: sqlite3.Connection, name: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (name,)
-    ).fetchone()
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (name,)).fetchone()
     return row is not None
 
 
@@ -67,7 +65,7 @@ def label_formats(conn: sqlite3.Connection, stored: dict[str, str]) -> dict[str,
     prefix = "labels.format."
     for key, value in stored.items():
         if key.startswith(prefix) and value:
-            formats[key[len(prefix):]] = value
+            formats[key[len(prefix) :]] = value
     return formats
 
 
@@ -119,11 +117,12 @@ def load_images(conn: sqlite3.Connection, splits: list[str]) -> ImageTable:
     for split, n, bad in conn.execute("SELECT split, count(*), count(error) FROM images GROUP BY split"):
         counts[split], errors[split] = n, bad
     names, rows = _per_split(
-        conn, splits,
+        conn,
+        splits,
         f"SELECT {_split_code('split', splits)}, width, height, ifnull(brightness, {MISSING}), ifnull(mean_r, {MISSING}),"
         f" ifnull(mean_g, {MISSING}), ifnull(mean_b, {MISSING}) FROM images WHERE error IS NULL AND width IS NOT NULL",
         6,
-    )  # fmt: skip
+    )
     return ImageTable(names, rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3:6], counts, errors)
 
 
@@ -160,7 +159,11 @@ def _mean_histogram(conn: sqlite3.Connection, query: str, split: str, n: int, jo
         flat = np.fromstring(joined.translate(_HIST_CHARS), dtype=np.float64, sep=",")
         if flat.size == 3 * bins * n:
             return flat.reshape(n, 3, bins).mean(axis=0)
-    arrays = [np.array([h["r"], h["g"], h["b"]], dtype=np.float64) for (t,) in conn.execute(query, (split,)) for h in [json.loads(t)]]
+    arrays = [
+        np.array([h["r"], h["g"], h["b"]], dtype=np.float64)
+        for (t,) in conn.execute(query, (split,))
+        for h in [json.loads(t)]
+    ]
     return np.mean([a for a in arrays if a.shape == arrays[0].shape], axis=0)
 
 
@@ -238,11 +241,13 @@ def load_labels(conn: sqlite3.Connection, splits: list[str]) -> LabelTable | Non
     cls = _class_index(head[:, 2], by_id)
     return LabelTable(
         split=(np.array(splits, dtype=str) if splits else np.empty(0, dtype=str))[head[keep, 0]],
-        image=head[keep, 1], cls=cls[keep], box=box[keep],
+        image=head[keep, 1],
+        cls=cls[keep],
+        box=box[keep],
         area=(box[:, 2] * box[:, 3])[keep],
         image_size=np.concatenate([np.full(n_box, np.nan), cls_rows[:, 3]])[keep],
         class_names=names,
-    )  # fmt: skip
+    )
 
 
 def _integers(conn: sqlite3.Connection, sql: str, width: int) -> np.ndarray:

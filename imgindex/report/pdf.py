@@ -12,7 +12,15 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import cm
 from reportlab.platypus import (
-    Flowable, Image, KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle,
+    Flowable,
+    Image,
+    KeepTogether,
+    PageBreak,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
 )
 
 from .features import FeatureResult
@@ -41,7 +49,9 @@ def _styles() -> dict[str, ParagraphStyle]:
         "feature": ParagraphStyle("f", parent=base["Heading2"], fontSize=13, spaceBefore=10, spaceAfter=2),
         "name": ParagraphStyle("n", parent=base["Normal"], fontSize=8, textColor=colors.grey, spaceAfter=4),
         "body": ParagraphStyle("b", parent=base["Normal"], fontSize=9.5, leading=13, spaceAfter=4),
-        "notice": ParagraphStyle("x", parent=base["Normal"], fontSize=9, leading=12, textColor=colors.HexColor("#7a4b00")),
+        "notice": ParagraphStyle(
+            "x", parent=base["Normal"], fontSize=9, leading=12, textColor=colors.HexColor("#7a4b00")
+        ),
         "cell": ParagraphStyle("c", parent=base["Normal"], fontSize=8, leading=10),
     }
 
@@ -69,12 +79,14 @@ def _table(rows: list[list[str]], styles: dict[str, ParagraphStyle]) -> Table:
     rest = (FRAME_WIDTH - first) / max(len(rows[0]) - 1, 1)
     table = Table(cells, colWidths=[first] + [rest] * (len(rows[0]) - 1), repeatRows=1)
     table.setStyle(
-        TableStyle([
-            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8edf5")),
-            ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f7f7f7")]),
-            ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#c8c8c8")),
-            ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ])
+        TableStyle(
+            [
+                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8edf5")),
+                ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f7f7f7")]),
+                ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#c8c8c8")),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ]
+        )
     )
     return table
 
@@ -83,11 +95,13 @@ def _notices(notices: list[str], styles: dict[str, ParagraphStyle]) -> Table:
     text = "<br/>".join("&#8226; " + escape(n) for n in notices)
     box = Table([[Paragraph("<b>Notice</b><br/>" + text, styles["notice"])]], colWidths=[FRAME_WIDTH])
     box.setStyle(
-        TableStyle([
-            ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#fff4dc")),
-            ("LINEBEFORE", (0, 0), (0, -1), 3, colors.HexColor("#e0a030")),
-            ("LEFTPADDING", (0, 0), (-1, -1), 8),
-        ])
+        TableStyle(
+            [
+                ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#fff4dc")),
+                ("LINEBEFORE", (0, 0), (0, -1), 3, colors.HexColor("#e0a030")),
+                ("LEFTPADDING", (0, 0), (-1, -1), 8),
+            ]
+        )
     )
     return box
 
@@ -110,9 +124,7 @@ def _feature(block: Block, styles: dict[str, ParagraphStyle], heading: list[Flow
     return [KeepTogether(head + tail), Spacer(1, 8)]
 
 
-def write_pdf(
-    path: Path, title: str, subtitle: str, blocks: list[Block], errors: list[dict[str, str]]
-) -> None:
+def write_pdf(path: Path, title: str, subtitle: str, blocks: list[Block], errors: list[dict[str, str]]) -> None:
     styles = _styles()
     story: list[Flowable] = [_para(escape(title), styles["title"]), _para(escape(subtitle), styles["meta"])]
     section = None
@@ -128,8 +140,14 @@ def write_pdf(
         story += [_para("Errors", styles["section"])]
         story += [_para(f"<b>{escape(e['title'])}</b>: {escape(e['error'])}", styles["body"]) for e in errors]
     doc = SimpleDocTemplate(
-        str(path), pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN, bottomMargin=MARGIN,
-        title=title, author="imgindex",
+        str(path),
+        pagesize=A4,
+        leftMargin=MARGIN,
+        rightMargin=MARGIN,
+        topMargin=MARGIN,
+        bottomMargin=MARGIN,
+        title=title,
+        author="imgindex",
     )
     doc.build(story, onFirstPage=_footer, onLaterPages=_footer)
 

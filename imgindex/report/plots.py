@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import io
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 WIDTH_INCHES = 7.5
@@ -29,7 +31,11 @@ def split_colours(splits: Sequence[str]) -> dict[str, str]:
 def figure(height: float, ncols: int = 1, nrows: int = 1, **kwargs: Any) -> tuple[Figure, list[Any]]:
     """A figure of the report's width with a flat list of axes."""
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(WIDTH_INCHES, height), squeeze=False, **kwargs  # type: ignore[arg-type]
+        nrows,
+        ncols,
+        figsize=(WIDTH_INCHES, height),
+        squeeze=False,
+        **kwargs,
     )
     return fig, [ax for row in axes for ax in row]
 
@@ -41,7 +47,7 @@ def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
     return buffer.getvalue()
 
 
-def style(ax: plt.Axes, title: str = "", xlabel: str = "", ylabel: str = "") -> None:
+def style(ax: Axes, title: str = "", xlabel: str = "", ylabel: str = "") -> None:
     if title:
         ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel, fontsize=9)
@@ -51,14 +57,14 @@ def style(ax: plt.Axes, title: str = "", xlabel: str = "", ylabel: str = "") -> 
     ax.set_axisbelow(True)
 
 
-def empty(ax: plt.Axes, text: str = "no data") -> None:
+def empty(ax: Axes, text: str = "no data") -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#777777")
     ax.set_xticks([])
     ax.set_yticks([])
 
 
 def grouped_barh(
-    ax: plt.Axes,
+    ax: Axes,
     labels: Sequence[str],
     values: dict[str, Sequence[float]],
     colours: dict[str, str],
@@ -78,7 +84,7 @@ def split_rows(n_splits: int, n_labels: int) -> tuple[float, list[list[float]]]:
     return height, [[i + (k - (n - 1) / 2) * height for i in range(n_labels)] for k in range(n)]
 
 
-def label_rows(ax: plt.Axes, labels: Sequence[str]) -> None:
+def label_rows(ax: Axes, labels: Sequence[str]) -> None:
     ax.set_yticks(range(len(labels)))
     ax.set_yticklabels(labels, fontsize=7)
 
@@ -100,7 +106,7 @@ def box_stats(values: Any) -> dict[str, float]:
 
 
 def class_boxplots(
-    ax: plt.Axes,
+    ax: Axes,
     labels: Sequence[str],
     data: dict[str, list[Any]],
     colours: dict[str, str],
@@ -112,9 +118,14 @@ def class_boxplots(
         if not keep:
             continue
         parts = ax.bxp(
-            [s for _, s in keep], positions=[p for p, _ in keep], widths=height * 0.85,
-            patch_artist=True, showfliers=False, manage_ticks=False, **_HORIZONTAL,
-        )  # fmt: skip
+            [s for _, s in keep],
+            positions=[p for p, _ in keep],
+            widths=height * 0.85,
+            patch_artist=True,
+            showfliers=False,
+            manage_ticks=False,
+            **_HORIZONTAL,
+        )
         for box in parts["boxes"]:
             box.set(facecolor=colours[split], edgecolor=colours[split], alpha=0.75)
         for line in parts["medians"]:
@@ -127,7 +138,7 @@ def class_rows_height(n_classes: float, base: float = 1.2, per_class: float = 0.
     return min(base + per_class * n_classes, cap)
 
 
-def split_cmap(colour: str) -> "matplotlib.colors.Colormap":
+def split_cmap(colour: str) -> matplotlib.colors.Colormap:
     """White to the split's colour: density plots stay in the split's colour."""
     from matplotlib.colors import LinearSegmentedColormap
 

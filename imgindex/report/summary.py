@@ -12,7 +12,6 @@ from . import db
 from .features import FeatureResult
 from .stats import json_safe
 
-
 # Settings that answer the label questions (class id or box first, box layout); the others are
 # the scanner's own bookkeeping.
 ANSWER_KEYS = ("labels.label_first", "labels.bbox_format")

@@ -16,7 +16,7 @@ from .detection import (
     detection_classes_per_image,
 )
 from .duplicates import image_duplicates
-from .image import images_average_brightness, image_color_distribution, images_resolution, summary_stats
+from .image import image_color_distribution, images_average_brightness, images_resolution, summary_stats
 
 IMAGE, DETECTION, CLASSIFICATION = "Image Features", "Object Detection Features", "Classification Features"
 
@@ -38,18 +38,44 @@ FEATURES: dict[str, FeatureSpec] = {
         FeatureSpec("ImagesAverageBrightness", IMAGE, "Image Brightness Distribution", images_average_brightness),
         FeatureSpec("ImageDuplicates", IMAGE, "Image Duplicates", image_duplicates),
         FeatureSpec("DetectionClassFrequency", DETECTION, "Class Frequency", detection_class_frequency),
-        FeatureSpec("DetectionBoundingBoxPerImageCount", DETECTION, "Distribution of Bounding Box per image", detection_boxes_per_image),
+        FeatureSpec(
+            "DetectionBoundingBoxPerImageCount",
+            DETECTION,
+            "Distribution of Bounding Box per image",
+            detection_boxes_per_image,
+        ),
         FeatureSpec("DetectionBoundingBoxArea", DETECTION, "Distribution of Bounding Box Area", detection_box_area),
-        FeatureSpec("DetectionBoundingBoxSize", DETECTION, "Distribution of Bounding Box Width and Height", detection_box_size),
-        FeatureSpec("DetectionClassesPerImageCount", DETECTION, "Distribution of Class Frequency per Image", detection_classes_per_image),
+        FeatureSpec(
+            "DetectionBoundingBoxSize", DETECTION, "Distribution of Bounding Box Width and Height", detection_box_size
+        ),
+        FeatureSpec(
+            "DetectionClassesPerImageCount",
+            DETECTION,
+            "Distribution of Class Frequency per Image",
+            detection_classes_per_image,
+        ),
         FeatureSpec("DetectionBoundingBoxIoU", DETECTION, "Intersection of Bounding Boxes", detection_box_iou),
         FeatureSpec("DetectionClassHeatmap", DETECTION, "Bounding Boxes Density", detection_class_heatmap),
         FeatureSpec("ClassificationClassFrequency", CLASSIFICATION, "Class Frequency", classification_class_frequency),
-        FeatureSpec("ClassificationClassDistributionVsArea", CLASSIFICATION, "Image size distribution per class", classification_distribution_vs_area),
+        FeatureSpec(
+            "ClassificationClassDistributionVsArea",
+            CLASSIFICATION,
+            "Image size distribution per class",
+            classification_distribution_vs_area,
+        ),
     ]
 }
 
 # DataGradients features that need the pixels; the report reads only the index.
 NEEDS_PIXELS = {"DetectionSampleVisualization", "ClassificationSampleVisualization", "SegmentationSampleVisualization"}
 
-__all__ = ["CLASSIFICATION", "Context", "DETECTION", "FEATURES", "FeatureResult", "FeatureSpec", "IMAGE", "NEEDS_PIXELS"]
+__all__ = [
+    "CLASSIFICATION",
+    "DETECTION",
+    "FEATURES",
+    "IMAGE",
+    "NEEDS_PIXELS",
+    "Context",
+    "FeatureResult",
+    "FeatureSpec",
+]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,9 @@ def classification_distribution_vs_area(ctx: Context, params: Mapping[str, Any])
         description=f"Image size, the mean of width and height in pixels, per class and split ({plots.BOX_LEGEND}). Classes "
         "whose images are much larger or smaller than the others, or differ between splits, let a model "
         "learn the size instead of the content.",
-        stats=stats, notices=_size_notices(stats), figure=fig,
+        stats=stats,
+        notices=_size_notices(stats),
+        figure=fig,
     )
 
 

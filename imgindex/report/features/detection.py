@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -34,9 +35,7 @@ def _boxes(ctx: Context) -> LabelTable | None:
     return ctx.boxes
 
 
-def frequency_result(
-    ctx: Context, table: LabelTable, params: Mapping[str, Any], name: str, what: str
-) -> FeatureResult:
+def frequency_result(ctx: Context, table: LabelTable, params: Mapping[str, Any], name: str, what: str) -> FeatureResult:
     counts = class_counts(table, ctx.splits)
     shown = top_classes(counts, _top_k(ctx, params))
     names = [table.class_names[i] for i in shown]
@@ -55,8 +54,12 @@ def frequency_result(
     if hidden > 0:
         description += f" The plot shows the {len(shown)} most frequent classes; {hidden} more are in summary.json."
     return FeatureResult(
-        name=name, title="Class Frequency", description=description, stats=stats,
-        notices=_frequency_notices(counts, table.class_names, what), figure=fig,
+        name=name,
+        title="Class Frequency",
+        description=description,
+        stats=stats,
+        notices=_frequency_notices(counts, table.class_names, what),
+        figure=fig,
     )
 
 
@@ -116,7 +119,9 @@ def detection_boxes_per_image(ctx: Context, params: Mapping[str, Any]) -> Featur
         title="Distribution of Bounding Box per image",
         description="How many boxes each image holds, counting images without any box as 0. "
         "The last bar collects the images with more boxes than the axis shows.",
-        stats=stats, notices=notices, figure=fig,
+        stats=stats,
+        notices=notices,
+        figure=fig,
     )
 
 
@@ -140,7 +145,7 @@ def _count_histogram(ctx: Context, per_split: dict[str, np.ndarray], xlabel: str
 
 def grouped(table: LabelTable, values: np.ndarray) -> dict[tuple[str, int], np.ndarray]:
     """values split by (split, class) with one sort instead of a mask per group."""
-    names, codes = np.unique(table.split, return_inverse=True)
+    _, codes = np.unique(table.split, return_inverse=True)
     key = codes.astype(np.int64) * (len(table.class_names) + 1) + table.cls
     order = np.argsort(key, kind="stable")
     cuts = np.flatnonzero(np.diff(key[order])) + 1
@@ -163,7 +168,12 @@ def _per_class_stats(table: LabelTable, groups: dict[tuple[str, int], np.ndarray
 
 
 def _class_box_figure(
-    ctx: Context, table: LabelTable, groups: dict[tuple[str, int], np.ndarray], shown: np.ndarray, xlabel: str, log: bool
+    ctx: Context,
+    table: LabelTable,
+    groups: dict[tuple[str, int], np.ndarray],
+    shown: np.ndarray,
+    xlabel: str,
+    log: bool,
 ) -> Any:
     names = [table.class_names[c] for c in shown]
     present = [s for s in ctx.splits if (table.split == s).any()]
@@ -198,7 +208,9 @@ def detection_box_area(ctx: Context, params: Mapping[str, Any]) -> FeatureResult
         m = table.split == split
         tiny = int((area[m] < 100 * TINY_AREA).sum())
         if tiny:
-            notices.append(f"{tiny} box(es) of {split} ({percent(tiny, int(m.sum()))}) cover less than 0.1% of their image.")
+            notices.append(
+                f"{tiny} box(es) of {split} ({percent(tiny, int(m.sum()))}) cover less than 0.1% of their image."
+            )
     return FeatureResult(
         name="DetectionBoundingBoxArea",
         title="Distribution of Bounding Box Area",
@@ -208,7 +220,12 @@ def detection_box_area(ctx: Context, params: Mapping[str, Any]) -> FeatureResult
         stats=stats,
         notices=notices,
         figure=_class_box_figure(
-            ctx, table, {k: np.maximum(v, 1e-4) for k, v in groups.items()}, shown, "box area (% of the image)", log=True
+            ctx,
+            table,
+            {k: np.maximum(v, 1e-4) for k, v in groups.items()},
+            shown,
+            "box area (% of the image)",
+            log=True,
         ),
     )
 
@@ -228,7 +245,9 @@ def detection_box_size(ctx: Context, params: Mapping[str, Any]) -> FeatureResult
         stats[split] = {"width": describe(w[m], 2), "height": describe(h[m], 2)}
         counts, _, _ = np.histogram2d(np.clip(w[m], 0, upper), np.clip(h[m], 0, upper), bins=[edges, edges])
         ax.pcolormesh(edges, edges, np.log1p(counts.T), cmap=plots.split_cmap(ctx.colours[split]), shading="flat")
-        plots.style(ax, f"{split} ({int(m.sum())} boxes)", "width (% of image)", "height (% of image)" if ax is axes[0] else "")
+        plots.style(
+            ax, f"{split} ({int(m.sum())} boxes)", "width (% of image)", "height (% of image)" if ax is axes[0] else ""
+        )
         for side in ("bottom", "top", "left", "right"):
             ax.spines[side].set_color(ctx.colours[split])
             ax.spines[side].set_linewidth(2)
@@ -245,7 +264,9 @@ def detection_box_size(ctx: Context, params: Mapping[str, Any]) -> FeatureResult
         description="Width and height of the boxes relative to their image, one panel per split (framed "
         "in the split's colour); darker cells hold more boxes (logarithmic shading). The axes end where 99.5% "
         "of the boxes do; larger boxes are drawn at the edge.",
-        stats=stats, notices=notices, figure=fig,
+        stats=stats,
+        notices=notices,
+        figure=fig,
     )
 
 
@@ -258,30 +279,41 @@ def detection_classes_per_image(ctx: Context, params: Mapping[str, Any]) -> Feat
     groups = grouped(per, values)
     stats = _per_class_stats(per, groups, ctx.splits)
     crowded = [
-        f"Up to {int(v['max'])} {c} in one image of {s}." for s, cs in stats.items() for c, v in cs.items() if (v["max"] or 0) >= 50
+        f"Up to {int(v['max'])} {c} in one image of {s}."
+        for s, cs in stats.items()
+        for c, v in cs.items()
+        if (v["max"] or 0) >= 50
     ][:5]
     return FeatureResult(
         name="DetectionClassesPerImageCount",
         title="Distribution of Class Frequency per Image",
         description="For the images that contain a class: how many boxes of that class they hold, per split "
         f"({plots.BOX_LEGEND}).",
-        stats=stats, notices=crowded,
-        figure=_class_box_figure(ctx, per, groups, shown, "boxes of the class per image (images holding it)", log=False),
+        stats=stats,
+        notices=crowded,
+        figure=_class_box_figure(
+            ctx, per, groups, shown, "boxes of the class per image (images holding it)", log=False
+        ),
     )
 
 
 def _class_counts_per_image(table: LabelTable) -> tuple[LabelTable, np.ndarray]:
     """One row per (split, image, class) present, with the number of boxes as value."""
-    names, codes = np.unique(table.split, return_inverse=True)
+    _, codes = np.unique(table.split, return_inverse=True)
     image = table.image - table.image.min() if len(table) else table.image
     n_cls = len(table.class_names) + 1
     key = (codes.astype(np.int64) * (int(image.max(initial=0)) + 1) + image) * n_cls + table.cls
     unique, first, counts = np.unique(key, return_index=True, return_counts=True)
     n = len(unique)
     per = LabelTable(
-        split=table.split[first], image=table.image[first], cls=table.cls[first], box=np.empty((n, 4)),
-        area=np.empty(n), image_size=np.empty(n), class_names=table.class_names,
-    )  # fmt: skip
+        split=table.split[first],
+        image=table.image[first],
+        cls=table.cls[first],
+        box=np.empty((n, 4)),
+        area=np.empty(n),
+        image_size=np.empty(n),
+        class_names=table.class_names,
+    )
     return per, counts.astype(np.float64)
 
 
@@ -358,7 +390,9 @@ def detection_box_iou(ctx: Context, params: Mapping[str, Any]) -> FeatureResult 
     for split in present:
         dup = int((best[table.split == split] > 0.9).sum())
         if dup:
-            notices.append(f"{dup} box(es) of {split} overlap another box with IoU above 0.9: probably duplicated annotations.")
+            notices.append(
+                f"{dup} box(es) of {split} overlap another box with IoU above 0.9: probably duplicated annotations."
+            )
     kind = "boxes of the same class" if same_class else "all boxes, whatever their class"
     return FeatureResult(
         name="DetectionBoundingBoxIoU",
@@ -366,7 +400,9 @@ def detection_box_iou(ctx: Context, params: Mapping[str, Any]) -> FeatureResult 
         description="Share of boxes (%) whose largest Intersection over Union with another box of the same "
         f"image exceeds each threshold, per class; {kind} are compared. High shares at high thresholds "
         "point at duplicated or heavily overlapping annotations.",
-        stats=stats, notices=notices, figure=fig,
+        stats=stats,
+        notices=notices,
+        figure=fig,
     )
 
 
@@ -399,9 +435,11 @@ def coverage(box: np.ndarray, shape: int) -> np.ndarray:
     side = shape + 1
     size = side * side
     diff = (
-        np.bincount(y0 * side + x0, minlength=size) - np.bincount(y0 * side + x1, minlength=size)
-        - np.bincount(y1 * side + x0, minlength=size) + np.bincount(y1 * side + x1, minlength=size)
-    ).reshape(side, side)  # fmt: skip
+        np.bincount(y0 * side + x0, minlength=size)
+        - np.bincount(y0 * side + x1, minlength=size)
+        - np.bincount(y1 * side + x0, minlength=size)
+        + np.bincount(y1 * side + x1, minlength=size)
+    ).reshape(side, side)
     return diff.cumsum(axis=0).cumsum(axis=1)[:shape, :shape]
 
 
@@ -411,7 +449,9 @@ def detection_class_heatmap(ctx: Context, params: Mapping[str, Any]) -> FeatureR
         return None
     shape = params.get("heatmap_shape", 100)
     size = int(shape[0] if isinstance(shape, (list, tuple)) else shape)
-    n_classes = min(int(params.get("n_rows", 6)) * int(params.get("n_cols", 1)), 12)  # DataGradients: a rows x cols grid
+    n_classes = min(
+        int(params.get("n_rows", 6)) * int(params.get("n_cols", 1)), 12
+    )  # DataGradients: a rows x cols grid
     present = [s for s in ctx.splits if (table.split == s).any()]
     shown = top_classes(class_counts(table, ctx.splits), n_classes)
     fig, axes = plots.figure(1.1 + 1.45 * len(shown), ncols=len(present), nrows=len(shown))
@@ -440,6 +480,9 @@ def detection_class_heatmap(ctx: Context, params: Mapping[str, Any]) -> FeatureR
     if hidden > 0:
         description += f" The {len(shown)} most frequent classes are shown; {hidden} more are not."
     return FeatureResult(
-        name="DetectionClassHeatmap", title="Bounding Boxes Density", description=description,
-        stats=stats, figure=fig,
+        name="DetectionClassHeatmap",
+        title="Bounding Boxes Density",
+        description=description,
+        stats=stats,
+        figure=fig,
     )

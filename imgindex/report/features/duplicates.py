@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from ...duplicates import image_counts, near_groups
+from ...near.groups import image_counts, near_groups
 from .. import plots
 from ..db import VALIDATION_NAMES
 from ..stats import percent
@@ -104,8 +105,13 @@ def image_duplicates(ctx: Context, params: Mapping[str, Any]) -> FeatureResult |
 
 
 def _pairs(
-    ctx: Context, found: dict[str, Any], chosen: list[str], train: str | None, valid: str | None,
-    stats: dict[str, Any], lines: list[str],
+    ctx: Context,
+    found: dict[str, Any],
+    chosen: list[str],
+    train: str | None,
+    valid: str | None,
+    stats: dict[str, Any],
+    lines: list[str],
 ) -> dict[tuple[str, str], tuple[int, int, int]]:
     counts: dict[tuple[str, str], tuple[int, int, int]] = {}
     for item in found["intersections"]:
@@ -125,8 +131,12 @@ def _pairs(
 
 
 def _notices(
-    ctx: Context, found: dict[str, Any], chosen: list[str], pairs: dict[tuple[str, str], tuple[int, int, int]],
-    train: str | None, valid: str | None,
+    ctx: Context,
+    found: dict[str, Any],
+    chosen: list[str],
+    pairs: dict[tuple[str, str], tuple[int, int, int]],
+    train: str | None,
+    valid: str | None,
 ) -> list[str]:
     notices = []
     for (a, b), (k, _, in_b) in pairs.items():
@@ -141,11 +151,15 @@ def _notices(
         extra = sum(len(g) - 1 for g in groups)
         if extra:
             n = found["splits"][split]["images"]
-            notices.append(f"{extra} image(s) of {split} ({percent(extra, n)}) are redundant copies of another image of {split}.")
+            notices.append(
+                f"{extra} image(s) of {split} ({percent(extra, n)}) are redundant copies of another image of {split}."
+            )
     return notices
 
 
-def _figure(ctx: Context, found: dict[str, Any], chosen: list[str], pairs: dict[tuple[str, str], tuple[int, int, int]]) -> Any:
+def _figure(
+    ctx: Context, found: dict[str, Any], chosen: list[str], pairs: dict[tuple[str, str], tuple[int, int, int]]
+) -> Any:
     fig, (left, right) = plots.figure(2.6, ncols=2)
     shares = [
         100 * sum(len(g) for g in found["splits"][s]["groups"]) / max(found["splits"][s]["images"], 1) for s in chosen

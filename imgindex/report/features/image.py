@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ def _label_summary(ctx: Context, split: str) -> dict[str, Any]:
     labelled = len(np.unique(labels.image[mine & (labels.image >= 0)]))
     return {
         "Classes": len(labels.class_names),
-        "Classes in use": int(len(np.unique(labels.cls[mine]))),
+        "Classes in use": len(np.unique(labels.cls[mine])),
         "Annotations": int(mine.sum()),
         "Annotations per image": number(share(int(mine.sum()), images), 2),
         "Images without annotations": max(images - labelled, 0),
@@ -117,7 +118,7 @@ def images_resolution(ctx: Context, params: Mapping[str, Any]) -> FeatureResult 
         stats[split] = {
             "width": describe(t.width[m], 2),
             "height": describe(t.height[m], 2),
-            "distinct_resolutions": int(len(pairs)),
+            "distinct_resolutions": len(pairs),
             "most_common": [
                 {"width": int(pairs[i, 0]), "height": int(pairs[i, 1]), "images": int(counts[i])} for i in top
             ],
@@ -154,7 +155,9 @@ def _resolution_notices(ctx: Context, stats: dict[str, Any]) -> list[str]:
         (a, (wa, ha)), *rest = medians.items()
         for b, (wb, hb) in rest:
             if max(wa, wb) > 1.5 * min(wa, wb) or max(ha, hb) > 1.5 * min(ha, hb):
-                notices.append(f"The median resolution of {b} ({wb:g}x{hb:g}) differs strongly from {a} ({wa:g}x{ha:g}).")
+                notices.append(
+                    f"The median resolution of {b} ({wb:g}x{hb:g}) differs strongly from {a} ({wa:g}x{ha:g})."
+                )
     return notices
 
 
@@ -227,12 +230,18 @@ def images_average_brightness(ctx: Context, params: Mapping[str, Any]) -> Featur
         values = values[np.isfinite(values)]
         stats[split] = {**describe(values, 2), "histogram": histogram(values, edges)}
         if values.size:
-            ax.hist(values, bins=edges, density=True, histtype="step", linewidth=1.8, color=ctx.colours[split], label=split)
+            ax.hist(
+                values, bins=edges, density=True, histtype="step", linewidth=1.8, color=ctx.colours[split], label=split
+            )
             dark, bright = int((values < DARK).sum()), int((values > BRIGHT).sum())
             if dark:
-                notices.append(f"{dark} image(s) of {split} ({percent(dark, values.size)}) are very dark (mean luma < {DARK:g}).")
+                notices.append(
+                    f"{dark} image(s) of {split} ({percent(dark, values.size)}) are very dark (mean luma < {DARK:g})."
+                )
             if bright:
-                notices.append(f"{bright} image(s) of {split} ({percent(bright, values.size)}) are very bright (mean luma > {BRIGHT:g}).")
+                notices.append(
+                    f"{bright} image(s) of {split} ({percent(bright, values.size)}) are very bright (mean luma > {BRIGHT:g})."
+                )
     plots.style(ax, "", "mean luma of the image (0-255)", "density")
     ax.set_xlim(0, 255)
     ax.legend(fontsize=8, frameon=False)

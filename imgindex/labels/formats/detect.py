@@ -1,4 +1,5 @@
 """Which label format a split folder uses, where its label files are, and which files they are."""
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,9 @@ from .names import TEXT_NAMES, find_names_file
 from .rows import looks_like_yolo, numeric_rows
 from .voc import read_image_set
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
-                              ".pgm", ".pbm", ".mpo"})
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".mpo"}
+)
 CHOICES = ("yolo", "coco", "voc", "folders", "custom", "none")
 SAMPLE_FILES = 20  # label files read to tell YOLO from a custom layout
 SAMPLE_ROWS = 200
@@ -25,12 +27,12 @@ class LabelPlan:
     """How one split's labels are read."""
 
     split: str
-    root: Path                        # the scanned folder
-    format: str                       # yolo | coco | voc | folders | custom | none
-    label_dir: Path | None = None     # yolo/custom: folder of .txt/.csv; voc: Annotations folder
-    image_dir: Path | None = None     # folder whose layout label_dir mirrors (yolo/custom)
+    root: Path  # the scanned folder
+    format: str  # yolo | coco | voc | folders | custom | none
+    label_dir: Path | None = None  # yolo/custom: folder of .txt/.csv; voc: Annotations folder
+    image_dir: Path | None = None  # folder whose layout label_dir mirrors (yolo/custom)
     coco_files: tuple[Path, ...] = ()
-    names_file: Path | None = None    # data.yaml / dataset.yaml / classes.txt
+    names_file: Path | None = None  # data.yaml / dataset.yaml / classes.txt
     members: frozenset[str] | None = None  # VOC ImageSets/Main/<split>.txt ids (image stems)
     reason: str = ""
 
@@ -48,7 +50,9 @@ def detect(split: str, root: Path, override: str | None = None, coco: Path | Non
     if coco is not None or override == "coco":
         return _coco_plan(split, root, coco)
     if override is not None:
-        plan = {"yolo": _text_plan, "custom": _text_plan, "voc": _voc_plan, "folders": _folders_plan}[override](split, root)
+        plan = {"yolo": _text_plan, "custom": _text_plan, "voc": _voc_plan, "folders": _folders_plan}[override](
+            split, root
+        )
         if plan is None:
             raise LabelError(f"--labels {override}: {_MISSING[override]} for split {split!r} ({root})")
         return replace(plan, format=override) if override in ("yolo", "custom") else plan
@@ -74,8 +78,10 @@ def _coco_plan(split: str, root: Path, coco: Path | None) -> LabelPlan:
         return LabelPlan(split, root, "coco", coco_files=(coco.resolve(),), reason=f"--coco {coco}")
     plan = _coco_plan_or_none(split, root)
     if plan is None:
-        raise LabelError(f"--labels coco: no _annotations.coco.json or annotations/instances_{root.name}.json "
-                         f"found for split {split!r} ({root}); name the file with --coco FILE")
+        raise LabelError(
+            f"--labels coco: no _annotations.coco.json or annotations/instances_{root.name}.json "
+            f"found for split {split!r} ({root}); name the file with --coco FILE"
+        )
     return plan
 
 
@@ -106,7 +112,7 @@ def yolo_dirs(root: Path) -> tuple[Path, Path] | None:
     parts = root.parts
     for i in range(len(parts) - 1, -1, -1):
         if parts[i].lower() == "images":
-            swapped = Path(*parts[:i], "labels" if parts[i] == "images" else "Labels", *parts[i + 1:])
+            swapped = Path(*parts[:i], "labels" if parts[i] == "images" else "Labels", *parts[i + 1 :])
             return (root, swapped) if swapped.is_dir() else None
     return None
 
@@ -183,8 +189,22 @@ def _voc_plan(split: str, root: Path) -> LabelPlan | None:
 
 
 # Folder names that are parts of a dataset layout, never classes.
-LAYOUT_NAMES = frozenset({"images", "labels", "annotations", "jpegimages", "imagesets", "train", "val", "valid",
-                          "validation", "test", "testing", "training"})
+LAYOUT_NAMES = frozenset(
+    {
+        "images",
+        "labels",
+        "annotations",
+        "jpegimages",
+        "imagesets",
+        "train",
+        "val",
+        "valid",
+        "validation",
+        "test",
+        "testing",
+        "training",
+    }
+)
 
 
 def class_folders(root: Path) -> list[Path]:

@@ -5,22 +5,23 @@ re-read when its (size, mtime_ns) changed, when the image it annotates appeared,
 or when what it is read with changed (format, class names, row convention); unchanged ones are not
 opened. Label files gone from disk leave the index with their rows. Only the scanned splits are touched.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import sqlite_utils
 
-
-from .labelformats.detect import LabelPlan, detect, in_split, label_files, text_file_stats
-from .labelformats.model import IMAGE_WITHOUT_LABEL, UNNAMED_CLASS, UNREADABLE_FILE, Parsed, Problem
-from .labelformats.names import load_names
-from .labelformats.read import ImageIndex, image_for_text_label, read_label_file
-from .labelformats.rows import YOLO, Convention, numeric_rows, parse_bbox_format, split_row
+from .formats.detect import LabelPlan, detect, in_split, label_files, text_file_stats
+from .formats.model import IMAGE_WITHOUT_LABEL, UNNAMED_CLASS, UNREADABLE_FILE, Parsed, Problem
+from .formats.names import load_names
+from .formats.read import ImageIndex, image_for_text_label, read_label_file
+from .formats.rows import YOLO, Convention, numeric_rows, parse_bbox_format, split_row
 
 BATCH_FILES = 500  # label files written per transaction
 
@@ -29,10 +30,10 @@ BATCH_FILES = 500  # label files written per transaction
 class LabelOptions:
     """The scan command's label options; None means 'not given'."""
 
-    labels: str | None = None              # --labels yolo|coco|voc|folders|custom|none
-    coco: Path | None = None               # --coco FILE
-    label_first: bool | None = None        # --label-first / --box-first
-    bbox_format: str | None = None         # --bbox-format xyxy|xywh|cxcywh[-norm]
+    labels: str | None = None  # --labels yolo|coco|voc|folders|custom|none
+    coco: Path | None = None  # --coco FILE
+    label_first: bool | None = None  # --label-first / --box-first
+    bbox_format: str | None = None  # --bbox-format xyxy|xywh|cxcywh[-norm]
 
 
 class MissingAnswers(Exception):
@@ -40,8 +41,8 @@ class MissingAnswers(Exception):
 
     def __init__(self, missing: list[str], sample: list[tuple[str, str]]) -> None:
         super().__init__(", ".join(missing))
-        self.missing = missing      # 'label_first' and/or 'bbox_format'
-        self.sample = sample        # (file, row) pairs to show
+        self.missing = missing  # 'label_first' and/or 'bbox_format'
+        self.sample = sample  # (file, row) pairs to show
 
 
 @dataclass
@@ -49,13 +50,15 @@ class LabelSummary:
     read: int = 0
     unchanged: int = 0
     removed: int = 0
-    labels: int = 0      # rows of the scanned splits after the scan
+    labels: int = 0  # rows of the scanned splits after the scan
     problems: int = 0
     formats: dict[str, str] = field(default_factory=dict)
 
     def line(self) -> str:
-        return (f"labels: {self.read} files read, {self.unchanged} unchanged, {self.removed} removed; "
-                f"{self.labels} labels, {self.problems} problems")
+        return (
+            f"labels: {self.read} files read, {self.unchanged} unchanged, {self.removed} removed; "
+            f"{self.labels} labels, {self.problems} problems"
+        )
 
 
 # ---------------------------------------------------------------- settings
@@ -71,15 +74,19 @@ def set_setting(db: sqlite_utils.Database, key: str, value: str | None) -> None:
         if value is None:
             db.conn.execute("DELETE FROM settings WHERE key = ?", [key])
         else:
-            db.conn.execute("INSERT INTO settings (key, value) VALUES (?, ?) "
-                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])
+            db.conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
 
 
 # ---------------------------------------------------------------- plans
 
 
-def plan_labels(db: sqlite_utils.Database, splits: dict[str, list[Path]],
-                options: LabelOptions) -> dict[str, list[LabelPlan]]:
+def plan_labels(
+    db: sqlite_utils.Database, splits: dict[str, list[Path]], options: LabelOptions
+) -> dict[str, list[LabelPlan]]:
     """The label plan of every scanned folder: options first, then the options stored by an earlier
     scan of the split (`--labels`, `--coco`), then detection. Raises LabelError for impossible options."""
     plans: dict[str, list[LabelPlan]] = {}
@@ -118,8 +125,9 @@ def keep_image(plans: Sequence[LabelPlan]) -> Any:
     return lambda path: any(in_split(p, path) for p in lists)
 
 
-def resolve_convention(db: sqlite_utils.Database, plans: dict[str, list[LabelPlan]],
-                       options: LabelOptions) -> Convention | None:
+def resolve_convention(
+    db: sqlite_utils.Database, plans: dict[str, list[LabelPlan]], options: LabelOptions
+) -> Convention | None:
     """The row convention for custom label files: options, else the stored answers; stores what it
     returns. None when no folder is custom. Raises MissingAnswers with a sample when unknown."""
     custom = [p for ps in plans.values() for p in ps if p.format == "custom"]
@@ -184,8 +192,14 @@ class _Stored:
     images: set[str]
 
 
-def index_labels(db: sqlite_utils.Database, split: str, plans: Sequence[LabelPlan], scan_id: int,
-                 convention: Convention | None, touched: set[str]) -> LabelSummary:
+def index_labels(
+    db: sqlite_utils.Database,
+    split: str,
+    plans: Sequence[LabelPlan],
+    scan_id: int,
+    convention: Convention | None,
+    touched: set[str],
+) -> LabelSummary:
     """Bring the labels of one split up to date. `touched` holds the split's image paths that were
     new, changed or removed in this scan; images written by scans whose label stage did not run
     (a killed scan) count as touched too.
@@ -219,7 +233,7 @@ def index_labels(db: sqlite_utils.Database, split: str, plans: Sequence[LabelPla
             db.execute("DELETE FROM classes WHERE split = ?", [split])
         for start in range(0, len(todo), BATCH_FILES):
             with db.atomic():
-                for path in todo[start:start + BATCH_FILES]:
+                for path in todo[start : start + BATCH_FILES]:
                     parsed = read_label_file(plan, Path(path), images, names, convention)
                     _write_file(db, split, plan, path, current[path], parsed, stored.get(path), scan_id)
         summary.read += len(todo)
@@ -230,8 +244,14 @@ def index_labels(db: sqlite_utils.Database, split: str, plans: Sequence[LabelPla
     return _finish(db, split, plans, signature, scan_id, summary)
 
 
-def _finish(db: sqlite_utils.Database, split: str, plans: Sequence[LabelPlan], signature: str, scan_id: int,
-            summary: LabelSummary) -> LabelSummary:
+def _finish(
+    db: sqlite_utils.Database,
+    split: str,
+    plans: Sequence[LabelPlan],
+    signature: str,
+    scan_id: int,
+    summary: LabelSummary,
+) -> LabelSummary:
     """Record that the split's labels are current as of this scan; fill in the totals."""
     formats = ",".join(sorted({p.format for p in plans}))
     with db.atomic():  # one commit, not four
@@ -264,8 +284,12 @@ def _count_if_unchanged(db: sqlite_utils.Database, split: str, plans: Sequence[L
     """How many label files the split has when every one is on disk exactly as stored (none to
     read, none gone, none new); None otherwise. Only valid while no image of the split changed:
     a class folder's image count is then the stored one."""
-    stored = {path: (size, mtime, fmt) for path, size, mtime, fmt in
-              db.execute("SELECT path, size, mtime_ns, format FROM label_files WHERE split = ?", [split])}
+    stored = {
+        path: (size, mtime, fmt)
+        for path, size, mtime, fmt in db.execute(
+            "SELECT path, size, mtime_ns, format FROM label_files WHERE split = ?", [split]
+        )
+    }
     seen: set[str] = set()
     for plan in plans:
         for path, (size, mtime) in _stat_unchanged_split(plan, stored).items():
@@ -298,10 +322,20 @@ def _has_label_files(db: sqlite_utils.Database, split: str) -> bool:
 
 def _signature(plans: Sequence[LabelPlan], convention: Convention | None) -> str:
     """What the split's files are read with; a change re-reads them all."""
-    return json.dumps([[p.format, str(p.label_dir), str(p.image_dir), [str(c) for c in p.coco_files],
-                        str(p.names_file), _names_stamp(p.names_file)] for p in plans]
-                      + [convention.bbox_format if convention else None,
-                         convention.label_first if convention else None])
+    return json.dumps(
+        [
+            [
+                p.format,
+                str(p.label_dir),
+                str(p.image_dir),
+                [str(c) for c in p.coco_files],
+                str(p.names_file),
+                _names_stamp(p.names_file),
+            ]
+            for p in plans
+        ]
+        + [convention.bbox_format if convention else None, convention.label_first if convention else None]
+    )
 
 
 def _names_stamp(path: Path | None) -> list[int] | None:
@@ -322,11 +356,15 @@ def _image_index(db: sqlite_utils.Database, split: str, since: int) -> tuple[Ima
 def _stored_files(db: sqlite_utils.Database, split: str) -> dict[str, _Stored]:
     out: dict[str, _Stored] = {}
     for id_, path, size, mtime, fmt in db.execute(
-            "SELECT id, path, size, mtime_ns, format FROM label_files WHERE split = ?", [split]):
+        "SELECT id, path, size, mtime_ns, format FROM label_files WHERE split = ?", [split]
+    ):
         out[path] = _Stored(id_, size, mtime, fmt, set())
     by_id = {s.id: s for s in out.values()}
-    for lf_id, image in db.execute("SELECT lfi.label_file_id, lfi.image_path FROM label_file_images lfi "
-                                   "JOIN label_files lf ON lf.id = lfi.label_file_id WHERE lf.split = ?", [split]):
+    for lf_id, image in db.execute(
+        "SELECT lfi.label_file_id, lfi.image_path FROM label_file_images lfi "
+        "JOIN label_files lf ON lf.id = lfi.label_file_id WHERE lf.split = ?",
+        [split],
+    ):
         by_id[lf_id].images.add(image)
     return out
 
@@ -361,15 +399,24 @@ def _with_stat(files: dict[str, tuple[int, int]], extra: Path | None) -> dict[st
     return files
 
 
-def _to_read(plan: LabelPlan, current: dict[str, tuple[int, int]], stored: dict[str, _Stored],
-             images: ImageIndex, touched: set[str], force: bool) -> list[str]:
+def _to_read(
+    plan: LabelPlan,
+    current: dict[str, tuple[int, int]],
+    stored: dict[str, _Stored],
+    images: ImageIndex,
+    touched: set[str],
+    force: bool,
+) -> list[str]:
     """The label files of `plan` that must be (re-)read."""
     todo = []
     for path, (size, mtime) in current.items():
         known = stored.get(path)
-        if force or known is None or (known.size, known.mtime_ns, known.format) != (size, mtime, plan.format):
-            todo.append(path)
-        elif _links_changed(plan, path, known, images, touched):
+        if (
+            force
+            or known is None
+            or (known.size, known.mtime_ns, known.format) != (size, mtime, plan.format)
+            or _links_changed(plan, path, known, images, touched)
+        ):
             todo.append(path)
     if plan.format == "coco" and todo:
         return list(current)  # categories come from all files of the split together
@@ -394,35 +441,54 @@ def _links_changed(plan: LabelPlan, path: str, known: _Stored, images: ImageInde
     return False
 
 
-def _write_file(db: sqlite_utils.Database, split: str, plan: LabelPlan, path: str, stat: tuple[int, int],
-                parsed: Parsed, known: _Stored | None, scan_id: int) -> None:
+def _write_file(
+    db: sqlite_utils.Database,
+    split: str,
+    plan: LabelPlan,
+    path: str,
+    stat: tuple[int, int],
+    parsed: Parsed,
+    known: _Stored | None,
+    scan_id: int,
+) -> None:
     """Replace everything stored for one label file by what was just read (inside a transaction)."""
     conn = db.conn
     values = [plan.format, stat[0], stat[1], parsed.error, scan_id]
     if known is None:
-        cur = conn.execute("INSERT INTO label_files (split, path, format, size, mtime_ns, error, scan_id) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?)", [split, path, *values])
+        cur = conn.execute(
+            "INSERT INTO label_files (split, path, format, size, mtime_ns, error, scan_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [split, path, *values],
+        )
         lf_id = int(cur.lastrowid or 0)
     else:
         lf_id = known.id
-        conn.execute("UPDATE label_files SET format = ?, size = ?, mtime_ns = ?, error = ?, scan_id = ? "
-                     "WHERE id = ?", [*values, lf_id])
+        conn.execute(
+            "UPDATE label_files SET format = ?, size = ?, mtime_ns = ?, error = ?, scan_id = ? WHERE id = ?",
+            [*values, lf_id],
+        )
         for table in ("labels", "label_problems", "label_file_images"):
             conn.execute(f"DELETE FROM {table} WHERE label_file_id = ?", [lf_id])
-    conn.executemany("INSERT OR IGNORE INTO label_file_images (label_file_id, image_path) VALUES (?, ?)",
-                     [(lf_id, p) for p in parsed.images])
+    conn.executemany(
+        "INSERT OR IGNORE INTO label_file_images (label_file_id, image_path) VALUES (?, ?)",
+        [(lf_id, p) for p in parsed.images],
+    )
     conn.executemany(
         "INSERT INTO labels (label_file_id, split, image_path, class_id, class_name, cx, cy, w, h, "
         "x1, y1, x2, y2, area) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(lf_id, split, lb.image_path, lb.class_id, lb.class_name, *_box_values(lb.box)) for lb in parsed.labels])
+        [(lf_id, split, lb.image_path, lb.class_id, lb.class_name, *_box_values(lb.box)) for lb in parsed.labels],
+    )
     problems = parsed.problems + ([Problem(UNREADABLE_FILE, path, None, parsed.error)] if parsed.error else [])
-    conn.executemany("INSERT INTO label_problems (label_file_id, split, path, line, kind, detail) "
-                     "VALUES (?, ?, ?, ?, ?, ?)",
-                     [(lf_id, split, pr.path, pr.line, pr.kind, pr.detail) for pr in problems])
+    conn.executemany(
+        "INSERT INTO label_problems (label_file_id, split, path, line, kind, detail) VALUES (?, ?, ?, ?, ?, ?)",
+        [(lf_id, split, pr.path, pr.line, pr.kind, pr.detail) for pr in problems],
+    )
     if plan.format == "coco" and parsed.classes:
-        conn.executemany("INSERT INTO classes (split, class_id, name) VALUES (?, ?, ?) ON CONFLICT "
-                         "(split, class_id) DO UPDATE SET name = excluded.name",
-                         [(split, k, v) for k, v in parsed.classes.items()])
+        conn.executemany(
+            "INSERT INTO classes (split, class_id, name) VALUES (?, ?, ?) ON CONFLICT "
+            "(split, class_id) DO UPDATE SET name = excluded.name",
+            [(split, k, v) for k, v in parsed.classes.items()],
+        )
 
 
 def _box_values(box: Any) -> tuple[Any, ...]:
@@ -443,8 +509,14 @@ def _remove_files(db: sqlite_utils.Database, ids: list[int]) -> int:
 def _assign_class_ids(db: sqlite_utils.Database, split: str) -> None:
     """Formats that name classes without ids (VOC, class folders): one id per name across the whole
     index, kept once given; new names get the next ids in name order."""
-    names = [r[0] for r in db.execute("SELECT DISTINCT class_name FROM labels WHERE split = ? AND "
-                                      "class_id IS NULL AND class_name IS NOT NULL ORDER BY class_name", [split])]
+    names = [
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT class_name FROM labels WHERE split = ? AND "
+            "class_id IS NULL AND class_name IS NOT NULL ORDER BY class_name",
+            [split],
+        )
+    ]
     if not names:
         return
     known = dict(db.execute("SELECT name, MIN(class_id) FROM classes WHERE name IS NOT NULL GROUP BY name").fetchall())
@@ -453,10 +525,13 @@ def _assign_class_ids(db: sqlite_utils.Database, split: str) -> None:
         for name in names:
             if name not in known:
                 known[name], next_id = next_id, next_id + 1
-            db.conn.execute("INSERT OR IGNORE INTO classes (split, class_id, name) VALUES (?, ?, ?)",
-                            [split, known[name], name])
-            db.conn.execute("UPDATE labels SET class_id = ? WHERE split = ? AND class_id IS NULL AND class_name = ?",
-                            [known[name], split, name])
+            db.conn.execute(
+                "INSERT OR IGNORE INTO classes (split, class_id, name) VALUES (?, ?, ?)", [split, known[name], name]
+            )
+            db.conn.execute(
+                "UPDATE labels SET class_id = ? WHERE split = ? AND class_id IS NULL AND class_name = ?",
+                [known[name], split, name],
+            )
 
 
 def _refresh_split(db: sqlite_utils.Database, split: str, plans: Sequence[LabelPlan]) -> None:
@@ -468,9 +543,11 @@ def _refresh_split(db: sqlite_utils.Database, split: str, plans: Sequence[LabelP
         if formats & {"yolo", "custom"}:
             _text_classes(db, split, plans)
         if formats & {"voc", "folders"}:
-            db.conn.execute("DELETE FROM classes WHERE split = ? AND class_id NOT IN "
-                            "(SELECT DISTINCT class_id FROM labels WHERE split = ? AND class_id IS NOT NULL)",
-                            [split, split])
+            db.conn.execute(
+                "DELETE FROM classes WHERE split = ? AND class_id NOT IN "
+                "(SELECT DISTINCT class_id FROM labels WHERE split = ? AND class_id IS NOT NULL)",
+                [split, split],
+            )
         if formats == {"none"}:
             db.conn.execute("DELETE FROM classes WHERE split = ?", [split])
             return
@@ -478,7 +555,9 @@ def _refresh_split(db: sqlite_utils.Database, split: str, plans: Sequence[LabelP
             "INSERT INTO label_problems (split, path, kind, detail) SELECT i.split, i.path, ?, "
             "'no label file covers this image' FROM images i WHERE i.split = ? AND NOT EXISTS ("
             "SELECT 1 FROM label_file_images lfi CROSS JOIN label_files lf ON lf.id = lfi.label_file_id "
-            "WHERE lfi.image_path = i.path AND lf.split = i.split)", [IMAGE_WITHOUT_LABEL, split])
+            "WHERE lfi.image_path = i.path AND lf.split = i.split)",
+            [IMAGE_WITHOUT_LABEL, split],
+        )
 
 
 def _text_classes(db: sqlite_utils.Database, split: str, plans: Sequence[LabelPlan]) -> None:
@@ -488,15 +567,22 @@ def _text_classes(db: sqlite_utils.Database, split: str, plans: Sequence[LabelPl
             continue
         loaded = load_names(plan.names_file) if plan.names_file else None
         if loaded is None:
-            db.conn.execute("INSERT INTO label_problems (split, path, kind, detail) VALUES (?, ?, ?, ?)",
-                            [split, str(plan.label_dir), UNNAMED_CLASS,
-                             "no data.yaml, dataset.yaml or classes.txt with class names found beside the "
-                             "split or above it: class names are empty"])
+            db.conn.execute(
+                "INSERT INTO label_problems (split, path, kind, detail) VALUES (?, ?, ?, ?)",
+                [
+                    split,
+                    str(plan.label_dir),
+                    UNNAMED_CLASS,
+                    "no data.yaml, dataset.yaml or classes.txt with class names found beside the "
+                    "split or above it: class names are empty",
+                ],
+            )
         names.update(loaded or {})
     db.conn.execute("DELETE FROM classes WHERE split = ?", [split])
-    db.conn.executemany("INSERT INTO classes (split, class_id, name) VALUES (?, ?, ?)",
-                        [(split, k, v) for k, v in sorted(names.items())])
-
+    db.conn.executemany(
+        "INSERT INTO classes (split, class_id, name) VALUES (?, ?, ?)",
+        [(split, k, v) for k, v in sorted(names.items())],
+    )
 
 
 def _totals(db: sqlite_utils.Database, split: str) -> tuple[int, int]:

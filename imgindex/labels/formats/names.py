@@ -1,4 +1,5 @@
 """Class names of YOLO-style datasets: data.yaml / dataset.yaml (Ultralytics, Roboflow) or classes.txt."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,6 +1,8 @@
 """Label records shared by every format: boxes, labels, problems, parse results, box conversion."""
+
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -19,8 +21,16 @@ MISSING_IMAGE_FILE = "missing_image_file"
 UNREADABLE_FILE = "unreadable_file"
 IMAGE_SIZE_UNKNOWN = "image_size_unknown"
 PROBLEM_KINDS = (
-    MALFORMED_ROW, POLYGON_ROW, UNNAMED_CLASS, BOX_OUTSIDE_IMAGE, ZERO_AREA_BOX, LABEL_WITHOUT_IMAGE,
-    IMAGE_WITHOUT_LABEL, MISSING_IMAGE_FILE, UNREADABLE_FILE, IMAGE_SIZE_UNKNOWN,
+    MALFORMED_ROW,
+    POLYGON_ROW,
+    UNNAMED_CLASS,
+    BOX_OUTSIDE_IMAGE,
+    ZERO_AREA_BOX,
+    LABEL_WITHOUT_IMAGE,
+    IMAGE_WITHOUT_LABEL,
+    MISSING_IMAGE_FILE,
+    UNREADABLE_FILE,
+    IMAGE_SIZE_UNKNOWN,
 )
 
 EPS = 1e-6  # tolerance on normalised coordinates (float text round-off)
@@ -79,8 +89,7 @@ def _to_xyxy(values: tuple[float, float, float, float], fmt: BoxFormat) -> tuple
     return a - c / 2, b - d / 2, a + c / 2, b + d / 2
 
 
-def make_box(values: tuple[float, float, float, float], fmt: BoxFormat, normalised: bool,
-             size: Size | None) -> Box:
+def make_box(values: tuple[float, float, float, float], fmt: BoxFormat, normalised: bool, size: Size | None) -> Box:
     """Convert four numbers in `fmt` (normalised 0..1 or pixels) to a Box; pixel or normalised
     halves stay None when the image size is needed and unknown."""
     x1, y1, x2, y2 = _to_xyxy(values, fmt)
@@ -113,9 +122,14 @@ def box_problems(box: Box, values: tuple[float, ...]) -> list[tuple[str, str]]:
         left, top = box.cx - box.w / 2, box.cy - box.h / 2
         right, bottom = box.cx + box.w / 2, box.cy + box.h / 2
         if min(left, top, right, bottom) < -EPS or max(left, top, right, bottom) > 1 + EPS:
-            found.append((BOX_OUTSIDE_IMAGE, f"box {text} reaches outside the image "
-                          f"(normalised x {left:.4g}..{right:.4g}, y {top:.4g}..{bottom:.4g})"))
-    elif box.x1 is not None and box.x2 is not None and box.y1 is not None and box.y2 is not None:
+            found.append(
+                (
+                    BOX_OUTSIDE_IMAGE,
+                    f"box {text} reaches outside the image "
+                    f"(normalised x {left:.4g}..{right:.4g}, y {top:.4g}..{bottom:.4g})",
+                )
+            )
+    elif box.x1 is not None and box.x2 is not None and box.y1 is not None and box.y2 is not None:  # noqa: SIM102
         if box.x2 <= box.x1 or box.y2 <= box.y1:
             found.append((ZERO_AREA_BOX, f"box {text} has no area"))
     return found
@@ -137,14 +151,20 @@ def parse_class_id(text: str) -> int | None:
         value = float(text)
     except ValueError:
         return None
-    if value != value or value < 0 or value != int(value):
+    if math.isnan(value) or value < 0 or value != int(value):
         return None
     return int(value)
 
 
-def add_box(parsed: Parsed, where: tuple[str, int | None], image_path: str | None,
-            cls: tuple[int | None, str | None], values: tuple[float, float, float, float],
-            convention: tuple[BoxFormat, bool], size: Size | None) -> None:
+def add_box(
+    parsed: Parsed,
+    where: tuple[str, int | None],
+    image_path: str | None,
+    cls: tuple[int | None, str | None],
+    values: tuple[float, float, float, float],
+    convention: tuple[BoxFormat, bool],
+    size: Size | None,
+) -> None:
     """Append one box label to `parsed`, with its zero-area / outside-image problems."""
     box = make_box(values, convention[0], convention[1], size)
     parsed.labels.append(Label(image_path, cls[0], cls[1], box))
@@ -152,15 +172,19 @@ def add_box(parsed: Parsed, where: tuple[str, int | None], image_path: str | Non
         parsed.problems.append(Problem(kind, where[0], where[1], detail))
 
 
-def class_name(parsed: Parsed, where: tuple[str, int | None], class_id: int,
-               names: dict[int, str] | None) -> str | None:
+def class_name(
+    parsed: Parsed, where: tuple[str, int | None], class_id: int, names: dict[int, str] | None
+) -> str | None:
     """The name of `class_id`; records unnamed_class when a names list exists but lacks the id."""
     if names is None:
         return None
     name = names.get(class_id)
     if name is None:
-        parsed.problems.append(Problem(UNNAMED_CLASS, where[0], where[1],
-                                       f"class id {class_id} has no name (known ids: {_id_range(names)})"))
+        parsed.problems.append(
+            Problem(
+                UNNAMED_CLASS, where[0], where[1], f"class id {class_id} has no name (known ids: {_id_range(names)})"
+            )
+        )
     return name
 
 

@@ -1,11 +1,11 @@
 """Text label files with one box per row: YOLO txt and formats without a convention (rows of 5 numbers, CSV)."""
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from .model import (MALFORMED_ROW, POLYGON_ROW, BoxFormat, Parsed, Problem, Size, add_box, class_name,
-                    parse_class_id)
+from .model import MALFORMED_ROW, POLYGON_ROW, BoxFormat, Parsed, Problem, Size, add_box, class_name, parse_class_id
 
 _SPLIT = re.compile(r"[\s,;]+")
 
@@ -59,8 +59,15 @@ def _polygon_values(numbers: list[float]) -> tuple[float, float, float, float]:
     return min(xs), min(ys), max(xs), max(ys)
 
 
-def parse_rows(text: str, path: str, image_path: str | None, size: Size | None,
-               names: dict[int, str] | None, convention: Convention = YOLO, polygons: bool = True) -> Parsed:
+def parse_rows(
+    text: str,
+    path: str,
+    image_path: str | None,
+    size: Size | None,
+    names: dict[int, str] | None,
+    convention: Convention = YOLO,
+    polygons: bool = True,
+) -> Parsed:
     """Parse every row of a text label file. Without polygons (a file of a custom format), a first
     line made of words only (a CSV header) is skipped."""
     parsed = Parsed(images=[image_path] if image_path else [])
@@ -80,8 +87,16 @@ def _is_number(token: str) -> bool:
     return True
 
 
-def _parse_row(parsed: Parsed, tokens: list[str], where: tuple[str, int], image_path: str | None,
-               size: Size | None, names: dict[int, str] | None, convention: Convention, polygons: bool) -> None:
+def _parse_row(
+    parsed: Parsed,
+    tokens: list[str],
+    where: tuple[str, int],
+    image_path: str | None,
+    size: Size | None,
+    names: dict[int, str] | None,
+    convention: Convention,
+    polygons: bool,
+) -> None:
     try:
         values = [float(t) for t in tokens]
     except ValueError:
@@ -91,16 +106,29 @@ def _parse_row(parsed: Parsed, tokens: list[str], where: tuple[str, int], image_
     numbers = values[1:] if convention.label_first else values[:-1]
     class_id = parse_class_id(id_token)
     if class_id is None:
-        parsed.problems.append(Problem(MALFORMED_ROW, where[0], where[1], f"class id {id_token!r} is not an integer >= 0"))
+        parsed.problems.append(
+            Problem(MALFORMED_ROW, where[0], where[1], f"class id {id_token!r} is not an integer >= 0")
+        )
         return
     if len(numbers) != 4:
         if not (polygons and len(numbers) >= 6 and len(numbers) % 2 == 0):
-            parsed.problems.append(Problem(MALFORMED_ROW, where[0], where[1],
-                                           f"{len(tokens)} values; a box row has 5 (class id and 4 coordinates)"))
+            parsed.problems.append(
+                Problem(
+                    MALFORMED_ROW,
+                    where[0],
+                    where[1],
+                    f"{len(tokens)} values; a box row has 5 (class id and 4 coordinates)",
+                )
+            )
             return
-        parsed.problems.append(Problem(POLYGON_ROW, where[0], where[1],
-                                       f"polygon of {len(numbers) // 2} points in a detection file; "
-                                       "its bounding box was indexed"))
+        parsed.problems.append(
+            Problem(
+                POLYGON_ROW,
+                where[0],
+                where[1],
+                f"polygon of {len(numbers) // 2} points in a detection file; its bounding box was indexed",
+            )
+        )
         fmt: BoxFormat = "xyxy"
         box = _polygon_values(numbers)
     else:

@@ -1,12 +1,13 @@
 """Read one label file of a plan against the split's images: the pure core of label indexing."""
+
 from __future__ import annotations
 
 import bisect
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
 
 from .coco import parse_coco_text
 from .detect import LabelPlan
@@ -50,7 +51,7 @@ class ImageIndex:
     def by_stem(self, stem: str) -> str | None:
         return self._by_stem.get(stem)
 
-    def under(self, folder: Path) -> list[str]:
+    def under(self, folder: str | Path) -> list[str]:
         """Images below `folder`, sorted (a range of the sorted paths)."""
         prefix = str(folder).rstrip(os.sep) + os.sep
         start = bisect.bisect_left(self._sorted, prefix)
@@ -78,12 +79,13 @@ def image_for_text_label(plan: LabelPlan, path: Path | str, images: ImageIndex) 
     """The image a YOLO/custom label file annotates: same relative folder and stem under image_dir."""
     assert plan.label_dir is not None and plan.image_dir is not None
     text, label_dir = str(path), str(plan.label_dir)
-    rel = text[len(label_dir) + 1:] if text.startswith(label_dir + os.sep) else os.path.relpath(text, label_dir)
+    rel = text[len(label_dir) + 1 :] if text.startswith(label_dir + os.sep) else os.path.relpath(text, label_dir)
     return images.by_base(os.path.join(str(plan.image_dir), os.path.splitext(rel)[0]))
 
 
-def read_label_file(plan: LabelPlan, path: Path, images: ImageIndex, names: dict[int, str] | None,
-                    convention: Convention | None = None) -> Parsed:
+def read_label_file(
+    plan: LabelPlan, path: Path, images: ImageIndex, names: dict[int, str] | None, convention: Convention | None = None
+) -> Parsed:
     """Labels and problems of one label file of `plan`; never raises for bad content."""
     if plan.format == "folders":
         return folder_labels(path, images)
@@ -99,17 +101,20 @@ def read_label_file(plan: LabelPlan, path: Path, images: ImageIndex, names: dict
     return _text_labels(plan, path, text, images, names, convention or YOLO)
 
 
-def _text_labels(plan: LabelPlan, path: Path, text: str, images: ImageIndex, names: dict[int, str] | None,
-                 convention: Convention) -> Parsed:
+def _text_labels(
+    plan: LabelPlan, path: Path, text: str, images: ImageIndex, names: dict[int, str] | None, convention: Convention
+) -> Parsed:
     image = image_for_text_label(plan, path, images)
     size = images.sizes.get(image) if image else None
     parsed = parse_rows(text, str(path), image, size, names, convention, polygons=plan.format == "yolo")
     if image is None:
-        parsed.problems.insert(0, Problem(LABEL_WITHOUT_IMAGE, str(path), None,
-                                          f"no image named {path.stem}.* in {plan.image_dir}"))
+        parsed.problems.insert(
+            0, Problem(LABEL_WITHOUT_IMAGE, str(path), None, f"no image named {path.stem}.* in {plan.image_dir}")
+        )
     elif size is None and parsed.labels:
-        parsed.problems.insert(0, Problem(IMAGE_SIZE_UNKNOWN, str(path), None,
-                                          f"{image} could not be read: pixel boxes left empty"))
+        parsed.problems.insert(
+            0, Problem(IMAGE_SIZE_UNKNOWN, str(path), None, f"{image} could not be read: pixel boxes left empty")
+        )
     return parsed
 
 

@@ -1,11 +1,12 @@
 """COCO JSON: images[] with width/height, annotations[] with bbox [x, y, w, h] in pixels, categories[]."""
+
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from typing import Any
 
-from .model import (MALFORMED_ROW, MISSING_IMAGE_FILE, Parsed, Problem, Size, add_box, class_name)
+from .model import MALFORMED_ROW, MISSING_IMAGE_FILE, Parsed, Problem, Size, add_box, class_name
 
 Resolver = Callable[[str], str | None]  # COCO file_name -> absolute image path, None when not on disk
 
@@ -43,8 +44,9 @@ def _categories(categories: Any) -> dict[int, str]:
     return out
 
 
-def _images(entries: list[Any], path: str, resolve: Resolver,
-            parsed: Parsed) -> dict[Any, tuple[str | None, Size | None]]:
+def _images(
+    entries: list[Any], path: str, resolve: Resolver, parsed: Parsed
+) -> dict[Any, tuple[str | None, Size | None]]:
     """image id -> (resolved path, size); records missing_image_file for names not on disk."""
     images: dict[Any, tuple[str | None, Size | None]] = {}
     for index, entry in enumerate(entries, start=1):
@@ -53,29 +55,54 @@ def _images(entries: list[Any], path: str, resolve: Resolver,
             continue
         found = resolve(entry["file_name"])
         if found is None:
-            parsed.problems.append(Problem(MISSING_IMAGE_FILE, path, None,
-                                           f"images[{index - 1}] names {entry['file_name']!r}, which is not in the split"))
+            parsed.problems.append(
+                Problem(
+                    MISSING_IMAGE_FILE,
+                    path,
+                    None,
+                    f"images[{index - 1}] names {entry['file_name']!r}, which is not in the split",
+                )
+            )
         else:
             parsed.images.append(found)
         width, height = entry.get("width"), entry.get("height")
-        size = (int(width), int(height)) if isinstance(width, (int, float)) and isinstance(height, (int, float)) else None
+        size = (
+            (int(width), int(height)) if isinstance(width, (int, float)) and isinstance(height, (int, float)) else None
+        )
         images[entry["id"]] = (found, size)
     return images
 
 
-def _annotation(parsed: Parsed, ann: Any, where: tuple[str, int],
-                images: dict[Any, tuple[str | None, Size | None]], names: dict[int, str]) -> None:
+def _annotation(
+    parsed: Parsed,
+    ann: Any,
+    where: tuple[str, int],
+    images: dict[Any, tuple[str | None, Size | None]],
+    names: dict[int, str],
+) -> None:
     if not isinstance(ann, dict):
         parsed.problems.append(Problem(MALFORMED_ROW, where[0], where[1], "annotation is not an object"))
         return
     bbox = ann.get("bbox")
     if ann.get("image_id") not in images:
-        parsed.problems.append(Problem(MALFORMED_ROW, where[0], where[1],
-                                       f"annotation id {ann.get('id')} names unknown image_id {ann.get('image_id')!r}"))
+        parsed.problems.append(
+            Problem(
+                MALFORMED_ROW,
+                where[0],
+                where[1],
+                f"annotation id {ann.get('id')} names unknown image_id {ann.get('image_id')!r}",
+            )
+        )
         return
     if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
-        parsed.problems.append(Problem(MALFORMED_ROW, where[0], where[1],
-                                       f"annotation id {ann.get('id')} has no [x, y, w, h] bbox: {str(bbox)[:80]}"))
+        parsed.problems.append(
+            Problem(
+                MALFORMED_ROW,
+                where[0],
+                where[1],
+                f"annotation id {ann.get('id')} has no [x, y, w, h] bbox: {str(bbox)[:80]}",
+            )
+        )
         return
     image_path, size = images[ann["image_id"]]
     category = ann.get("category_id")

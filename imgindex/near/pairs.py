@@ -25,14 +25,13 @@ stored pairs, so a clean image may list more when later images chose it among th
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 import numpy as np
 import sqlite_utils
 from numpy.typing import NDArray
 
-from . import near
+from . import search as near
 
 CEILING = 8  # pairs stored up to this dHash distance; larger ones are computed on demand
 MAX_GROUP = 64
@@ -163,7 +162,9 @@ def classify(pairs: CandidatePairs, signals: Signals) -> tuple[NDArray[np.int64]
     d256 = near.popcount(signals.dhash_256[ra] ^ signals.dhash_256[rb]).sum(axis=1, dtype=np.int64)
     low = signals.low_information[ra] | signals.low_information[rb]
     colour = np.abs(signals.means[ra] - signals.means[rb]).max(axis=1, initial=0.0)
-    agree = (d256 <= MAX_DISTANCE_256) & (np.abs(signals.brightness[ra] - signals.brightness[rb]) <= MAX_BRIGHTNESS_DIFF)
+    agree = (d256 <= MAX_DISTANCE_256) & (
+        np.abs(signals.brightness[ra] - signals.brightness[rb]) <= MAX_BRIGHTNESS_DIFF
+    )
     agree &= ~low | (colour <= LOW_INFO_COLOUR)
     same_bytes = _same(signals.sha256[ra], signals.sha256[rb])
     same_pixels = _same(signals.pixel_hash[ra], signals.pixel_hash[rb])
@@ -203,17 +204,11 @@ def refresh(db: sqlite_utils.Database) -> int:
 def all_pairs(db: sqlite_utils.Database, max_distance: int) -> tuple[CandidatePairs, NDArray[np.object_]]:
     """Every pair within max_distance and its kind: from near_pairs up to CEILING, computed above."""
     if max_distance <= CEILING:
-        try:
-            refresh(db)
-        except sqlite3.OperationalError:  # a read-only connection reads the pairs as they are
-            pass
         rows = db.execute(
             "SELECT a, b, distance, kind FROM near_pairs WHERE distance <= ? ORDER BY a, b", [max_distance]
         ).fetchall()
         cols = list(zip(*rows)) if rows else [(), (), (), ()]
-        pairs = CandidatePairs(
-            np.array(cols[0], np.int64), np.array(cols[1], np.int64), np.array(cols[2], np.uint8)
-        )
+        pairs = CandidatePairs(np.array(cols[0], np.int64), np.array(cols[1], np.int64), np.array(cols[2], np.uint8))
         return pairs, np.array(cols[3], dtype=object)
     ids, hashes = load_hashes(db)
     pairs = candidate_pairs(ids, hashes, np.ones(len(ids), dtype=bool), max_distance, MAX_PARTNERS)

@@ -1,6 +1,8 @@
 """Pascal VOC XML: <annotation><filename>, <size>, <object><name> + <bndbox> xmin/ymin/xmax/ymax in pixels."""
+
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -39,15 +41,14 @@ def _size(root: ET.Element) -> Size | None:
     return (width, height) if width > 0 and height > 0 else None
 
 
-def _object(parsed: Parsed, obj: ET.Element, where: tuple[str, int], image_path: str | None,
-            size: Size | None) -> None:
+def _object(parsed: Parsed, obj: ET.Element, where: tuple[str, int], image_path: str | None, size: Size | None) -> None:
     name = (obj.findtext("name") or "").strip()
     box = obj.find("bndbox")
     try:
         if box is None:
             raise ValueError("no <bndbox>")
         values = tuple(float(box.findtext(tag) or "nan") for tag in ("xmin", "ymin", "xmax", "ymax"))
-        if any(v != v for v in values):
+        if any(math.isnan(v) for v in values):
             raise ValueError("missing xmin/ymin/xmax/ymax")
     except ValueError as exc:
         parsed.problems.append(Problem(MALFORMED_ROW, where[0], where[1], f"object {name!r}: {exc}"))

@@ -4,6 +4,7 @@ The Datasette hooks in `imgindex.datasette_plugin` call these with the database'
 query that needs a table written by a later stage (near_pairs, labels, label_problems) is offered
 only once that table exists.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from imgindex import duplicates
+from ..near import groups as duplicates
 
 Schema = dict[str, set[str]]  # table or view name -> its column names
 
@@ -34,7 +35,7 @@ INDEX_COLUMNS = {"split", "path", "dhash"}
 
 def is_index(schema: Schema) -> bool:
     """True when the database holds an imgindex `images` table."""
-    return INDEX_COLUMNS <= schema.get("images", set())
+    return schema.get("images", set()) >= INDEX_COLUMNS
 
 
 def _has(schema: Schema, table: str, *columns: str) -> bool:
@@ -93,10 +94,7 @@ def _near_query(columns: set[str]) -> dict[str, Any]:
 def _unreadable_query() -> dict[str, Any]:
     return {
         "title": "Files that could not be read",
-        "sql": (
-            "select id, split, path, size, error from images where error is not null\n"
-            "order by split, path"
-        ),
+        "sql": ("select id, split, path, size, error from images where error is not null\norder by split, path"),
     }
 
 

@@ -4,6 +4,7 @@ Registered as the `imgindex` entry point of the `datasette` group, so `datasette
 Images are served only by index id (`/-/imgindex/image/<id>` and `/-/imgindex/image/<id>/thumbnail`):
 the file path always comes from the `images` table, never from the request.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -20,15 +21,15 @@ from datasette.database import Database
 from datasette.utils.asgi import NotFound, asgi_send_file
 from markupsafe import Markup
 
-from imgindex import browse, thumbnails
+from . import pages as browse
+from . import thumbnails
 
 ROUTE_PREFIX = "/-/imgindex"
 SCHEMA_TTL_SECONDS = 2.0
 LOOKUP_CHUNK = 500
 
 _SCHEMA_SQL = (
-    "select m.name, p.name from sqlite_master m join pragma_table_info(m.name) p "
-    "where m.type in ('table', 'view')"
+    "select m.name, p.name from sqlite_master m join pragma_table_info(m.name) p where m.type in ('table', 'view')"
 )
 _schema_cache: dict[str, tuple[float, browse.Schema]] = {}
 
@@ -66,7 +67,7 @@ async def _schema(db: Database) -> browse.Schema:
 def prepare_connection(conn: sqlite3.Connection) -> None:
     """Make imgindex's SQL functions (hamming, ...) available in Datasette's SQL."""
     try:
-        from imgindex.store import register_functions
+        from ..store import register_functions
     except ImportError:  # the core store is not installed alongside
         return
     register_functions(conn)
@@ -201,11 +202,7 @@ async def _indexed_file(datasette: Any, request: Any) -> tuple[dict[str, Any], o
         request.actor, [("view-table", (name, "images")), ("view-database", name), "view-instance"]
     )
     image_id = int(request.url_vars["image_id"])
-    row = (
-        await db.execute(
-            "select path, size, mtime_ns, format, error from images where id = ?", [image_id]
-        )
-    ).first()
+    row = (await db.execute("select path, size, mtime_ns, format, error from images where id = ?", [image_id])).first()
     if row is None:
         raise NotFound(f"No image {image_id} in the index")
     try:
@@ -246,9 +243,7 @@ async def _thumbnail(datasette: Any, request: Any) -> Response:
     if request.headers.get("if-none-match") == etag:
         return Response("", status=304, headers=headers)
     try:
-        body = await asyncio.to_thread(
-            thumbnails.cached_thumbnail, row["path"], info.st_size, info.st_mtime_ns, side
-        )
-    except Exception as error:  # the file changed into something Pillow cannot read
+        body = await asyncio.to_thread(thumbnails.cached_thumbnail, row["path"], info.st_size, info.st_mtime_ns, side)
+    except Exception as error:  # noqa: BLE001 -- the file changed into something Pillow cannot read
         raise NotFound(f"Cannot make a thumbnail: {error}") from None
     return Response(body, content_type="image/jpeg", headers=headers)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import sqlite_utils
 
-from . import near, near_index
+from . import pairs as near_index
+from . import search as near
 
 MAX_DISTANCE = 16
 # `imgindex duplicates` default: on real ground truth (scripts/bench_near_accuracy.py) precision
@@ -102,7 +104,9 @@ def load_members(db: sqlite_utils.Database, ids: set[int]) -> dict[int, Member]:
     return {r[0]: Member(*r) for r in rows}
 
 
-def near_groups(db: sqlite_utils.Database, max_distance: int) -> tuple[dict[str, list[Group]], dict[tuple[str, str], list[Group]]]:
+def near_groups(
+    db: sqlite_utils.Database, max_distance: int
+) -> tuple[dict[str, list[Group]], dict[tuple[str, str], list[Group]]]:
     """(split -> groups inside it, (split_a, split_b) -> groups spanning both), groups sorted by paths.
 
     Groups are connected components of confirmed pairs; across two splits, components of the

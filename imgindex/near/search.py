@@ -189,9 +189,7 @@ class _BandIndex:
 SHORT_RUNS = 4  # run positions verified level by level before falling back to a repeat expansion
 
 
-def _verify(
-    qid: I64, qval: U64, start: I64, count: I64, index: _BandIndex, max_distance: int
-) -> Iterator[Pairs]:
+def _verify(qid: I64, qval: U64, start: I64, count: I64, index: _BandIndex, max_distance: int) -> Iterator[Pairs]:
     """Compare each query with the sorted positions [start, start+count); yield those within K."""
     for level in range(SHORT_RUNS):  # most runs are short: the k-th element of every run at once
         if len(count) == 0:
@@ -215,9 +213,7 @@ def _pieces(start: I64, count: I64, chunk: int) -> tuple[I64, I64, I64]:
     return item, start[item] + piece * chunk, np.minimum(chunk, count[item] - piece * chunk)
 
 
-def _verify_long(
-    qid: I64, qval: U64, start: I64, count: I64, index: _BandIndex, max_distance: int
-) -> Iterator[Pairs]:
+def _verify_long(qid: I64, qval: U64, start: I64, count: I64, index: _BandIndex, max_distance: int) -> Iterator[Pairs]:
     """_verify for long runs: expand (query, position) pairs in chunks of about CHUNK."""
     item, start, count = _pieces(start, count, CHUNK)
     cum = np.cumsum(count)
@@ -281,10 +277,11 @@ def _self_band(values: U64, bands: Sequence[Band], t: int, max_distance: int) ->
 
 def _owned(parts: Iterable[Pairs], values_a: U64, values_b: U64, bands: Sequence[Band], t: int) -> Iterator[Pairs]:
     for a, b, d in parts:
-        if t:
-            own = _first_band(values_a[a] ^ values_b[b], bands, t)
-            a, b, d = a[own], b[own], d[own]
-        yield a, b, d
+        if not t:
+            yield a, b, d
+            continue
+        own = _first_band(values_a[a] ^ values_b[b], bands, t)
+        yield a[own], b[own], d[own]
 
 
 def value_pairs(values: U64, max_distance: int, cap: int | None = None, weights: I64 | None = None) -> Pairs:
@@ -340,8 +337,7 @@ class ValueIndex:
         self.bands = plan_bands(len(self.values), n_query, max_distance, self_join=False)
         # a bucket table pays off when probes outnumber the table's entries; else binary search
         self.indexes = [
-            _BandIndex(self.values, b, table=16 * n_query * _ball(b.width, b.radius) > 1 << b.width)
-            for b in self.bands
+            _BandIndex(self.values, b, table=16 * n_query * _ball(b.width, b.radius) > 1 << b.width) for b in self.bands
         ]
 
     def query(
@@ -495,8 +491,11 @@ def kept_by_either(
     rows = np.arange(2 * n, dtype=np.int64)
     if chooses is not None:
         rows = rows[np.concatenate((chooses[0], chooses[1]))]
-    kept = rows[nearest_rows(own[rows], other[rows], np.concatenate((d, d))[rows],
-                             np.concatenate((weight_b, weight_a))[rows], cap)]
+    kept = rows[
+        nearest_rows(
+            own[rows], other[rows], np.concatenate((d, d))[rows], np.concatenate((weight_b, weight_a))[rows], cap
+        )
+    ]
     return np.unique(kept % n) if n else kept
 
 
@@ -506,9 +505,7 @@ def _ordered(a: I64, b: I64, d: U8) -> Pairs:
     return i[order], j[order], d[order]
 
 
-def find_pairs(
-    hashes: U64, max_distance: int, max_group: int = DEFAULT_MAX_GROUP, cap: int | None = None
-) -> Pairs:
+def find_pairs(hashes: U64, max_distance: int, max_group: int = DEFAULT_MAX_GROUP, cap: int | None = None) -> Pairs:
     """All pairs (i, j, dist), i < j, of hashes within max_distance bits, sorted by (i, j).
 
     Groups of more than max_group identical hashes are linked as a star to their first index and
@@ -549,9 +546,7 @@ class NearIndex:
         return q[order], i[order], d[order]
 
 
-def query(
-    index_hashes: U64, new_hashes: U64, max_distance: int, max_group: int = DEFAULT_MAX_GROUP
-) -> Pairs:
+def query(index_hashes: U64, new_hashes: U64, max_distance: int, max_group: int = DEFAULT_MAX_GROUP) -> Pairs:
     """NearIndex(index_hashes, max_distance, max_group).query(new_hashes): an index built and used once.
 
     Pairs among the new hashes themselves come from find_pairs(new_hashes)."""

@@ -1,9 +1,10 @@
 """DataGradients' two questions about label rows without a convention, asked on a terminal."""
+
 from __future__ import annotations
 
 import click
 
-from .labels import format_sample
+from .indexing import format_sample
 
 RULE = "-" * 72
 FIRST_OPTIONS = [
@@ -30,15 +31,19 @@ def ask(question: str, sample: list[tuple[str, str]], options: list[tuple[object
     click.echo("\nOptions:")
     for number, (_, text) in enumerate(options):
         click.echo(f"[{number}] | {text}")
-    choice = click.prompt("\nYour selection (Enter the corresponding number) >>>", prompt_suffix=" ",
-                          type=click.IntRange(0, len(options) - 1))
+    choice = click.prompt(
+        "\nYour selection (Enter the corresponding number) >>>",
+        prompt_suffix=" ",
+        type=click.IntRange(0, len(options) - 1),
+    )
     click.echo(f"Great! You chose: {options[choice][1]}\n")
     return options[choice][0]
 
 
 def ask_label_first(sample: list[tuple[str, str]]) -> bool:
-    return bool(ask("Which comes first in your annotations, the class id or the bounding box?", sample,
-                    list(FIRST_OPTIONS)))
+    return bool(
+        ask("Which comes first in your annotations, the class id or the bounding box?", sample, list(FIRST_OPTIONS))
+    )
 
 
 def ask_bbox_format(sample: list[tuple[str, str]]) -> str:

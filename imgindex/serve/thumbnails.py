@@ -1,4 +1,5 @@
 """Thumbnails and content types for images served from the index."""
+
 from __future__ import annotations
 
 import io

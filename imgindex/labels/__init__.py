@@ -1,0 +1,22 @@
+"""Labels: which format each split folder uses (formats/), indexing its label files (indexing),
+and the questions asked when rows have no known layout (prompt)."""
+
+from .indexing import (
+    LabelOptions,
+    LabelSetup,
+    LabelSummary,
+    MissingAnswers,
+    index_labels,
+    prepare,
+    remember_options,
+)
+
+__all__ = [
+    "LabelOptions",
+    "LabelSetup",
+    "LabelSummary",
+    "MissingAnswers",
+    "index_labels",
+    "prepare",
+    "remember_options",
+]
