@@ -10,19 +10,22 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from . import __version__, query, store
+from .api import Index
+from .executors import DEFAULT_EXECUTOR, EXECUTORS
 from .labels import prompt as labelprompt
 from .labels.formats import CHOICES, LabelError
-from .labels.indexing import LabelOptions, LabelSetup, MissingAnswers, prepare, remember_options
+from .labels.indexing import LabelOptions, MissingAnswers
 from .near import groups as duplicates
 from .near import pairs as near_index
-from .scan import Splits, default_workers, scan
+from .scan import Progress, Splits
 
 F = TypeVar("F", bound=Callable[..., Any])
 BBOX_FORMATS = [value for value, _ in labelprompt.BBOX_OPTIONS]
@@ -39,6 +42,16 @@ def db_option(fn: F) -> F:
         envvar="IMGINDEX_DB",
         show_envvar=True,
         help="The index database.",
+    )(fn)
+
+
+def executor_option(fn: F) -> F:
+    return click.option(
+        "--executor",
+        type=click.Choice(list(EXECUTORS)),
+        default=DEFAULT_EXECUTOR,
+        show_default=True,
+        help="Where images are decoded: a local process pool, or this process alone.",
     )(fn)
 
 
@@ -124,6 +137,7 @@ def parse_splits(args: tuple[str, ...]) -> Splits:
     is_flag=True,
     help="Read again the files that failed before, even if unchanged (e.g. after fixing permissions).",
 )
+@executor_option
 def scan_command(
     folders: tuple[str, ...],
     db_path: str,
@@ -135,6 +149,7 @@ def scan_command(
     label_first: bool | None,
     bbox_format: str | None,
     retry_errors: bool,
+    executor: str,
 ) -> None:
     """Index the images of each SPLIT=DIR folder (recursively), then their labels, incrementally.
 
@@ -143,43 +158,58 @@ def scan_command(
     COCO, Pascal VOC, class folders) are detected; --labels overrides.
     """
     splits = parse_splits(folders)
-    progress = not quiet and sys.stderr.isatty()
     options = LabelOptions(label_format, coco, label_first, bbox_format)
-    setup = label_setup(db_path, splits, options)
-    try:
-        summary = scan(
-            db_path,
-            splits,
-            workers=workers or default_workers(),
-            progress=progress,
-            batch_size=batch_size,
-            label_setup=setup,
-            retry_errors=retry_errors,
-        )
-    except KeyboardInterrupt:
-        click.echo("Interrupted: what was indexed is kept; run the same command again to finish.", err=True)
-        sys.exit(130)
-    db = store.open_db(db_path)
-    remember_options(db, splits, options)
-    db.close()
+    with open_index(db_path) as index, progress_bar(quiet) as on_progress:
+        try:
+            summary = index.scan(
+                splits,
+                labels=options,
+                ask=lambda missing: answer(missing, options),
+                workers=workers,
+                executor=executor,
+                batch_size=batch_size,
+                retry_errors=retry_errors,
+                on_progress=on_progress,
+            )
+        except LabelError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted: what was indexed is kept; run the same command again to finish.", err=True)
+            sys.exit(130)
     click.echo(summary.line())
+
+
+def open_index(db_path: str) -> Index:
+    """The index for a command that writes (created when missing)."""
+    return Index(db_path)
+
+
+@contextmanager
+def progress_bar(quiet: bool) -> Iterator[Progress | None]:
+    """A progress callback drawing click's bar on a terminal (files, rate, ETA); None when quiet."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    bar: Any = None
+    started = time.monotonic()
+
+    def advance(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            rate = lambda _: f"{done / max(time.monotonic() - started, 1e-6):.0f} files/s"  # noqa: E731
+            bar = click.progressbar(length=total, label="Indexing", file=sys.stderr, show_pos=True, item_show_func=rate)
+            bar.__enter__()
+        bar.update(1, current_item=done)
+
+    try:
+        yield advance
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
 
 
 def interactive() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
-
-
-def label_setup(db_path: str, splits: Splits, options: LabelOptions) -> LabelSetup:
-    """Label plans for the scan; asks DataGradients' questions on a terminal when rows have no convention."""
-    db = store.open_db(db_path)
-    try:
-        return prepare(db, splits, options)
-    except LabelError as exc:
-        raise click.ClickException(str(exc)) from None
-    except MissingAnswers as exc:
-        return prepare(db, splits, answer(exc, options))
-    finally:
-        db.close()
 
 
 def answer(missing: MissingAnswers, options: LabelOptions) -> LabelOptions:
@@ -315,8 +345,15 @@ def report_command(db_path: str, out_dir: str, title: str | None, config_path: s
     help="Most files applied per transaction.",
 )
 @quiet_option
+@executor_option
 def watch_command(
-    folders: tuple[str, ...], db_path: str, workers: int | None, settle: float, batch_size: int, quiet: bool
+    folders: tuple[str, ...],
+    db_path: str,
+    workers: int | None,
+    settle: float,
+    batch_size: int,
+    quiet: bool,
+    executor: str,
 ) -> None:
     """Scan each SPLIT=DIR, then keep the index current as files change, until Ctrl-C.
 
@@ -324,7 +361,7 @@ def watch_command(
     second; a file being written is read once it stops changing. Other programs can read the
     index meanwhile. Labels are read as `imgindex scan` read them (format and answers stored).
     """
-    from .watch import Watcher, split_roots
+    from .watch import split_roots
 
     splits = parse_splits(folders)
 
@@ -342,17 +379,20 @@ def watch_command(
         names = ", ".join(f"{split}={folder}" for split, folder in split_roots(splits))
         click.echo(f"Watching {names} (Ctrl-C to stop)")
 
-    setup = label_setup(db_path, splits, LabelOptions())  # the label answers stored by `imgindex scan`
-    watcher = Watcher(
-        db_path,
-        splits,
-        settle=settle,
-        batch_size=batch_size,
-        workers=workers or default_workers(),
-        on_batch=report,
-        on_ready=ready,
-        label_setup=setup,
-    )
+    with open_index(db_path) as index:
+        try:  # labels are read as `imgindex scan` read them (format and answers stored)
+            watcher = index.watcher(
+                splits,
+                ask=lambda missing: answer(missing, LabelOptions()),
+                settle=settle,
+                batch_size=batch_size,
+                workers=workers,
+                executor=executor,
+                on_batch=report,
+                on_ready=ready,
+            )
+        except LabelError as exc:
+            raise click.ClickException(str(exc)) from None
     stop_on_signals(watcher.stop)
     click.echo(watcher.run().line())
 

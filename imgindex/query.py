@@ -11,8 +11,10 @@ from typing import Any
 import sqlite_utils
 
 
-def run_query(db: sqlite_utils.Database, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    cursor = db.execute(sql)
+def run_query(
+    db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    cursor = db.execute(sql, list(params))
     columns = [d[0] for d in cursor.description or []]
     return columns, cursor.fetchall()
 

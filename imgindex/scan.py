@@ -10,31 +10,35 @@ leaves every committed batch in place and the next scan picks up the rest.
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
-import signal
 import stat
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any
 
-import click
 import sqlite_utils
 
 from . import store
-from .extract import extract
-from .labels.indexing import LabelOptions, LabelSetup, LabelSummary, index_labels, keep_image, mark_pending, prepare
+from .executors import Executor, Inline, ProcessPool
+from .labels.indexing import (
+    LabelOptions,
+    LabelSetup,
+    LabelSummary,
+    MissingAnswers,
+    index_labels,
+    keep_image,
+    mark_pending,
+    prepare,
+    remember_options,
+)
 from .near import pairs as near_index
 from .walk import FileEntry, Stamped, is_image_name, relative, walk_stamped
 
 Splits = dict[str, list[Path]]
-MAX_CHUNK = 32
+Progress = Callable[[int, int], None]  # (files extracted so far, files to extract)
 
 
 @dataclass(frozen=True)
@@ -78,13 +82,6 @@ class ScanSummary:
             f"{self.new} new, {self.changed} changed, {self.unchanged} unchanged, "
             f"{self.removed} removed, {self.errors} errors in {self.seconds:.1f} s"
         ) + (f"; {self.labels.line()}" if self.labels else "")
-
-
-def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def plan_split(
@@ -190,7 +187,7 @@ def update_files(
     db: sqlite_utils.Database,
     files: dict[str, list[tuple[str, str]]],
     scan_id: int,
-    workers: int = 1,
+    executor: Executor | None = None,
     also: Callable[[Plan], None] | None = None,
 ) -> ScanSummary:
     """Bring just these files (split -> [(path, rel_path)]) up to date, in ONE transaction.
@@ -205,11 +202,9 @@ def update_files(
         plan_files(db, split, entries, plan)
     summary = ScanSummary(unchanged=plan.unchanged, scan_id=scan_id)
     rows: list[dict[str, Any]] = []
-    by_path = {job.entry.path: job for job in plan.jobs}
-    with _results(plan.jobs, workers) as results:
-        for path, extracted in results:
-            rows.append(to_row(by_path[path], extracted, scan_id))
-            _count(summary, by_path[path], extracted)
+    for job, extracted in _extracted(plan.jobs, executor or Inline()):
+        rows.append(to_row(job, extracted, scan_id))
+        _count(summary, job, extracted)
     with db.atomic():
         store.upsert_images(db, rows)
         for split, gone in plan.gone.items():
@@ -221,58 +216,18 @@ def update_files(
     return summary
 
 
-def _extract_job(path: str) -> tuple[str, dict[str, Any]]:
-    return path, extract(path)
-
-
-@contextmanager
-def _results(jobs: Sequence[Job], workers: int) -> Iterator[Iterator[tuple[str, dict[str, Any]]]]:
-    """Extraction results in completion order, from a process pool when it pays off."""
-    paths = [job.entry.path for job in jobs]
-    if workers <= 1 or len(paths) < 4 * workers:
-        yield map(_extract_job, paths)
-        return
-    context = pool_context()
-    if context.get_start_method() != "fork":
-        resource_tracker.ensure_running()  # it unblocks signals itself, so it must start first
-    with _interrupts_held():  # processes started now inherit the blocked SIGINT
-        pool = context.Pool(workers, initializer=_ignore_interrupts)
-    with pool:
-        yield pool.imap_unordered(_extract_job, paths, chunksize=chunk_size(len(paths), workers))
-
-
-def chunk_size(jobs: int, workers: int) -> int:
-    """Files handed to a worker at a time: large enough that passing them costs little, small
-    enough that every worker gets work to the end and the progress bar moves."""
-    return max(1, min(MAX_CHUNK, jobs // (workers * 16)))
-
-
-def _ignore_interrupts() -> None:
-    """Workers leave Ctrl-C (SIGINT to the whole process group) to the main process, which stops them."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-
-
-@contextmanager
-def _interrupts_held() -> Iterator[None]:
-    """Hold SIGINT while worker processes start, so a Ctrl-C cannot kill one half-started;
-    this process gets it as soon as they are up."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+def _extracted(jobs: Sequence[Job], executor: Executor) -> Iterator[tuple[Job, dict[str, Any]]]:
+    """(job, extracted row) as the executor finishes them; the executor's work is stopped when the
+    caller stops early (an error, a Ctrl-C)."""
+    by_path = {job.entry.path: job for job in jobs}
+    results = executor.run([job.entry.path for job in jobs])
     try:
-        yield
+        for path, extracted in results:
+            yield by_path[path], extracted
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def pool_context() -> multiprocessing.context.BaseContext:
-    """fork where it is safe (one thread, so no lock can be held); forkserver or spawn otherwise."""
-    methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
 
 
 def to_row(job: Job, extracted: dict[str, Any], scan_id: int) -> dict[str, Any]:
@@ -288,54 +243,26 @@ def to_row(job: Job, extracted: dict[str, Any], scan_id: int) -> dict[str, Any]:
     return row
 
 
-class _Progress:
-    """A click progress bar on a terminal, or nothing."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.started = time.monotonic()
-        self.done = 0
-        self.bar = None
-        if enabled and total:
-            self.bar = click.progressbar(
-                length=total, label="Indexing", file=sys.stderr, show_pos=True, item_show_func=self._rate
-            )
-            self.bar.__enter__()
-
-    def _rate(self, _: object) -> str:
-        return f"{self.done / max(time.monotonic() - self.started, 1e-6):.0f} files/s"
-
-    def advance(self) -> None:
-        self.done += 1
-        if self.bar is not None:
-            self.bar.update(1, current_item=self.done)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-
-
 def process(
     db: sqlite_utils.Database,
     jobs: Sequence[Job],
     scan_id: int,
-    workers: int,
+    executor: Executor,
     batch_size: int,
-    progress: _Progress,
     summary: ScanSummary,
+    on_progress: Progress | None = None,
 ) -> None:
     """Extract every job and upsert the rows, one transaction per batch (or every 2 s)."""
-    by_path = {job.entry.path: job for job in jobs}
     batch: list[dict[str, Any]] = []
     flushed = time.monotonic()
-    with _results(jobs, workers) as results:
-        for path, extracted in results:
-            job = by_path[path]
-            batch.append(to_row(job, extracted, scan_id))
-            _count(summary, job, extracted)
-            progress.advance()
-            if len(batch) >= batch_size or time.monotonic() - flushed > 2.0:
-                store.upsert_images(db, batch)
-                batch, flushed = [], time.monotonic()
+    for done, (job, extracted) in enumerate(_extracted(jobs, executor), start=1):
+        batch.append(to_row(job, extracted, scan_id))
+        _count(summary, job, extracted)
+        if on_progress is not None:
+            on_progress(done, len(jobs))
+        if len(batch) >= batch_size or time.monotonic() - flushed > 2.0:
+            store.upsert_images(db, batch)
+            batch, flushed = [], time.monotonic()
     store.upsert_images(db, batch)
 
 
@@ -361,34 +288,85 @@ def index_split_labels(db: sqlite_utils.Database, plan: Plan, setup: LabelSetup,
 
 
 def scan(
-    db_path: str | Path,
+    db: sqlite_utils.Database | str | Path,
     splits: Splits,
-    workers: int | None = None,
-    progress: bool = False,
-    batch_size: int = 256,
+    *,
+    labels: LabelOptions | None = None,
+    ask: Callable[[MissingAnswers], LabelOptions] | None = None,
     label_setup: LabelSetup | None = None,
+    workers: int | None = None,
+    executor: Executor | None = None,
+    batch_size: int = 256,
     retry_errors: bool = False,
+    on_progress: Progress | None = None,
 ) -> ScanSummary:
     """Bring the index of ``splits`` (images, then labels) up to date; other splits in the database
-    are untouched. Without ``label_setup`` the label format of each folder is detected."""
+    are untouched. ``db`` is an open index or a path (opened and closed here).
+
+    Labels: ``labels`` (the scan command's options; the stored ones of each split otherwise) plan
+    each folder, detecting its format; when custom rows have no known layout, ``ask`` answers the
+    questions (else MissingAnswers is raised, before anything is written). The options given are
+    remembered per split for the next scan. ``label_setup`` skips planning (the watcher's own).
+    Extraction runs on ``executor`` (default: a local process pool of ``workers``)."""
+    with _connection(db) as conn:
+        options = labels or LabelOptions()
+        setup = label_setup or plan_labels(conn, splits, options, ask)
+        summary = scan_images_and_labels(
+            conn, splits, setup, executor or ProcessPool(workers), batch_size, retry_errors, on_progress
+        )
+        remember_options(conn, splits, options)
+    return summary
+
+
+def plan_labels(
+    db: sqlite_utils.Database,
+    splits: Splits,
+    options: LabelOptions,
+    ask: Callable[[MissingAnswers], LabelOptions] | None = None,
+) -> LabelSetup:
+    """The label plans of a scan; ``ask`` answers the questions a custom layout raises."""
+    try:
+        return prepare(db, splits, options)
+    except MissingAnswers as missing:
+        if ask is None:
+            raise
+        return prepare(db, splits, ask(missing))
+
+
+@contextmanager
+def _connection(db: sqlite_utils.Database | str | Path) -> Iterator[sqlite_utils.Database]:
+    if isinstance(db, sqlite_utils.Database):
+        yield db
+        return
+    conn = store.open_db(db)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def scan_images_and_labels(
+    db: sqlite_utils.Database,
+    splits: Splits,
+    setup: LabelSetup,
+    executor: Executor,
+    batch_size: int = 256,
+    retry_errors: bool = False,
+    on_progress: Progress | None = None,
+) -> ScanSummary:
+    """The scan proper, on an open index: plan, extract in batches, remove, labels, near pairs."""
     started = time.monotonic()
-    db = store.open_db(db_path)
-    workers = workers or default_workers()
-    setup = label_setup or prepare(db, splits, LabelOptions())
     arguments = {
         "splits": {k: [str(p) for p in v] for k, v in splits.items()},
-        "workers": workers,
+        "executor": type(executor).__name__,
+        "workers": getattr(executor, "workers", 1),
         "labels": {k: [p.format for p in v] for k, v in setup.plans.items()},
     }
     summary = ScanSummary(scan_id=store.start_scan(db, arguments))
     plan = make_plan(db, splits, setup, retry_errors)
     summary.unchanged = plan.unchanged
     mark_pending(db, {job.split for job in plan.jobs} | {split for split, gone in plan.gone.items() if gone})
-    bar = _Progress(len(plan.jobs), progress)
-    try:
-        process(db, plan.jobs, summary.scan_id, workers, batch_size, bar, summary)
-    finally:
-        bar.close()
+    process(db, plan.jobs, summary.scan_id, executor, batch_size, summary, on_progress)
     for split, gone in plan.gone.items():
         summary.removed += store.delete_images(db, split, gone)
     for split, roots in splits.items():
@@ -397,5 +375,4 @@ def scan(
     near_index.refresh(db)  # near_pairs of the new, changed and removed images
     summary.seconds = time.monotonic() - started
     store.finish_scan(db, summary.scan_id, summary.counts())
-    db.close()
     return summary

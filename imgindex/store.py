@@ -19,35 +19,6 @@ from .views import VIEWS
 MIGRATION_SET = "imgindex"
 # a row's mtime_ns, or -1 (never equal to a file's) when another version of the extraction wrote it
 CURRENT_MTIME = f"CASE WHEN extractor IS {EXTRACTOR} THEN mtime_ns ELSE -1 END"
-IMAGE_COLUMNS = (
-    "split",
-    "path",
-    "rel_path",
-    "size",
-    "mtime_ns",
-    "sha256",
-    "format",
-    "mode",
-    "width",
-    "height",
-    "orientation",
-    "channels",
-    "frames",
-    "dhash",
-    "dhash_256",
-    "pixel_hash",
-    "brightness",
-    "mean_r",
-    "mean_g",
-    "mean_b",
-    "std_r",
-    "std_g",
-    "std_b",
-    "histogram",
-    "error",
-    "extractor",
-    "scan_id",
-)
 
 
 def schema_files() -> list[tuple[str, str]]:
@@ -141,14 +112,28 @@ def stored_subset(db: sqlite_utils.Database, split: str, paths: Sequence[str]) -
     return found
 
 
+def image_columns(db: sqlite_utils.Database) -> tuple[str, ...]:
+    """The columns a scan writes into ``images``: all of the table's but ``id``. The schema
+    (schema/*.sql) is their one definition; extraction and the scan fill them by name."""
+    return tuple(row[1] for row in db.execute("PRAGMA table_info(images)") if row[1] != "id")
+
+
 def upsert_images(db: sqlite_utils.Database, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert or replace image rows, keyed by (split, path), in one transaction; ids stay stable."""
-    cols = ", ".join(IMAGE_COLUMNS)
-    marks = ", ".join("?" for _ in IMAGE_COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in IMAGE_COLUMNS[2:])
-    sql = f"INSERT INTO images ({cols}) VALUES ({marks}) ON CONFLICT (split, path) DO UPDATE SET {updates}"
+    """Insert or replace image rows, keyed by (split, path), in one transaction; ids stay stable.
+    A key that is not a column of ``images`` is an error: nothing is dropped silently."""
+    if not rows:
+        return
+    columns = image_columns(db)
+    unknown = set().union(*rows) - set(columns)
+    if unknown:
+        raise ValueError(f"images has no column {', '.join(sorted(unknown))}: add it in a schema migration first")
+    marks = ", ".join("?" for _ in columns)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in ("split", "path"))
+    sql = (
+        f"INSERT INTO images ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT (split, path) DO UPDATE SET {updates}"
+    )
     with db.atomic():
-        db.conn.executemany(sql, [tuple(r.get(c) for c in IMAGE_COLUMNS) for r in rows])
+        db.conn.executemany(sql, [tuple(r.get(c) for c in columns) for r in rows])
 
 
 def delete_images(db: sqlite_utils.Database, split: str, paths: Iterable[str]) -> int:

@@ -29,6 +29,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from . import store
+from .executors import Executor, ProcessPool
 from .labels.indexing import LabelOptions, LabelSetup, LabelSummary, index_labels, prepare
 from .scan import Plan, ScanSummary, Splits, scan, update_files
 from .walk import is_image_name, walk_images
@@ -245,13 +246,15 @@ class Watcher:
         tick: float = 0.1,
         batch_size: int = 256,
         workers: int = 1,
+        executor: Executor | None = None,
         max_wait: float = 1.5,
         on_batch: Callable[[ScanSummary], None] | None = None,
         on_ready: Callable[[ScanSummary | None], None] | None = None,
         label_setup: LabelSetup | None = None,
     ) -> None:
         self.db_path, self.splits, self.roots = db_path, splits, split_roots(splits)
-        self.settle, self.tick, self.batch_size, self.workers = settle, tick, batch_size, workers
+        self.settle, self.tick, self.batch_size = settle, tick, batch_size
+        self.executor = executor or ProcessPool(workers)
         self.max_wait = max(max_wait, settle)
         self.on_batch, self.on_ready = on_batch, on_ready
         self.label_setup = label_setup
@@ -274,7 +277,7 @@ class Watcher:
         self.observer.start()
         try:
             if initial_scan:
-                summary.initial = scan(self.db_path, self.splits, workers=self.workers, label_setup=self.label_setup)
+                summary.initial = scan(self.db_path, self.splits, executor=self.executor, label_setup=self.label_setup)
             self._follow(summary, summary.initial)
         finally:
             self.observer.stop()
@@ -298,7 +301,10 @@ class Watcher:
 
     def _follow(self, summary: WatchSummary, initial: ScanSummary | None) -> None:
         db = store.open_db(self.db_path)
-        arguments = {"watch": {k: [str(p) for p in v] for k, v in self.splits.items()}, "workers": self.workers}
+        arguments = {
+            "watch": {k: [str(p) for p in v] for k, v in self.splits.items()},
+            "executor": type(self.executor).__name__,
+        }
         scan_id = store.start_scan(db, arguments)
         self.ready.set()
         if self.on_ready is not None:
@@ -332,7 +338,7 @@ class Watcher:
             db,
             files,
             scan_id,
-            workers=self.workers,
+            executor=self.executor,
             also=lambda plan: self._index_labels(db, plan, label_splits, scan_id, labels),
         )
         batch.labels = labels

@@ -26,8 +26,6 @@ from imgindex.near import pairs as near_index
 from imgindex.report import build_report
 from imgindex.scan import scan
 
-IMAGE_COLUMNS = [c for c in store.IMAGE_COLUMNS if c not in ("split", "path", "rel_path", "dhash")]
-
 
 def seed(db: Path, data: Path) -> int:
     """Scan the real images and their YOLO labels as split 'seed'; keep their boxes in seed_boxes."""
@@ -44,10 +42,20 @@ def seed(db: Path, data: Path) -> int:
     return int(boxes)
 
 
+def copied_columns(db: Path) -> list[str]:
+    """The image columns copied from the seed rows (the rest are made up per copy)."""
+    index = store.open_db(db)
+    try:
+        return [c for c in store.image_columns(index) if c not in ("split", "path", "rel_path", "dhash")]
+    finally:
+        index.close()
+
+
 def replicate(db: Path, n_images: int, dup_every: int) -> tuple[int, int]:
+    copied = copied_columns(db)
     conn = sqlite3.connect(db)
-    cols = ", ".join(IMAGE_COLUMNS)
-    src_cols = ", ".join(f"s.{c}" for c in IMAGE_COLUMNS)
+    cols = ", ".join(copied)
+    src_cols = ", ".join(f"s.{c}" for c in copied)
     conn.executescript(f"""
         CREATE TEMP TABLE src AS SELECT row_number() OVER (ORDER BY path) - 1 AS k, * FROM images WHERE split = 'seed';
         CREATE TEMP TABLE rep AS

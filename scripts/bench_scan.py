@@ -29,9 +29,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from imgindex.executors import chunk_size, default_workers, pool_context
 from imgindex.extract import decode, extract
 from imgindex.labels import LabelOptions, LabelSetup, prepare
-from imgindex.scan import chunk_size, default_workers, pool_context, scan
+from imgindex.scan import scan
 from imgindex.store import open_db
 from imgindex.walk import walk_images
 

@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from imgindex.scan import default_workers, scan
+from imgindex.executors import default_workers
+from imgindex.scan import scan
 from imgindex.walk import walk_images
 from imgindex.watch import Watcher
 

@@ -1,0 +1,133 @@
+"""The library API: one object per index, the same calls the command line makes.
+
+from imgindex import Index
+
+with Index("imgindex.db") as index:
+    index.scan({"train": ["data/images/train"], "val": ["data/images/val"]})
+    for line in index.describe_duplicates():
+        print(line)
+    leaks = index.duplicates()["intersections"]
+    index.report(out_dir="logs")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import sqlite_utils
+
+from . import query, store
+from .executors import DEFAULT_EXECUTOR, Executor, make_executor
+from .labels.indexing import LabelOptions, MissingAnswers
+from .near import groups
+from .scan import Progress, ScanSummary, Splits, plan_labels
+from .scan import scan as run_scan
+from .watch import Watcher
+
+SplitFolders = Mapping[str, str | Path | Sequence[str | Path]]
+
+
+class Index:
+    """An imgindex database. ``readonly=True`` opens it for reading only (nothing is migrated or
+    written); otherwise it is created when missing and brought to this version's schema."""
+
+    def __init__(self, path: str | Path = "imgindex.db", *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self.db: sqlite_utils.Database = store.open_db(self.path, readonly=readonly)
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def scan(
+        self,
+        splits: SplitFolders,
+        *,
+        labels: LabelOptions | None = None,
+        ask: Callable[[MissingAnswers], LabelOptions] | None = None,
+        workers: int | None = None,
+        executor: Executor | str | None = None,
+        batch_size: int = 256,
+        retry_errors: bool = False,
+        on_progress: Progress | None = None,
+    ) -> ScanSummary:
+        """Index the images, then the labels, of each split's folders, incrementally (see imgindex.scan.scan).
+
+        ``splits`` maps a split name to a folder or a list of folders. ``executor`` is an Executor or
+        the name of one (imgindex.executors.EXECUTORS); ``on_progress(done, total)`` follows extraction."""
+        return run_scan(
+            self.db,
+            as_splits(splits),
+            labels=labels,
+            ask=ask,
+            executor=_executor(executor, workers),
+            batch_size=batch_size,
+            retry_errors=retry_errors,
+            on_progress=on_progress,
+        )
+
+    def watcher(
+        self,
+        splits: SplitFolders,
+        *,
+        ask: Callable[[MissingAnswers], LabelOptions] | None = None,
+        workers: int | None = None,
+        executor: Executor | str | None = None,
+        **settings: Any,
+    ) -> Watcher:
+        """A Watcher that scans ``splits`` and then follows their changes (``.run()`` until
+        ``.stop`` is set). Labels are read as the last scan of each split read them. ``settings``:
+        settle, batch_size, on_batch, on_ready (see imgindex.watch.Watcher)."""
+        folders = as_splits(splits)
+        setup = plan_labels(self.db, folders, LabelOptions(), ask)
+        return Watcher(self.path, folders, executor=_executor(executor, workers), label_setup=setup, **settings)
+
+    def duplicates(self, max_distance: int = groups.DEFAULT_MAX_DISTANCE) -> dict[str, Any]:
+        """Duplicate groups within each split ("splits") and across each pair of splits ("intersections")."""
+        return groups.find_duplicates(self.db, max_distance)
+
+    def describe_duplicates(self, max_distance: int = groups.DEFAULT_MAX_DISTANCE) -> list[str]:
+        """DataGradients' sentences on duplicates, per split and per pair of splits."""
+        return groups.describe(self.db, max_distance)
+
+    def leakage(self, max_distance: int = groups.DEFAULT_MAX_DISTANCE) -> list[dict[str, Any]]:
+        """For each pair of splits: the duplicate groups with members in both."""
+        return list(self.duplicates(max_distance)["intersections"])
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a SQL query as dictionaries."""
+        columns, rows = query.run_query(self.db, sql, params)
+        return [dict(zip(columns, row)) for row in rows]
+
+    def report(self, out_dir: str | Path = "logs", title: str | None = None, config: str | Path | None = None) -> Any:
+        """Write Report.pdf and summary.json (DataGradients' layout) from the index alone; a ReportOutcome."""
+        from .report import build_report
+
+        return build_report(self.path, out_dir=out_dir, title=title, config=config)
+
+
+def _executor(executor: Executor | str | None, workers: int | None) -> Executor:
+    if isinstance(executor, str) or executor is None:
+        return make_executor(executor or DEFAULT_EXECUTOR, workers)
+    return executor
+
+
+def as_splits(splits: SplitFolders) -> Splits:
+    """{split: [absolute folders]} from a folder or a list of folders per split, duplicates dropped."""
+    out: Splits = {}
+    for name, folders in splits.items():
+        listed = [folders] if isinstance(folders, (str, Path)) else list(folders)
+        resolved = [Path(folder).expanduser().resolve() for folder in listed]
+        out[name] = list(dict.fromkeys(resolved))
+    return out

@@ -1,0 +1,125 @@
+"""Where extraction runs: an executor takes file paths and yields ``(path, row)`` as files finish.
+
+The scan and the watcher only ever call ``Executor.run``; an engine plugs in by implementing it
+and, to be chosen by name (``imgindex scan --executor NAME``), by adding itself to EXECUTORS.
+Today: ``inline`` (this process) and ``processes`` (a local process pool, the default). Each
+executor owns its interrupt handling: a Ctrl-C stops the work it started and reaches the caller
+as KeyboardInterrupt, with every batch already written kept.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from multiprocessing import resource_tracker
+from typing import Any, Protocol
+
+from .extract import extract
+
+Result = tuple[str, dict[str, Any]]  # (path, the row extract() made of it)
+MAX_CHUNK = 32
+
+
+class Executor(Protocol):
+    """Runs extract() over paths; yields each result as soon as it is ready, in any order."""
+
+    def run(self, paths: Sequence[str]) -> Iterator[Result]: ...
+
+
+def extract_one(path: str) -> Result:
+    return path, extract(path)
+
+
+class Inline:
+    """Extraction in this process, one file after another."""
+
+    def run(self, paths: Sequence[str]) -> Iterator[Result]:
+        return map(extract_one, paths)
+
+
+class ProcessPool:
+    """A pool of local worker processes (fork where it is safe), for work large enough to pay for
+    starting them; smaller work runs inline."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or default_workers()
+
+    def run(self, paths: Sequence[str]) -> Iterator[Result]:
+        if self.workers <= 1 or len(paths) < 4 * self.workers:
+            yield from Inline().run(paths)
+            return
+        with _started_pool(self.workers) as pool:
+            yield from pool.imap_unordered(extract_one, paths, chunksize=chunk_size(len(paths), self.workers))
+
+
+EXECUTORS: dict[str, Callable[[int | None], Executor]] = {
+    "processes": ProcessPool,
+    "inline": lambda workers: Inline(),
+}
+DEFAULT_EXECUTOR = "processes"
+
+
+def make_executor(name: str = DEFAULT_EXECUTOR, workers: int | None = None) -> Executor:
+    """The executor registered under ``name``, for ``workers`` workers where it has any."""
+    try:
+        factory = EXECUTORS[name]
+    except KeyError:
+        raise ValueError(f"no executor {name!r}; known: {', '.join(EXECUTORS)}") from None
+    return factory(workers)
+
+
+def default_workers() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def chunk_size(jobs: int, workers: int) -> int:
+    """Files handed to a worker at a time: large enough that passing them costs little, small
+    enough that every worker gets work to the end and progress moves."""
+    return max(1, min(MAX_CHUNK, jobs // (workers * 16)))
+
+
+@contextmanager
+def _started_pool(workers: int) -> Iterator[Any]:
+    context = pool_context()
+    if context.get_start_method() != "fork":
+        resource_tracker.ensure_running()  # it unblocks signals itself, so it must start first
+    with _interrupts_held():  # processes started now inherit the blocked SIGINT
+        pool = context.Pool(workers, initializer=_ignore_interrupts)
+    with pool:  # leaving it (a Ctrl-C included) terminates the workers
+        yield pool
+
+
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C (SIGINT to the whole process group) to the main process, which stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold SIGINT while worker processes start, so a Ctrl-C cannot kill one half-started;
+    this process gets it as soon as they are up."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def pool_context() -> multiprocessing.context.BaseContext:
+    """fork where it is safe (one thread, so no lock can be held); forkserver or spawn otherwise."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")

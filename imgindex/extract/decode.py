@@ -1,0 +1,79 @@
+"""Decoding an image once, at the scale the analysis needs, and turning it as displayed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+DRAFT_FORMATS = ("JPEG", "MPO")
+DRAFT_MIN_SIDE = 48  # a JPEG draft's shorter side, at least (a copy at half size decodes to the same size)
+DRAFT_SCALES = (8, 4, 2, 1)
+EXIF_ORIENTATION = 0x0112
+ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+TRANSPOSED = frozenset({5, 6, 7, 8})  # orientations that swap width and height
+
+
+def draft_scale(size: tuple[int, int]) -> int:
+    """The JPEG DCT scale denominator to decode at: the largest that keeps the shorter side at
+    least DRAFT_MIN_SIDE (1 for small images)."""
+    short = min(size)
+    return next((s for s in DRAFT_SCALES if short >= s * DRAFT_MIN_SIDE), 1)
+
+
+def decode(im: Image.Image) -> int:
+    """Load the image at the scale the analysis needs; return how many full-image pixels one
+    decoded pixel spans along each axis (the DCT scale for a JPEG draft, else 1)."""
+    full = im.size
+    if im.format in DRAFT_FORMATS:
+        scale = draft_scale(full)
+        im.draft("RGB", (full[0] // scale, full[1] // scale))  # Pillow picks the largest scale that fits
+    im.load()
+    return next((s for s in DRAFT_SCALES if -(-full[0] // s) == im.width and -(-full[1] // s) == im.height), 1)
+
+
+def upright(*images: Image.Image, orientation: int | None) -> tuple[Image.Image, ...]:
+    """The images as displayed: the EXIF orientation applied (a rotated copy hashes the same)."""
+    method = ORIENTATION_TRANSPOSE.get(orientation or 1)
+    if method is None:
+        return images
+    return tuple(im.transpose(method) for im in images)
+
+
+def to_rgb8(im: Image.Image) -> Image.Image:
+    """8-bit RGB; 16-bit and float images are scaled, not clipped."""
+    if im.mode == "RGB":
+        return im
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        scaled = np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8)
+        return Image.fromarray(scaled, "L").convert("RGB")
+    return im.convert("RGB")
+
+
+_ARRAY_TURNS = {
+    2: lambda x: x[:, ::-1],
+    3: lambda x: x[::-1, ::-1],
+    4: lambda x: x[::-1, :],
+    5: lambda x: x.T,
+    6: lambda x: np.rot90(x, -1),
+    7: lambda x: x[::-1, ::-1].T,
+    8: lambda x: np.rot90(x, 1),
+}
+
+
+def orient_array(a: NDArray[Any], orientation: int) -> NDArray[Any]:
+    """A 2-D array turned as Pillow's transpose turns an image for this EXIF orientation."""
+    turn = _ARRAY_TURNS.get(orientation)
+    return a if turn is None else turn(a)

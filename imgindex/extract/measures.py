@@ -1,0 +1,112 @@
+"""Per-image measures: each takes the image decoded once (an Analysis) and returns columns of
+``images``. To add one, write a function here, list it in MEASURES, add its columns in a schema
+migration (schema/*.sql), document them in the README and raise ``EXTRACTOR`` (imgindex.extract)
+so that existing rows are extracted again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from .decode import DRAFT_FORMATS, decode, to_rgb8, upright
+from .dhash import BlockGrid, full_dhash
+
+Row = dict[str, Any]
+Floats = NDArray[np.float64]
+
+ANALYSIS_SIDE = 64  # shorter side of the analysis image, about (never reduced below it)
+HISTOGRAM_BINS = 16
+LEVELS = np.stack([np.arange(256.0), np.arange(256.0) ** 2], axis=1)  # (256, 2): level, level squared
+LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601-2, as Pillow's "L" conversion
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+def statistics(rgb: Image.Image) -> Row:
+    """Mean luma, per-channel mean and std and a coarse histogram of an 8-bit RGB image."""
+    hist = np.array(rgb.histogram(), dtype=np.int64).reshape(3, 256).astype(np.float64)
+    n = max(hist[0].sum(), 1.0)
+    moments = hist @ LEVELS / n  # (3, 2): mean and mean square per channel
+    means = moments[:, 0]
+    stds = np.sqrt(np.maximum(moments[:, 1] - means * means, 0.0))
+    row: Row = {"brightness": round(float(LUMA @ means), 3), "histogram": histogram_json(hist / n)}
+    for i, band in enumerate("rgb"):
+        row[f"mean_{band}"] = round(float(means[i]), 3)
+        row[f"std_{band}"] = round(float(stds[i]), 3)
+    return row
+
+
+def pixel_hash(rgb: Image.Image) -> str:
+    """128 bits of the SHA-256 of an image's size and pixels."""
+    digest = hashlib.sha256(f"{rgb.width}x{rgb.height}:".encode())
+    digest.update(rgb.tobytes())
+    return digest.hexdigest()[:32]
+
+
+def histogram_json(shares: Floats) -> str:
+    """Share of pixels in each of 16 equal bins, per channel, from a 3x256 histogram of shares."""
+    coarse = shares.reshape(3, HISTOGRAM_BINS, 256 // HISTOGRAM_BINS).sum(axis=2).round(5).tolist()
+    return _COMPACT_JSON.encode(dict(zip("rgb", coarse)))
+
+
+@dataclass
+class Analysis:
+    """One image, decoded once, as every measure sees it.
+
+    ``rgb`` is the decoded image in 8-bit RGB (a JPEG at its draft scale), ``small`` the analysis
+    image (shorter side about ANALYSIS_SIDE), ``grid`` resizes of the full image computed from
+    ``small``'s block means; all as stored, ``orientation`` says how they are displayed."""
+
+    rgb: Image.Image
+    small: Image.Image
+    grid: BlockGrid
+    orientation: int | None
+    drafted: bool
+
+    @cached_property
+    def gray(self) -> Floats:
+        """The analysis image in grey levels (Pillow's L conversion)."""
+        return np.asarray(self.small.convert("L"), dtype=np.float64)
+
+
+def colour(analysis: Analysis) -> Row:
+    """brightness, mean_*, std_* and histogram of the analysis image."""
+    return statistics(analysis.small)
+
+
+def hashes(analysis: Analysis) -> Row:
+    """dhash (ImageHash's), dhash_256 and pixel_hash of the image as displayed."""
+    gray = analysis.gray
+    exact = not analysis.drafted
+    return {
+        "dhash": full_dhash(analysis.rgb, analysis.orientation) if exact else analysis.grid.dhash(gray, 8),
+        "dhash_256": analysis.grid.dhash(gray, 16),
+        "pixel_hash": pixel_hash(upright(analysis.small, orientation=analysis.orientation)[0]),
+    }
+
+
+Measure = Callable[[Analysis], Row]
+MEASURES: list[Measure] = [colour, hashes]
+
+
+def analyse(im: Image.Image, orientation: int | None) -> Row:
+    """Every measure of an opened image, decoded once (see imgindex.extract)."""
+    full = im.size
+    drafted = im.format in DRAFT_FORMATS
+    block = decode(im)
+    rgb = to_rgb8(im)
+    factor = max(1, min(rgb.size) // ANALYSIS_SIDE)
+    small = rgb.reduce(factor) if factor > 1 else rgb
+    analysis = Analysis(rgb, small, BlockGrid(full, block * factor, orientation), orientation, drafted)
+    row: Row = {}
+    for measure in MEASURES:
+        row.update(measure(analysis))
+    return row
