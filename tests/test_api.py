@@ -133,3 +133,13 @@ def test_a_folder_given_as_a_string_or_path_is_the_same_split(tmp_path: Path) ->
         first = index.scan({"x": str(folder)}, workers=1)
         second = index.scan({"x": [folder, folder]}, workers=1)
     assert (first.new, second.unchanged) == (1, 1)
+
+
+def test_the_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = readme.split("### From Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    code = code.replace("coco/images/train2017", str(TRAIN)).replace("coco/images/val2017", str(VAL))
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    assert (tmp_path / "imgindex.db").is_file()
+    assert (tmp_path / "logs" / "imgindex" / "Report.pdf").is_file()
