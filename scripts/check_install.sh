@@ -8,7 +8,10 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 -m venv "$work/build-env"
 "$work/build-env/bin/pip" install --quiet --disable-pip-version-check build
-"$work/build-env/bin/python" -m build --outdir "$work/dist" . >/dev/null
+if ! "$work/build-env/bin/python" -m build --outdir "$work/dist" . >"$work/build.log" 2>&1; then
+  cat "$work/build.log" >&2
+  exit 1
+fi
 ls "$work/dist"/*.tar.gz "$work/dist"/*.whl >/dev/null
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install --quiet --disable-pip-version-check "$work/dist"/*.whl
