@@ -132,13 +132,17 @@ class NewerIndexError(IndexStateError):
 
 
 class OlderIndexError(IndexStateError):
-    """An index written by an earlier imgindex: the schema changes of this version are not applied yet."""
+    """An index written by an earlier imgindex: this version's schema changes are not applied yet,
+    or its views are not this version's (views are derived; the commands that write re-create them)."""
 
-    def __init__(self, path: str | Path, pending: Sequence[str]) -> None:
+    def __init__(self, path: str | Path, pending: Sequence[str], views: Sequence[str] = ()) -> None:
+        if pending:
+            what = f"{path} was written by an older imgindex (schema {', '.join(pending)} not applied yet)"
+        else:
+            what = f"{path} holds views of another imgindex version ({', '.join(views)})"
         super().__init__(
             path,
-            f"{path} was written by an older imgindex (schema {', '.join(pending)} not applied yet): "
-            f"`imgindex upgrade --db {shlex.quote(str(path))}` brings it up to date, as does the next "
+            f"{what}: `imgindex upgrade --db {shlex.quote(str(path))}` brings it up to date, as does the next "
             "`imgindex scan` or `imgindex watch`.",
         )
 
@@ -150,6 +154,7 @@ class IndexFile:
     path: Path
     tables: tuple[str, ...]  # its tables, SQLite's own left out, sorted
     applied: tuple[str, ...]  # imgindex schema files recorded in _sqlite_migrations, in order
+    views: tuple[tuple[str, str], ...] = ()  # (name, CREATE VIEW statement) of its views
 
     @property
     def is_index(self) -> bool:
@@ -166,6 +171,12 @@ class IndexFile:
     def pending(self) -> list[str]:
         """Schema files of this version not applied yet."""
         return [name for name, _ in schema_files() if name not in self.applied]
+
+    @property
+    def outdated_views(self) -> list[str]:
+        """Views of this version that the file lacks or defines otherwise (open_db would re-create them)."""
+        stored = dict(self.views)
+        return [name for name, sql in fresh_schema().views if stored.get(name) != sql]
 
 
 def inspect_file(path: str | Path) -> IndexFile:
@@ -211,9 +222,10 @@ def _describe(conn: sqlite3.Connection, path: Path) -> IndexFile:
                 [MIGRATION_SET],
             )
             applied = [r[0] for r in rows]
+        views = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view' ORDER BY name").fetchall()
     except sqlite3.DatabaseError as err:
         raise NotADatabaseError(path, str(err)) from err
-    return IndexFile(path, tuple(tables), tuple(applied))
+    return IndexFile(path, tuple(tables), tuple(applied), tuple(views))
 
 
 def require_current(info: IndexFile) -> None:
@@ -222,30 +234,42 @@ def require_current(info: IndexFile) -> None:
         raise NotAnIndexError(info.path, info.tables)
     if info.unknown:
         raise NewerIndexError(info.path, info.unknown)
-    if info.pending:
-        raise OlderIndexError(info.path, info.pending)
+    if info.pending or info.outdated_views:
+        raise OlderIndexError(info.path, info.pending, info.outdated_views)
 
 
 def require_writable(info: IndexFile) -> None:
     """An index of this version or an older one, or a database holding nothing but imgindex's own
     tables (an empty file, a fresh SQLite database): what `open_db` may write into."""
-    if not info.is_index and not set(info.tables) <= own_tables():
+    if not info.is_index and not set(info.tables) <= set(fresh_schema().tables):
         raise NotAnIndexError(info.path, info.tables)
     if info.unknown:
         raise NewerIndexError(info.path, info.unknown)
 
 
+@dataclass(frozen=True)
+class FreshSchema:
+    """What open_db makes of an empty database."""
+
+    tables: tuple[str, ...]
+    views: tuple[tuple[str, str], ...]  # (name, CREATE VIEW statement)
+
+
 @functools.cache
-def own_tables() -> frozenset[str]:
-    """Tables the schema files create, and sqlite-utils' record of them."""
-    conn = sqlite3.connect(":memory:")
+def fresh_schema() -> FreshSchema:
+    """The tables and views of a new index of this version, made in memory."""
+    db = sqlite_utils.Database(memory=True)
     try:
-        for _, sql in schema_files():
-            conn.executescript(sql)
-        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        migrations().apply(db)
+        create_views(db)
+        rows = db.execute("SELECT type, name, sql FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name")
+        schema = rows.fetchall()
     finally:
-        conn.close()
-    return frozenset(names | {Migrations.migrations_table})
+        db.close()
+    return FreshSchema(
+        tables=tuple(name for kind, name, _ in schema if kind == "table"),
+        views=tuple((name, sql) for kind, name, sql in schema if kind == "view"),
+    )
 
 
 def open_readonly(path: str | Path) -> sqlite_utils.Database:
