@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import sqlite3
 import sys
@@ -12,9 +13,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+import sqlite_utils
 
 from . import __version__, query, store
 from .labels import prompt as labelprompt
@@ -23,6 +25,9 @@ from .labels.indexing import LabelOptions, LabelSetup, MissingAnswers, prepare, 
 from .near import groups as duplicates
 from .near import pairs as near_index
 from .scan import Splits, default_workers, scan
+
+if TYPE_CHECKING:
+    from .report.config import Section
 
 F = TypeVar("F", bound=Callable[..., Any])
 BBOX_FORMATS = [value for value, _ in labelprompt.BBOX_OPTIONS]
@@ -46,7 +51,18 @@ def quiet_option(fn: F) -> F:
     return click.option("-q", "--quiet", is_flag=True, help="No progress bar.")(fn)
 
 
-@click.group()
+class IndexCommands(click.Group):
+    """The commands; an --db file that cannot be used (store.IndexStateError) ends any of them with
+    its one-line message instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except store.IndexStateError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=IndexCommands)
 @click.version_option(__version__, prog_name="imgindex")
 def cli() -> None:
     """Index image datasets into SQLite: duplicates, leakage between splits, statistics."""
@@ -205,12 +221,21 @@ MISSING_FLAGS = {
 }
 
 
-def open_existing(db_path: str) -> Any:
-    if not Path(db_path).exists():
-        raise click.ClickException(f"No index at {db_path}: run `imgindex scan SPLIT=DIR ...` first, or pass --db.")
-    db = store.open_db(db_path)
-    near_index.refresh(db)  # near_pairs catch up with rows written by other tools
+def read_index(db_path: str) -> sqlite_utils.Database:
+    """The index opened read-only (nothing migrated or written); a warning on stderr when its
+    near-duplicate pairs are out of date."""
+    db = store.open_readonly(db_path)
+    if store.near_pairs_out_of_date(db):
+        click.echo(stale_pairs_warning(db_path), err=True)
     return db
+
+
+def stale_pairs_warning(db_path: str) -> str:
+    return (
+        f"Warning: near-duplicate pairs in {db_path} are out of date (images were written by another program "
+        f"since they were computed); `imgindex upgrade --db {shlex.quote(db_path)}` or the next `imgindex scan` "
+        "brings them up to date."
+    )
 
 
 @cli.command(name="duplicates")
@@ -231,7 +256,7 @@ def duplicates_command(db_path: str, as_json: bool, max_distance: int) -> None:
     the connected components of such pairs. Each group is byte-identical, pixel-identical or
     perceptual.
     """
-    db = open_existing(db_path)
+    db = read_index(db_path)
     if as_json:
         doc = duplicates.find_duplicates(db, max_distance)
         click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
@@ -243,6 +268,8 @@ def duplicates_command(db_path: str, as_json: bool, max_distance: int) -> None:
 def sql_error_message(exc: sqlite3.Error) -> str:
     if "readonly" in str(exc):
         return "imgindex sql only reads the index; `imgindex scan` is what changes it."
+    if "not authorized" in str(exc) or "authorization denied" in str(exc):
+        return "imgindex sql writes no file: attach other databases read-only, e.g. ATTACH 'file:other.db?mode=ro' AS other."
     return (
         f'SQL error: {exc}. The tables and views are listed by `imgindex sql "select type, name from sqlite_master"`.'
     )
@@ -254,9 +281,8 @@ def sql_error_message(exc: sqlite3.Error) -> str:
 @click.option("--json", "fmt", flag_value="json", help="Print rows as a JSON list of objects.")
 @click.option("--csv", "fmt", flag_value="csv", help="Print rows as CSV with a header.")
 def sql_command(sql: str, db_path: str, fmt: str | None) -> None:
-    """Run a read-only SQL query against the index."""
-    open_existing(db_path).close()  # applies the schema and views to an older index
-    db = store.open_db(db_path, readonly=True)
+    """Run a read-only SQL query against the index (opened read-only: the file is never changed)."""
+    db = read_index(db_path)
     try:
         columns, rows = query.run_query(db, sql)
     except sqlite3.Error as exc:
@@ -284,16 +310,70 @@ def sql_command(sql: str, db_path: str, fmt: str | None) -> None:
     help="DataGradients YAML (report_sections) choosing the features [default: all with data].",
 )
 def report_command(db_path: str, out_dir: str, title: str | None, config_path: str | None) -> None:
-    """Write Report.pdf and summary.json (DataGradients' layout) from the index alone."""
+    """Write Report.pdf and summary.json (DataGradients' layout) from the index alone.
+
+    The index is opened read-only. Only when --config gives ImageDuplicates a train_image_dir or
+    valid_image_dir are those folders scanned into the index first, as DataGradients reads them.
+    """
     from .report import ConfigError, ReportError, build_report
+    from .report.config import load_config
 
     try:
-        outcome = build_report(db_path, out_dir=out_dir, title=title, config=config_path)
+        sections = load_config(config_path) if config_path else None
+        if sections is not None:
+            scan_duplicate_dirs(db_path, sections)
+        read_index(db_path).close()  # the one-line refusal of a file that is not a current index; stale pairs
+        outcome = build_report(db_path, out_dir=out_dir, title=title, sections=sections)
     except (ConfigError, ReportError) as exc:
         raise click.ClickException(str(exc)) from None
     for error in outcome.errors:
         click.echo(f"Feature failed: {error['title']}: {error['error']}", err=True)
     click.echo(outcome.message())
+
+
+# ImageDuplicates' folder parameter, the split it fills unless the folder is scanned already, and
+# the parameter naming that split for the feature
+DUPLICATE_DIRS = (("train_image_dir", "train", "train_split"), ("valid_image_dir", "valid", "valid_split"))
+
+
+def scan_duplicate_dirs(db_path: str, sections: list[Section]) -> None:
+    """ImageDuplicates {train_image_dir, valid_image_dir}: those folders are scanned first, and the
+    feature is told which splits they fill (train_split, valid_split)."""
+    for request in (r for section in sections for r in section.features if r.name == "ImageDuplicates"):
+        if any(request.params.get(key) for key, _, _ in DUPLICATE_DIRS):
+            request.params.update(scan_named_folders(db_path, request.params))
+
+
+def scan_named_folders(db_path: str, params: dict[str, Any]) -> dict[str, str]:
+    """Scan the folders the parameters name (a folder scanned before refreshes its split, with the
+    split's other folders) and return the splits they fill."""
+    if not Path(db_path).is_file():
+        raise store.NoIndexError(db_path)
+    roots = scanned_roots(db_path)
+    chosen: dict[str, str] = {}
+    for key, default, split_param in DUPLICATE_DIRS:
+        if not params.get(key):
+            continue
+        folder = Path(str(params[key])).expanduser().resolve()
+        if not folder.is_dir():
+            raise click.ClickException(
+                f"ImageDuplicates: {key} {folder} is not a folder; correct it in the --config file."
+            )
+        split = roots.get(str(folder), default)
+        scan(db_path, {split: [Path(r) for r, s in roots.items() if s == split] or [folder]})
+        chosen[split_param] = split
+    return chosen
+
+
+def scanned_roots(db_path: str) -> dict[str, str]:
+    """folder -> split, for every folder scanned into the index (opened for writing: a scan follows)."""
+    from .report.db import split_roots
+
+    db = store.open_db(db_path)
+    try:
+        return {root: name for name, roots in split_roots(db.conn).items() for root in roots}
+    finally:
+        db.close()
 
 
 @cli.command(name="watch")
@@ -372,15 +452,41 @@ def stop_on_signals(stop: threading.Event) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True, help="Port to listen on.")
 def serve_command(db_path: str, host: str, port: int) -> None:
-    """Browse the index in Datasette: thumbnails, duplicate and leakage groups, canned queries."""
+    """Browse the index in Datasette: thumbnails, duplicate and leakage groups, canned queries.
+
+    The index is only read: Datasette opens it read-only.
+    """
     import asyncio
 
     import uvicorn
     from datasette.app import Datasette
 
-    open_existing(db_path).close()  # applies the schema and views to an older index
+    read_index(db_path).close()  # an index of this version; Datasette reads it through mode=ro connections
     datasette = Datasette([db_path])
     asyncio.run(datasette.invoke_startup())
     name = next(n for n in datasette.databases if n != "_internal")
     click.echo(f"Serving {db_path} at http://{host}:{port}/{name} (Ctrl-C to stop)")
     uvicorn.run(datasette.app(), host=host, port=port, log_level="warning", lifespan="on")
+
+
+@cli.command(name="upgrade")
+@db_option
+def upgrade_command(db_path: str) -> None:
+    """Bring an index written by an older imgindex up to date.
+
+    Applies this version's schema changes, re-creates the views and recomputes the near-duplicate
+    pairs of images written by other programs. The read commands (sql, duplicates, report, serve)
+    never change the index and ask for this when it is needed; scan and watch do it on their way.
+    """
+    info = store.inspect_file(db_path)
+    if not info.is_index:
+        raise store.NotAnIndexError(db_path, info.tables)
+    db = store.open_db(db_path)  # refuses an index of a newer imgindex
+    try:
+        recomputed = near_index.refresh(db)
+    finally:
+        db.close()
+    schema = f"schema {', '.join(info.pending)} applied" if info.pending else "schema already current"
+    click.echo(
+        f"Upgraded {db_path}: {schema}, views re-created, near-duplicate pairs of {recomputed} images recomputed."
+    )
