@@ -281,7 +281,7 @@ def sql_error_message(exc: sqlite3.Error) -> str:
 @click.option("--json", "fmt", flag_value="json", help="Print rows as a JSON list of objects.")
 @click.option("--csv", "fmt", flag_value="csv", help="Print rows as CSV with a header.")
 def sql_command(sql: str, db_path: str, fmt: str | None) -> None:
-    """Run a read-only SQL query against the index (opened read-only: the file is never changed)."""
+    """Run a SQL query against the index, opened read-only (the file is never changed)."""
     db = read_index(db_path)
     try:
         columns, rows = query.run_query(db, sql)
