@@ -232,9 +232,9 @@ def read_index(db_path: str) -> sqlite_utils.Database:
 
 def stale_pairs_warning(db_path: str) -> str:
     return (
-        f"Warning: near-duplicate pairs in {db_path} are out of date (images were written by another program "
-        f"since they were computed); `imgindex upgrade --db {shlex.quote(db_path)}` or the next `imgindex scan` "
-        "brings them up to date."
+        f"Warning: near-duplicate pairs in {db_path} are out of date (images were written since they were "
+        f"computed, by another program or a scan still running); `imgindex upgrade --db {shlex.quote(db_path)}` "
+        "or the next `imgindex scan` brings them up to date."
     )
 
 

@@ -203,7 +203,18 @@ def _connect_readonly(path: str | Path) -> sqlite3.Connection:
         raise IndexStateError(path, f"Cannot read {path}: {err.strerror}; check its permissions or pass --db.") from err
     if header and header != SQLITE_HEADER:  # an empty file is an empty database
         raise NotADatabaseError(path)
-    return sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        return sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error as err:
+        raise _unreadable(path, err) from err
+
+
+def _unreadable(path: str | Path, err: sqlite3.Error) -> IndexStateError:
+    """The error for a SQLite failure while reading what the file is: a file SQLite cannot make
+    sense of is not a database; a lock or an unopenable file is said as it is."""
+    if isinstance(err, sqlite3.OperationalError):
+        return IndexStateError(path, f"Cannot read {path}: {err}; check the file and its folder, then try again.")
+    return NotADatabaseError(path, str(err))
 
 
 def _describe(conn: sqlite3.Connection, path: Path) -> IndexFile:
@@ -223,8 +234,8 @@ def _describe(conn: sqlite3.Connection, path: Path) -> IndexFile:
             )
             applied = [r[0] for r in rows]
         views = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view' ORDER BY name").fetchall()
-    except sqlite3.DatabaseError as err:
-        raise NotADatabaseError(path, str(err)) from err
+    except sqlite3.Error as err:
+        raise _unreadable(path, err) from err
     return IndexFile(path, tuple(tables), tuple(applied), tuple(views))
 
 

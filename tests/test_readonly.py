@@ -315,8 +315,9 @@ def test_out_of_date_near_pairs_warn_and_are_brought_up_to_date_by_upgrade(index
     )
     before = digest(index)
     warning = (
-        f"Warning: near-duplicate pairs in {index} are out of date (images were written by another program since "
-        f"they were computed); `imgindex upgrade --db {index}` or the next `imgindex scan` brings them up to date.\n"
+        f"Warning: near-duplicate pairs in {index} are out of date (images were written since they were computed, "
+        f"by another program or a scan still running); `imgindex upgrade --db {index}` or the next `imgindex scan` "
+        "brings them up to date.\n"
     )
     for args in (["duplicates", "--json"], ["sql", "select count(*) from images"]):
         result = invoke(*args, "--db", str(index))
