@@ -23,6 +23,7 @@ from . import query, store
 from .executors import DEFAULT_EXECUTOR, Executor, make_executor
 from .labels.indexing import LabelOptions, MissingAnswers
 from .near import groups
+from .near import pairs as near_pairs
 from .scan import Progress, ScanSummary, Splits, plan_labels
 from .scan import scan as run_scan
 from .watch import Watcher
@@ -37,7 +38,23 @@ class Index:
     def __init__(self, path: str | Path = "imgindex.db", *, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
-        self.db: sqlite_utils.Database = store.open_db(self.path, readonly=readonly)
+        self.db: sqlite_utils.Database = store.open_readonly(path) if readonly else store.open_db(path)
+
+    @classmethod
+    def upgrade(cls, path: str | Path) -> tuple[list[str], int]:
+        """Bring an index of an older imgindex up to date: (schema files applied, images whose
+        near-duplicate pairs were recomputed). Refuses files that are not an index."""
+        info = store.inspect_file(path)
+        if not info.is_index:
+            raise store.NotAnIndexError(str(path), info.tables)
+        with cls(path) as index:  # migrations and views; refuses an index of a newer imgindex
+            return list(info.pending), near_pairs.refresh(index.db)
+
+    @property
+    def pairs_out_of_date(self) -> bool:
+        """Were images written since the near-duplicate pairs were computed (another program, or a
+        scan still running)? The pairs read are then the stored ones."""
+        return store.near_pairs_out_of_date(self.db)
 
     def __enter__(self) -> Index:
         return self
@@ -107,14 +124,33 @@ class Index:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of a SQL query as dictionaries."""
-        columns, rows = query.run_query(self.db, sql, params)
+        columns, rows = self.execute(sql, params)
         return [dict(zip(columns, row)) for row in rows]
 
-    def report(self, out_dir: str | Path = "logs", title: str | None = None, config: str | Path | None = None) -> Any:
-        """Write Report.pdf and summary.json (DataGradients' layout) from the index alone; a ReportOutcome."""
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """(column names, rows) of a SQL query."""
+        return query.run_query(self.db, sql, params)
+
+    def split_folders(self) -> dict[str, list[str]]:
+        """split -> the folders its last scan covered."""
+        folders: dict[str, list[str]] = {}
+        for row in self.query("SELECT name, root FROM splits ORDER BY name, root"):
+            folders.setdefault(row["name"], []).append(row["root"])
+        return folders
+
+    def report(
+        self,
+        out_dir: str | Path = "logs",
+        title: str | None = None,
+        config: str | Path | None = None,
+        sections: list[Any] | None = None,
+    ) -> Any:
+        """Write Report.pdf and summary.json (DataGradients' layout) from the index alone, with the
+        features of ``sections`` or of a DataGradients ``config`` YAML (default: every feature with
+        data); returns a ReportOutcome (paths, features, errors)."""
         from .report import build_report
 
-        return build_report(self.path, out_dir=out_dir, title=title, config=config)
+        return build_report(self.path, out_dir=out_dir, title=title, config=config, sections=sections)
 
 
 def _executor(executor: Executor | str | None, workers: int | None) -> Executor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import sqlite3
 import sys
@@ -13,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -24,8 +25,10 @@ from .labels import prompt as labelprompt
 from .labels.formats import CHOICES, LabelError
 from .labels.indexing import LabelOptions, MissingAnswers
 from .near import groups as duplicates
-from .near import pairs as near_index
 from .scan import Progress, Splits
+
+if TYPE_CHECKING:
+    from .report.config import Section
 
 F = TypeVar("F", bound=Callable[..., Any])
 BBOX_FORMATS = [value for value, _ in labelprompt.BBOX_OPTIONS]
@@ -59,7 +62,18 @@ def quiet_option(fn: F) -> F:
     return click.option("-q", "--quiet", is_flag=True, help="No progress bar.")(fn)
 
 
-@click.group()
+class IndexCommands(click.Group):
+    """The commands; an --db file that cannot be used (store.IndexStateError) ends any of them with
+    its one-line message instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except store.IndexStateError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=IndexCommands)
 @click.version_option(__version__, prog_name="imgindex")
 def cli() -> None:
     """Index image datasets into SQLite: duplicates, leakage between splits, statistics."""
@@ -235,12 +249,21 @@ MISSING_FLAGS = {
 }
 
 
-def open_existing(db_path: str) -> Any:
-    if not Path(db_path).exists():
-        raise click.ClickException(f"No index at {db_path}: run `imgindex scan SPLIT=DIR ...` first, or pass --db.")
-    db = store.open_db(db_path)
-    near_index.refresh(db)  # near_pairs catch up with rows written by other tools
-    return db
+def read_index(db_path: str) -> Index:
+    """The index opened read-only (nothing migrated or written); a warning on stderr when its
+    near-duplicate pairs are out of date."""
+    index = Index(db_path, readonly=True)
+    if index.pairs_out_of_date:
+        click.echo(stale_pairs_warning(db_path), err=True)
+    return index
+
+
+def stale_pairs_warning(db_path: str) -> str:
+    return (
+        f"Warning: near-duplicate pairs in {db_path} are out of date (images were written since they were "
+        f"computed, by another program or a scan still running); `imgindex upgrade --db {shlex.quote(db_path)}` "
+        "or the next `imgindex scan` brings them up to date."
+    )
 
 
 @cli.command(name="duplicates")
@@ -261,18 +284,19 @@ def duplicates_command(db_path: str, as_json: bool, max_distance: int) -> None:
     the connected components of such pairs. Each group is byte-identical, pixel-identical or
     perceptual.
     """
-    db = open_existing(db_path)
-    if as_json:
-        doc = duplicates.find_duplicates(db, max_distance)
-        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
-        return
-    for line in duplicates.describe(db, max_distance):
-        click.echo(line)
+    with read_index(db_path) as index:
+        if as_json:
+            click.echo(json.dumps(index.duplicates(max_distance), indent=2, ensure_ascii=False))
+            return
+        for line in index.describe_duplicates(max_distance):
+            click.echo(line)
 
 
 def sql_error_message(exc: sqlite3.Error) -> str:
     if "readonly" in str(exc):
         return "imgindex sql only reads the index; `imgindex scan` is what changes it."
+    if "not authorized" in str(exc) or "authorization denied" in str(exc):
+        return "imgindex sql writes no file: attach other databases read-only, e.g. ATTACH 'file:other.db?mode=ro' AS other."
     return (
         f'SQL error: {exc}. The tables and views are listed by `imgindex sql "select type, name from sqlite_master"`.'
     )
@@ -284,13 +308,12 @@ def sql_error_message(exc: sqlite3.Error) -> str:
 @click.option("--json", "fmt", flag_value="json", help="Print rows as a JSON list of objects.")
 @click.option("--csv", "fmt", flag_value="csv", help="Print rows as CSV with a header.")
 def sql_command(sql: str, db_path: str, fmt: str | None) -> None:
-    """Run a read-only SQL query against the index."""
-    open_existing(db_path).close()  # applies the schema and views to an older index
-    db = store.open_db(db_path, readonly=True)
-    try:
-        columns, rows = query.run_query(db, sql)
-    except sqlite3.Error as exc:
-        raise click.ClickException(sql_error_message(exc)) from None
+    """Run a SQL query against the index, opened read-only (the file is never changed)."""
+    with read_index(db_path) as index:
+        try:
+            columns, rows = index.execute(sql)
+        except sqlite3.Error as exc:
+            raise click.ClickException(sql_error_message(exc)) from None
     render = {"json": query.as_json, "csv": query.as_csv}.get(fmt or "", query.as_table)
     click.echo(render(columns, rows))
 
@@ -314,16 +337,60 @@ def sql_command(sql: str, db_path: str, fmt: str | None) -> None:
     help="DataGradients YAML (report_sections) choosing the features [default: all with data].",
 )
 def report_command(db_path: str, out_dir: str, title: str | None, config_path: str | None) -> None:
-    """Write Report.pdf and summary.json (DataGradients' layout) from the index alone."""
-    from .report import ConfigError, ReportError, build_report
+    """Write Report.pdf and summary.json (DataGradients' layout) from the index alone.
+
+    The index is opened read-only. Only when --config gives ImageDuplicates a train_image_dir or
+    valid_image_dir are those folders scanned into the index first, as DataGradients reads them.
+    """
+    from .report import ConfigError, ReportError
+    from .report.config import load_config
 
     try:
-        outcome = build_report(db_path, out_dir=out_dir, title=title, config=config_path)
+        sections = load_config(config_path) if config_path else None
+        if sections is not None:
+            scan_duplicate_dirs(db_path, sections)
+        with read_index(db_path) as index:
+            outcome = index.report(out_dir=out_dir, title=title, sections=sections)
     except (ConfigError, ReportError) as exc:
         raise click.ClickException(str(exc)) from None
     for error in outcome.errors:
         click.echo(f"Feature failed: {error['title']}: {error['error']}", err=True)
     click.echo(outcome.message())
+
+
+# ImageDuplicates' folder parameter, the split it fills unless the folder is scanned already, and
+# the parameter naming that split for the feature
+DUPLICATE_DIRS = (("train_image_dir", "train", "train_split"), ("valid_image_dir", "valid", "valid_split"))
+
+
+def scan_duplicate_dirs(db_path: str, sections: list[Section]) -> None:
+    """ImageDuplicates {train_image_dir, valid_image_dir}: those folders are scanned first, and the
+    feature is told which splits they fill (train_split, valid_split)."""
+    for request in (r for section in sections for r in section.features if r.name == "ImageDuplicates"):
+        if any(request.params.get(key) for key, _, _ in DUPLICATE_DIRS):
+            request.params.update(scan_named_folders(db_path, request.params))
+
+
+def scan_named_folders(db_path: str, params: dict[str, Any]) -> dict[str, str]:
+    """Scan the folders the parameters name (a folder scanned before refreshes its split, with the
+    split's other folders) and return the splits they fill."""
+    if not Path(db_path).is_file():
+        raise store.NoIndexError(db_path)
+    chosen: dict[str, str] = {}
+    with open_index(db_path) as index:
+        roots = {root: name for name, folders in index.split_folders().items() for root in folders}
+        for key, default, split_param in DUPLICATE_DIRS:
+            if not params.get(key):
+                continue
+            folder = Path(str(params[key])).expanduser().resolve()
+            if not folder.is_dir():
+                raise click.ClickException(
+                    f"ImageDuplicates: {key} {folder} is not a folder; correct it in the --config file."
+                )
+            split = roots.get(str(folder), default)
+            index.scan({split: [Path(r) for r, s in roots.items() if s == split] or [folder]})
+            chosen[split_param] = split
+    return chosen
 
 
 @cli.command(name="watch")
@@ -412,15 +479,34 @@ def stop_on_signals(stop: threading.Event) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True, help="Port to listen on.")
 def serve_command(db_path: str, host: str, port: int) -> None:
-    """Browse the index in Datasette: thumbnails, duplicate and leakage groups, canned queries."""
+    """Browse the index in Datasette: thumbnails, duplicate and leakage groups, canned queries.
+
+    The index is only read: Datasette opens it read-only.
+    """
     import asyncio
 
     import uvicorn
     from datasette.app import Datasette
 
-    open_existing(db_path).close()  # applies the schema and views to an older index
+    read_index(db_path).close()  # an index of this version; Datasette reads it through mode=ro connections
     datasette = Datasette([db_path])
     asyncio.run(datasette.invoke_startup())
     name = next(n for n in datasette.databases if n != "_internal")
     click.echo(f"Serving {db_path} at http://{host}:{port}/{name} (Ctrl-C to stop)")
     uvicorn.run(datasette.app(), host=host, port=port, log_level="warning", lifespan="on")
+
+
+@cli.command(name="upgrade")
+@db_option
+def upgrade_command(db_path: str) -> None:
+    """Bring an index written by an older imgindex up to date.
+
+    Applies this version's schema changes, re-creates the views and recomputes the near-duplicate
+    pairs of images written by other programs. The read commands (sql, duplicates, report, serve)
+    never change the index and ask for this when it is needed; scan and watch do it on their way.
+    """
+    pending, recomputed = Index.upgrade(db_path)
+    schema = f"schema {', '.join(pending)} applied" if pending else "schema already current"
+    click.echo(
+        f"Upgraded {db_path}: {schema}, views re-created, near-duplicate pairs of {recomputed} images recomputed."
+    )

@@ -1,11 +1,15 @@
-"""The database: open it (schema applied, views re-created), write scan results in batches."""
+"""The database: open it for writing (schema applied, views re-created) or for reading only (the
+file checked, nothing written), write scan results in batches."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import shlex
 import sqlite3
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -13,6 +17,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from . import __version__
 from .extract import EXTRACTOR
 from .views import VIEWS
 
@@ -43,10 +48,250 @@ def _script_runner(sql: str):  # type: ignore[no-untyped-def]
     return run
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+TABLES_LISTED = 5  # tables a "not an imgindex index" message names
+
+
+class IndexStateError(Exception):
+    """The file at --db cannot be used as it is; the message is one line naming the file and what to do."""
+
+    def __init__(self, path: str | Path, message: str) -> None:
+        super().__init__(message)
+        self.path = Path(path)
+
+
+class NoIndexError(IndexStateError):
+    """Nothing at the path."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path, f"No index at {path}: run `imgindex scan SPLIT=DIR ...` first, or pass --db.")
+
+
+class NotADatabaseError(IndexStateError):
+    """A file (or folder) that SQLite cannot read as a database."""
+
+    def __init__(self, path: str | Path, what: str = "") -> None:
+        super().__init__(
+            path,
+            f"{path} is not a SQLite database{f' ({what})' if what else ''}: "
+            "pass --db the index file that `imgindex scan` writes (imgindex.db by default).",
+        )
+
+
+class NotAnIndexError(IndexStateError):
+    """A SQLite database that imgindex did not write."""
+
+    def __init__(self, path: str | Path, tables: Sequence[str]) -> None:
+        shown = ", ".join(tables[:TABLES_LISTED]) + (", ..." if len(tables) > TABLES_LISTED else "")
+        held = f"its tables: {shown}" if tables else "it has no tables"
+        super().__init__(
+            path,
+            f"{path} is a SQLite database but not an imgindex index ({held}): pass --db the file of an "
+            "imgindex index (`imgindex scan --db NEW.db SPLIT=DIR` creates one).",
+        )
+
+
+class NewerIndexError(IndexStateError):
+    """An index written by a later imgindex: its schema is not this version's to read or change."""
+
+    def __init__(self, path: str | Path, unknown: Sequence[str]) -> None:
+        super().__init__(
+            path,
+            f"{path} was written by a newer imgindex (schema {', '.join(unknown)} is unknown to imgindex "
+            f"{__version__}): upgrade imgindex with `pip install -U imgindex`.",
+        )
+
+
+class OlderIndexError(IndexStateError):
+    """An index written by an earlier imgindex: this version's schema changes are not applied yet,
+    or its views are not this version's (views are derived; the commands that write re-create them)."""
+
+    def __init__(self, path: str | Path, pending: Sequence[str], views: Sequence[str] = ()) -> None:
+        if pending:
+            what = f"{path} was written by an older imgindex (schema {', '.join(pending)} not applied yet)"
+        else:
+            what = f"{path} holds views of another imgindex version ({', '.join(views)})"
+        super().__init__(
+            path,
+            f"{what}: `imgindex upgrade --db {shlex.quote(str(path))}` brings it up to date, as does the next "
+            "`imgindex scan` or `imgindex watch`.",
+        )
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """What a SQLite file at --db holds, as far as imgindex cares."""
+
+    path: Path
+    tables: tuple[str, ...]  # its tables, SQLite's own left out, sorted
+    applied: tuple[str, ...]  # imgindex schema files recorded in _sqlite_migrations, in order
+    views: tuple[tuple[str, str], ...] = ()  # (name, CREATE VIEW statement) of its views
+
+    @property
+    def is_index(self) -> bool:
+        """Written by imgindex: schema files recorded, and an images table."""
+        return bool(self.applied) and "images" in self.tables
+
+    @property
+    def unknown(self) -> list[str]:
+        """Schema files applied by a newer imgindex."""
+        known = {name for name, _ in schema_files()}
+        return [name for name in self.applied if name not in known]
+
+    @property
+    def pending(self) -> list[str]:
+        """Schema files of this version not applied yet."""
+        return [name for name, _ in schema_files() if name not in self.applied]
+
+    @property
+    def outdated_views(self) -> list[str]:
+        """Views of this version that the file lacks or defines otherwise (open_db would re-create them)."""
+        stored = dict(self.views)
+        return [name for name, sql in fresh_schema().views if stored.get(name) != sql]
+
+
+def inspect_file(path: str | Path) -> IndexFile:
+    """Describe the SQLite file at ``path`` without writing to it; NoIndexError when there is
+    nothing there, NotADatabaseError when it is not a SQLite database."""
+    conn = _connect_readonly(path)
+    try:
+        return _describe(conn, Path(path))
+    finally:
+        conn.close()
+
+
+def _connect_readonly(path: str | Path) -> sqlite3.Connection:
+    """A connection that cannot write the file (SQLite URI mode=ro), after checking the file's header."""
+    file = Path(path)
+    if not file.exists():
+        raise NoIndexError(path)
+    if file.is_dir():
+        raise NotADatabaseError(path, "it is a folder")
+    try:
+        with file.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as err:
+        raise IndexStateError(path, f"Cannot read {path}: {err.strerror}; check its permissions or pass --db.") from err
+    if header and header != SQLITE_HEADER:  # an empty file is an empty database
+        raise NotADatabaseError(path)
+    try:
+        return sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error as err:
+        raise _unreadable(path, err) from err
+
+
+def _unreadable(path: str | Path, err: sqlite3.Error) -> IndexStateError:
+    """The error for a SQLite failure while reading what the file is: a file SQLite cannot make
+    sense of is not a database; a lock or an unopenable file is said as it is."""
+    if isinstance(err, sqlite3.OperationalError):
+        return IndexStateError(path, f"Cannot read {path}: {err}; check the file and its folder, then try again.")
+    return NotADatabaseError(path, str(err))
+
+
+def _describe(conn: sqlite3.Connection, path: Path) -> IndexFile:
+    try:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+                "ORDER BY name"
+            )
+        ]
+        applied: list[str] = []
+        if Migrations.migrations_table in tables:
+            rows = conn.execute(
+                f"SELECT name FROM [{Migrations.migrations_table}] WHERE migration_set = ? ORDER BY rowid",
+                [MIGRATION_SET],
+            )
+            applied = [r[0] for r in rows]
+        views = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view' ORDER BY name").fetchall()
+    except sqlite3.Error as err:
+        raise _unreadable(path, err) from err
+    return IndexFile(path, tuple(tables), tuple(applied), tuple(views))
+
+
+def require_current(info: IndexFile) -> None:
+    """An index of exactly this version's schema, or the error saying what to do."""
+    if not info.is_index:
+        raise NotAnIndexError(info.path, info.tables)
+    if info.unknown:
+        raise NewerIndexError(info.path, info.unknown)
+    if info.pending or info.outdated_views:
+        raise OlderIndexError(info.path, info.pending, info.outdated_views)
+
+
+def require_writable(info: IndexFile) -> None:
+    """An index of this version or an older one, or a database holding nothing but imgindex's own
+    tables (an empty file, a fresh SQLite database): what `open_db` may write into."""
+    if not info.is_index and not set(info.tables) <= set(fresh_schema().tables):
+        raise NotAnIndexError(info.path, info.tables)
+    if info.unknown:
+        raise NewerIndexError(info.path, info.unknown)
+
+
+@dataclass(frozen=True)
+class FreshSchema:
+    """What open_db makes of an empty database."""
+
+    tables: tuple[str, ...]
+    views: tuple[tuple[str, str], ...]  # (name, CREATE VIEW statement)
+
+
+@functools.cache
+def fresh_schema() -> FreshSchema:
+    """The tables and views of a new index of this version, made in memory."""
+    db = sqlite_utils.Database(memory=True)
+    try:
+        migrations().apply(db)
+        create_views(db)
+        rows = db.execute("SELECT type, name, sql FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name")
+        schema = rows.fetchall()
+    finally:
+        db.close()
+    return FreshSchema(
+        tables=tuple(name for kind, name, _ in schema if kind == "table"),
+        views=tuple((name, sql) for kind, name, sql in schema if kind == "view"),
+    )
+
+
+def open_readonly(path: str | Path) -> sqlite_utils.Database:
+    """Open an index of this version for reading only: never migrated, no view re-created, nothing
+    written (SQLite URI mode=ro; temporary tables still work). Raises an IndexStateError when the
+    file is missing, not a SQLite database, not an imgindex index, or from another imgindex version."""
+    conn = _connect_readonly(path)
+    try:
+        require_current(_describe(conn, Path(path)))
+    except BaseException:
+        conn.close()
+        raise
+    conn.set_authorizer(_readonly_attach)
+    register_functions(conn)
+    return sqlite_utils.Database(conn)
+
+
+def _readonly_attach(action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None) -> int:
+    """ATTACH only read-only (a file: URI with mode=ro), so that a read connection creates no file."""
+    if action != sqlite3.SQLITE_ATTACH or arg1 in ("", ":memory:"):
+        return sqlite3.SQLITE_OK
+    readonly = (arg1 or "").startswith("file:") and ("mode=ro" in (arg1 or "") or "immutable=1" in (arg1 or ""))
+    return sqlite3.SQLITE_OK if readonly else sqlite3.SQLITE_DENY
+
+
+def near_pairs_out_of_date(db: sqlite_utils.Database) -> bool:
+    """True when images were written since near_pairs were computed (by a program other than
+    imgindex's scan and watch, which keep them current)."""
+    return db.execute("SELECT EXISTS (SELECT 1 FROM near_stale)").fetchone()[0] == 1
+
+
 def open_db(path: str | Path, readonly: bool = False) -> sqlite_utils.Database:
-    """Open (creating if needed) an index: schema applied, functions registered, views fresh."""
+    """Open (creating if needed) an index for writing: schema applied, functions registered, views
+    fresh. Refuses (IndexStateError, the file left as it is) a file that is not a SQLite database,
+    a database holding other tables than imgindex's, and an index written by a newer imgindex.
+    ``readonly=True`` is ``open_readonly(path)``."""
     if readonly:
-        return _open_readonly(path)
+        return open_readonly(path)
+    if Path(path).exists():
+        require_writable(inspect_file(path))
     conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -56,14 +301,6 @@ def open_db(path: str | Path, readonly: bool = False) -> sqlite_utils.Database:
     migrations().apply(db)
     create_views(db)
     return db
-
-
-def _open_readonly(path: str | Path) -> sqlite_utils.Database:
-    if not Path(path).exists():
-        raise FileNotFoundError(str(path))
-    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-    register_functions(conn)
-    return sqlite_utils.Database(conn)
 
 
 def create_views(db: sqlite_utils.Database) -> None:

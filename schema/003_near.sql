@@ -1,6 +1,6 @@
 -- Near-duplicate candidates, kept up to date incrementally. Applied once by imgindex.store.
 -- Triggers on images record which dHash values changed (near_stale); imgindex.near_index.refresh
--- (run by every scan and before `imgindex duplicates`) recomputes the pairs of the images holding
+-- (run by every scan, watch batch and `imgindex upgrade`) recomputes the pairs of the images holding
 -- those values only, against an in-memory index of all the others.
 
 CREATE TABLE IF NOT EXISTS near_pairs (

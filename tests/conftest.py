@@ -34,7 +34,8 @@ def run_imgindex(*args: str, cwd: Path | None = None, **kw: Any) -> subprocess.C
 
 
 def sql_rows(db: Path, query: str) -> list[dict[str, Any]]:
-    return json.loads(invoke("sql", "--db", str(db), "--json", query).output)
+    """Rows of `imgindex sql --json` (stdout: a warning on stderr, e.g. out-of-date near pairs, is not part of them)."""
+    return json.loads(invoke("sql", "--db", str(db), "--json", query).stdout)
 
 
 @pytest.fixture

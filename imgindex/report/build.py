@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +12,7 @@ from typing import Any
 import sqlite_utils
 
 from .. import __version__, store
-from . import db, summary
+from . import summary
 from .config import FeatureRequest, Section, default_sections, load_config
 from .features import FEATURES, NEEDS_PIXELS, Context, FeatureResult
 from .pdf import Block, write_pdf
@@ -56,16 +55,17 @@ def build_report(
     title: str | None = None,
     config: str | Path | None = None,
     now: datetime | None = None,
+    sections: list[Section] | None = None,
 ) -> ReportOutcome:
+    """Write the report of the index at ``db_path``, which is only read (opened read-only). The
+    features are ``sections`` when given, else those of the ``config`` YAML, else every feature."""
     db_path = Path(db_path).resolve()
-    if not db_path.is_file():
-        raise ReportError(f"no database at {db_path}; create one with `imgindex scan` or pass --db")
-    sections = load_config(config) if config else default_sections()
-    _scan_duplicate_dirs(db_path, sections)
-    title = title or default_title(db_path)
-    now = now or datetime.now().astimezone()
     database = _open(db_path)
     try:
+        if sections is None:
+            sections = load_config(config) if config else default_sections()
+        title = title or default_title(db_path)
+        now = now or datetime.now().astimezone()
         ctx = Context(database, db_path)
         seconds: dict[str, float] = {}
         blocks, errors = run_features(ctx, sections, seconds)
@@ -79,13 +79,11 @@ def build_report(
 
 
 def _open(db_path: Path) -> sqlite_utils.Database:
-    """Bring the schema and views up to date, then read through a read-only connection."""
+    """The index, read-only; a file that is not an index of this version is a ReportError saying what to do."""
     try:
-        store.open_db(db_path).close()
-        database = store.open_db(db_path, readonly=True)
-    except sqlite3.DatabaseError as err:
-        raise ReportError(f"cannot read {db_path}: {err}") from err
-    return database
+        return store.open_readonly(db_path)
+    except store.IndexStateError as err:
+        raise ReportError(str(err)) from err
 
 
 def run_features(
@@ -149,39 +147,3 @@ def _write(
         shutil.copy2(archive / name, directory / name)
     seconds["summary"] = time.perf_counter() - started
     return ReportOutcome(directory, archive, [b.result.name for b in blocks], errors, seconds)
-
-
-def _scan_duplicate_dirs(db_path: Path, sections: list[Section]) -> None:
-    """ImageDuplicates: {train_image_dir, valid_image_dir} are scanned first, as in DataGradients."""
-    for section in sections:
-        for request in section.features:
-            dirs = {k: request.params.get(k) for k in ("train_image_dir", "valid_image_dir")}
-            if request.name == "ImageDuplicates" and any(dirs.values()):
-                request.params.update(scan_folders(db_path, dirs))
-
-
-def scan_folders(db_path: Path, dirs: dict[str, Any]) -> dict[str, str]:
-    """Scan the folders (an already scanned folder refreshes its split) and name the splits they fill."""
-    from ..scan import scan  # the core scanner writes the index
-
-    roots = _existing_roots(db_path)
-    chosen: dict[str, str] = {}
-    for key, default in (("train_image_dir", "train"), ("valid_image_dir", "valid")):
-        if not dirs.get(key):
-            continue
-        folder = Path(str(dirs[key])).expanduser().resolve()
-        if not folder.is_dir():
-            raise ReportError(f"ImageDuplicates: {key} {folder} is not a folder")
-        split = roots.get(str(folder), default)
-        folders = [Path(r) for r, s in roots.items() if s == split] or [folder]
-        scan(db_path, {split: folders})
-        chosen["train_split" if key == "train_image_dir" else "valid_split"] = split
-    return chosen
-
-
-def _existing_roots(db_path: Path) -> dict[str, str]:
-    database = store.open_db(db_path, readonly=True)
-    try:
-        return {root: name for name, roots in db.split_roots(database.conn).items() for root in roots}
-    finally:
-        database.close()
