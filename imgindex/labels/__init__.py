@@ -1,5 +1,5 @@
-"""Labels: which format each split folder uses (formats/), indexing its label files (indexing),
-and the questions asked when rows have no known layout (prompt)."""
+"""Labels: the label formats and their registry (formats/), indexing their files (indexing), and
+the questions asked when rows have no known layout (prompt)."""
 
 from .indexing import (
     LabelOptions,
