@@ -11,182 +11,35 @@ format (formats.base.LabelFormat).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import sqlite_utils
 
-from .formats import ClassTable, ImageIndex, LabelFormat, LabelPlan, Parsed, Problem, Reading, detect, get
+from .files import StoredFile, remove_files, stored_files, write_file
+from .formats import ClassTable, ImageIndex, LabelFormat, LabelPlan, Reading, get
 from .formats.base import Stat
-from .formats.model import IMAGE_WITHOUT_LABEL, UNREADABLE_FILE
+from .formats.model import IMAGE_WITHOUT_LABEL
 from .formats.names import load_names
 from .formats.registry import rank
-from .formats.rows import Convention, parse_bbox_format, split_row
+from .formats.rows import Convention
+from .settings import get_setting, set_setting
+from .setup import LabelOptions, LabelSetup, MissingAnswers, keep_image, prepare, remember_options
+
+__all__ = [
+    "LabelOptions",
+    "LabelSetup",
+    "LabelSummary",
+    "MissingAnswers",
+    "index_labels",
+    "keep_image",
+    "mark_pending",
+    "prepare",
+    "remember_options",
+]
 
 BATCH_FILES = 500  # label files written per transaction
-
-
-# ---------------------------------------------------------------- settings
-
-
-def get_setting(db: sqlite_utils.Database, key: str) -> str | None:
-    row = db.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
-    return None if row is None else row[0]
-
-
-def set_setting(db: sqlite_utils.Database, key: str, value: str | None) -> None:
-    """Store `value` under `key`; None deletes the key."""
-    with db.atomic():
-        if value is None:
-            db.conn.execute("DELETE FROM settings WHERE key = ?", [key])
-        else:
-            db.conn.execute(
-                "INSERT INTO settings (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [key, value],
-            )
-
-
-# ---------------------------------------------------------------- setup
-
-
-@dataclass(frozen=True)
-class LabelOptions:
-    """The scan command's label options; None means 'not given'."""
-
-    labels: str | None = None  # --labels NAME (a registered format)
-    coco: Path | None = None  # --coco FILE
-    label_first: bool | None = None  # --label-first / --box-first
-    bbox_format: str | None = None  # --bbox-format xyxy|xywh|cxcywh[-norm]
-
-
-class MissingAnswers(Exception):
-    """A custom label layout whose row convention is neither given nor stored."""
-
-    def __init__(self, missing: list[str], sample: list[tuple[str, str]]) -> None:
-        super().__init__(", ".join(missing))
-        self.missing = missing  # 'label_first' and/or 'bbox_format'
-        self.sample = sample  # (file, row) pairs to show
-
-
-@dataclass(frozen=True)
-class LabelSetup:
-    """Everything a scan needs to index labels: a plan per scanned folder, the row convention."""
-
-    plans: dict[str, list[LabelPlan]]
-    convention: Convention | None
-
-
-def prepare(db: sqlite_utils.Database, splits: dict[str, list[Path]], options: LabelOptions) -> LabelSetup:
-    """Plans and convention for a scan; raises LabelError or MissingAnswers (nothing is stored then)."""
-    plans = plan_labels(db, splits, options)
-    return LabelSetup(plans, resolve_convention(db, plans, options))
-
-
-# ---------------------------------------------------------------- plans
-
-
-def plan_labels(
-    db: sqlite_utils.Database, splits: dict[str, list[Path]], options: LabelOptions
-) -> dict[str, list[LabelPlan]]:
-    """The label plan of every scanned folder: options first, then the options stored by an earlier
-    scan of the split (`--labels`, `--coco`), then detection. Raises LabelError for impossible options."""
-    plans: dict[str, list[LabelPlan]] = {}
-    for split, roots in splits.items():
-        override = options.labels or get_setting(db, f"labels.option.{split}")
-        coco = _label_file(db, split, override, options)
-        plans[split] = [_plan(split, root, override, coco, options) for root in roots]
-    return plans
-
-
-def _label_file(db: sqlite_utils.Database, split: str, override: str | None, options: LabelOptions) -> Path | None:
-    """The --coco file of the split (given or stored), unless --labels names a format taking none."""
-    text = str(options.coco) if options.coco else get_setting(db, f"labels.coco.{split}")
-    if not text or (override is not None and not get(override).takes_label_file):
-        return None
-    return Path(text)
-
-
-def _plan(split: str, root: Path, override: str | None, coco: Path | None, options: LabelOptions) -> LabelPlan:
-    """The folder's plan; a format the user did not name may give way to the row options."""
-    plan = detect(split, root, override, coco)
-    if override == plan.format:
-        return plan
-    return get(plan.format).under_row_options(plan, options.label_first, options.bbox_format)
-
-
-def remember_options(db: sqlite_utils.Database, splits: Iterable[str], options: LabelOptions) -> None:
-    """Store --labels and --coco per split so the next scan reads the split the same way."""
-    for split in splits:
-        if options.labels is not None:
-            set_setting(db, f"labels.option.{split}", options.labels)
-        if options.coco is not None:
-            set_setting(db, f"labels.coco.{split}", str(options.coco.resolve()))
-
-
-def keep_image(plans: Sequence[LabelPlan]) -> Callable[[str], bool] | None:
-    """A filter for the image walk when a plan names its split's images (VOC ImageSets lists):
-    an image is kept when any such plan takes it."""
-    filters = [f for f in (get(p.format).image_filter(p) for p in plans) if f is not None]
-    if not filters:
-        return None
-    return lambda path: any(keep(path) for keep in filters)
-
-
-# ---------------------------------------------------------------- row convention
-
-
-def resolve_convention(
-    db: sqlite_utils.Database, plans: dict[str, list[LabelPlan]], options: LabelOptions
-) -> Convention | None:
-    """The row convention for formats that need one: options, else the stored answers; stores what
-    it returns. None when no folder needs one. Raises MissingAnswers with a sample when unknown."""
-    asking = [p for ps in plans.values() for p in ps if get(p.format).asks_row_convention]
-    if not asking:
-        return None
-    label_first = options.label_first
-    if label_first is None and get_setting(db, "labels.label_first") is not None:
-        label_first = get_setting(db, "labels.label_first") == "true"
-    bbox = options.bbox_format or get_setting(db, "labels.bbox_format")
-    missing = (["label_first"] if label_first is None else []) + (["bbox_format"] if bbox is None else [])
-    if missing:
-        raise MissingAnswers(missing, sample_rows(asking))
-    assert label_first is not None and bbox is not None
-    store_answers(db, label_first, bbox)
-    box_format, normalised = parse_bbox_format(bbox)
-    return Convention(label_first, box_format, normalised)
-
-
-def store_answers(db: sqlite_utils.Database, label_first: bool, bbox_format: str) -> None:
-    set_setting(db, "labels.label_first", "true" if label_first else "false")
-    set_setting(db, "labels.bbox_format", bbox_format)
-
-
-def sample_rows(plans: Sequence[LabelPlan], limit: int = 6) -> list[tuple[str, str]]:
-    """A few rows of the plans' label files, to show with the questions."""
-    out: list[tuple[str, str]] = []
-    for plan in plans:
-        out += get(plan.format).sample_rows(plan, limit - len(out))
-        if len(out) >= limit:
-            break
-    return out
-
-
-def format_sample(sample: list[tuple[str, str]]) -> str:
-    """Sample rows for the questions, one per line, under the file they come from."""
-    lines: list[str] = []
-    last = None
-    for path, row in sample:
-        if path != last:
-            lines.append(f"{path}:")
-            last = path
-        lines.append("    " + " ".join(split_row(row)))
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- indexing
 
 
 @dataclass
@@ -452,114 +305,3 @@ def _totals(db: sqlite_utils.Database, split: str) -> tuple[int, int]:
     labels = db.execute("SELECT COUNT(*) FROM labels WHERE split = ?", [split]).fetchone()[0]
     problems = db.execute("SELECT COUNT(*) FROM label_problems WHERE split = ?", [split]).fetchone()[0]
     return int(labels), int(problems)
-
-
-# ---------------------------------------------------------------- stored files
-
-_PER_FILE = ("labels", "label_problems", "label_file_images")
-
-
-@dataclass
-class StoredFile:
-    """A label_files row with the images the file was linked to when it was read."""
-
-    id: int
-    size: int | None
-    mtime_ns: int | None
-    format: str | None
-    images: set[str]
-
-
-def stored_files(db: sqlite_utils.Database, split: str) -> dict[str, StoredFile]:
-    """path -> stored file, for every label file of the split."""
-    out: dict[str, StoredFile] = {}
-    for id_, path, size, mtime, fmt in db.execute(
-        "SELECT id, path, size, mtime_ns, format FROM label_files WHERE split = ?", [split]
-    ):
-        out[path] = StoredFile(id_, size, mtime, fmt, set())
-    by_id = {s.id: s for s in out.values()}
-    for lf_id, image in db.execute(
-        "SELECT lfi.label_file_id, lfi.image_path FROM label_file_images lfi "
-        "JOIN label_files lf ON lf.id = lfi.label_file_id WHERE lf.split = ?",
-        [split],
-    ):
-        by_id[lf_id].images.add(image)
-    return out
-
-
-def write_file(
-    db: sqlite_utils.Database,
-    split: str,
-    plan: LabelPlan,
-    path: str,
-    stat: Stat,
-    parsed: Parsed,
-    known: StoredFile | None,
-    scan_id: int,
-) -> None:
-    """Replace everything stored for one label file by what was just read (inside a transaction)."""
-    lf_id = _file_row(db, (split, path), plan.format, (stat, parsed.error, scan_id), known)
-    conn = db.conn
-    conn.executemany(
-        "INSERT OR IGNORE INTO label_file_images (label_file_id, image_path) VALUES (?, ?)",
-        [(lf_id, p) for p in parsed.images],
-    )
-    conn.executemany(
-        "INSERT INTO labels (label_file_id, split, image_path, class_id, class_name, cx, cy, w, h, "
-        "x1, y1, x2, y2, area) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(lf_id, split, lb.image_path, lb.class_id, lb.class_name, *_box_values(lb.box)) for lb in parsed.labels],
-    )
-    problems = parsed.problems + ([Problem(UNREADABLE_FILE, path, None, parsed.error)] if parsed.error else [])
-    conn.executemany(
-        "INSERT INTO label_problems (label_file_id, split, path, line, kind, detail) VALUES (?, ?, ?, ?, ?, ?)",
-        [(lf_id, split, pr.path, pr.line, pr.kind, pr.detail) for pr in problems],
-    )
-    if parsed.classes:  # classes the file defines (COCO categories)
-        conn.executemany(
-            "INSERT INTO classes (split, class_id, name) VALUES (?, ?, ?) ON CONFLICT "
-            "(split, class_id) DO UPDATE SET name = excluded.name",
-            [(split, k, v) for k, v in parsed.classes.items()],
-        )
-
-
-def _file_row(
-    db: sqlite_utils.Database,
-    where: tuple[str, str],
-    fmt: str,
-    state: tuple[Stat, str | None, int],
-    known: StoredFile | None,
-) -> int:
-    """The id of the label_files row of (split, path), inserted or updated; an updated row loses its
-    labels, problems and links."""
-    (size, mtime), error, scan_id = state
-    values = [fmt, size, mtime, error, scan_id]
-    if known is None:
-        cur = db.conn.execute(
-            "INSERT INTO label_files (split, path, format, size, mtime_ns, error, scan_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [*where, *values],
-        )
-        return int(cur.lastrowid or 0)
-    db.conn.execute(
-        "UPDATE label_files SET format = ?, size = ?, mtime_ns = ?, error = ?, scan_id = ? WHERE id = ?",
-        [*values, known.id],
-    )
-    for table in _PER_FILE:
-        db.conn.execute(f"DELETE FROM {table} WHERE label_file_id = ?", [known.id])
-    return known.id
-
-
-def _box_values(box: Any) -> tuple[Any, ...]:
-    if box is None:
-        return (None,) * 9
-    return (box.cx, box.cy, box.w, box.h, box.x1, box.y1, box.x2, box.y2, box.area)
-
-
-def remove_files(db: sqlite_utils.Database, ids: list[int]) -> int:
-    """Forget label files gone from disk, with their rows; returns how many."""
-    with db.atomic():
-        for lf_id in ids:
-            for table in _PER_FILE:
-                db.conn.execute(f"DELETE FROM {table} WHERE label_file_id = ?", [lf_id])
-            db.conn.execute("DELETE FROM label_files WHERE id = ?", [lf_id])
-    return len(ids)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .indexing import format_sample
+from .setup import format_sample
 
 RULE = "-" * 72
 FIRST_OPTIONS = [
