@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .base import LabelFormat, LabelPlan, Reading, Watched
+from .base import LabelFormat, LabelPlan, Reading
 from .model import Parsed
 
 
 class NoLabels(LabelFormat):
+    """Owns no files; its plan always fits, so it is the last format tried."""
+
     name = "none"
     detect_order = math.inf
     expects_labels = False
@@ -19,12 +21,6 @@ class NoLabels(LabelFormat):
 
     def forced_plan(self, split: str, root: Path, file: Path | None = None) -> LabelPlan:
         return LabelPlan(split, root, self.name, reason="--labels none")
-
-    def files(self, plan: LabelPlan) -> list[Path]:
-        return []
-
-    def watched(self, plan: LabelPlan) -> Watched:
-        return Watched()
 
     def read(self, plan: LabelPlan, path: Path, reading: Reading) -> Parsed:
         return Parsed()

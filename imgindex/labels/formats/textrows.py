@@ -148,6 +148,7 @@ class TextRowsFormat(LabelFormat):
         return self._labels(plan, path, text, reading)
 
     def _labels(self, plan: LabelPlan, path: Path, text: str, reading: Reading) -> Parsed:
+        """The file's rows against the image it annotates (problems when there is none or it is unreadable)."""
         images = reading.images
         image = image_for_text_label(plan, path, images)
         size = images.sizes.get(image) if image else None
