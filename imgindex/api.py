@@ -24,7 +24,7 @@ from .executors import DEFAULT_EXECUTOR, Executor, make_executor
 from .labels.indexing import LabelOptions, MissingAnswers
 from .near import groups
 from .near import pairs as near_pairs
-from .scan import Progress, ScanSummary, Splits, plan_labels
+from .scan import Progress, ScanSummary, Splits, setup_labels
 from .scan import scan as run_scan
 from .watch import Watcher
 
@@ -107,7 +107,7 @@ class Index:
         ``.stop`` is set). Labels are read as the last scan of each split read them. ``settings``:
         settle, batch_size, on_batch, on_ready (see imgindex.watch.Watcher)."""
         folders = as_splits(splits)
-        setup = plan_labels(self.db, folders, LabelOptions(), ask)
+        setup = setup_labels(self.db, folders, LabelOptions(), ask)
         return Watcher(self.path, folders, executor=_executor(executor, workers), label_setup=setup, **settings)
 
     def duplicates(self, max_distance: int = groups.DEFAULT_MAX_DISTANCE) -> dict[str, Any]:

@@ -127,7 +127,7 @@ def parse_splits(args: tuple[str, ...]) -> Splits:
 @click.option(
     "--labels",
     "label_format",
-    type=click.Choice(CHOICES),
+    type=labelprompt.FormatChoice(CHOICES),
     help="Label format of the folders [default: detected; remembered per split].",
 )
 @click.option(

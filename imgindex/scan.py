@@ -310,7 +310,7 @@ def scan(
     Extraction runs on ``executor`` (default: a local process pool of ``workers``)."""
     with _connection(db) as conn:
         options = labels or LabelOptions()
-        setup = label_setup or plan_labels(conn, splits, options, ask)
+        setup = label_setup or setup_labels(conn, splits, options, ask)
         summary = scan_images_and_labels(
             conn, splits, setup, executor or ProcessPool(workers), batch_size, retry_errors, on_progress
         )
@@ -318,7 +318,7 @@ def scan(
     return summary
 
 
-def plan_labels(
+def setup_labels(
     db: sqlite_utils.Database,
     splits: Splits,
     options: LabelOptions,

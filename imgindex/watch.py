@@ -30,6 +30,7 @@ from watchdog.observers import Observer
 
 from . import store
 from .executors import Executor, ProcessPool
+from .labels.formats import get as label_format
 from .labels.indexing import LabelOptions, LabelSetup, LabelSummary, index_labels, prepare
 from .scan import Plan, ScanSummary, Splits, scan, update_files
 from .walk import is_image_name, walk_images
@@ -210,29 +211,35 @@ def expand_folders(db: sqlite_utils.Database, queue: ChangeQueue) -> None:
 
 
 class LabelFiles:
-    """Where each split's label files are, from its label plans: which paths matter, which folders to watch."""
+    """Where each split's label files are, as the formats of its label plans say: which paths matter,
+    which folders to watch."""
 
     def __init__(self, setup: LabelSetup | None) -> None:
         self.setup = setup
-        self.dirs: list[tuple[str, str]] = []  # (split, folder whose files below are label files)
+        self.dirs: list[tuple[str, str, bool]] = []  # (split, folder whose files are label files, recursive)
         self.files: dict[str, set[str]] = {}  # exact label-file path (COCO json, names file) -> splits
         for split, plans in (setup.plans if setup else {}).items():
             for plan in plans:
-                if plan.label_dir is not None and plan.format != "folders":
-                    self.dirs.append((split, str(plan.label_dir)))
-                for file in (*plan.coco_files, *([plan.names_file] if plan.names_file else [])):
+                watched = label_format(plan.format).watched(plan)
+                self.dirs += [(split, str(folder), recursive) for folder, recursive in watched.folders]
+                for file in watched.files:
                     self.files.setdefault(str(file), set()).add(split)
 
     def splits_of(self, path: str) -> set[str]:
         found = set(self.files.get(path, ()))
-        found.update(split for split, folder in self.dirs if path.startswith(folder + os.sep))
+        found.update(split for split, folder, recursive in self.dirs if _within(path, folder, recursive))
         return found
 
     def folders(self) -> list[tuple[str, bool]]:
         """(folder, recursive) to watch besides the split folders."""
-        watched = [(folder, True) for _, folder in self.dirs]
+        watched = [(folder, recursive) for _, folder, recursive in self.dirs]
         watched += [(os.path.dirname(path), False) for path in self.files]
         return sorted(set(watched))
+
+
+def _within(path: str, folder: str, recursive: bool) -> bool:
+    """Is `path` below `folder` (directly in it, when not recursive)?"""
+    return path.startswith(folder + os.sep) if recursive else os.path.dirname(path) == folder
 
 
 class Watcher:

@@ -1,5 +1,6 @@
-"""Labels: which format each split folder uses (formats/), indexing its label files (indexing),
-and the questions asked when rows have no known layout (prompt)."""
+"""Labels: the label formats and their registry (formats/), the plans and options of a scan
+(setup), indexing the label files into the database (indexing, files), and the questions asked
+when rows have no known layout (prompt)."""
 
 from .indexing import (
     LabelOptions,

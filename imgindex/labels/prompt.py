@@ -1,10 +1,14 @@
-"""DataGradients' two questions about label rows without a convention, asked on a terminal."""
+"""DataGradients' two questions about label rows without a convention, asked on a terminal, and the
+`--labels` choice of the command line."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import click
 
-from .indexing import format_sample
+from .setup import format_sample
 
 RULE = "-" * 72
 FIRST_OPTIONS = [
@@ -48,3 +52,20 @@ def ask_label_first(sample: list[tuple[str, str]]) -> bool:
 
 def ask_bbox_format(sample: list[tuple[str, str]]) -> str:
     return str(ask("What is the bounding box format?", sample, list(BBOX_OPTIONS)))
+
+
+class FormatChoice(click.Choice[str]):
+    """A click choice over a sequence read at each use: `--labels` offers the label formats
+    registered when the command runs, not only those known when the command line was built."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__(names)
+        self._names = names
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self._names)
+
+    @choices.setter
+    def choices(self, value: Any) -> None:
+        self._names = tuple(value)

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import sqlite_utils
+
+from .base import ClassTable, LabelError, LabelFormat, LabelPlan, Reading, read_text
+from .images import ImageIndex
 from .model import MALFORMED_ROW, MISSING_IMAGE_FILE, Parsed, Problem, Size, add_box, class_name
 
 Resolver = Callable[[str], str | None]  # COCO file_name -> absolute image path, None when not on disk
@@ -110,3 +116,78 @@ def _annotation(
     name = class_name(parsed, where, class_id, names) if class_id is not None else None
     values = (float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3]))
     add_box(parsed, where, image_path, (class_id, name), values, ("xywh", False), size)
+
+
+# ---------------------------------------------------------------- the format
+
+
+def coco_candidates(root: Path) -> list[Path]:
+    """COCO files by convention: Roboflow's _annotations.coco.json, instances_*.json in the folder,
+    and COCO's annotations/instances_<folder name>.json in the folder or up to two levels above."""
+    found = [root / "_annotations.coco.json"] if (root / "_annotations.coco.json").is_file() else []
+    found += sorted(p for p in root.glob("instances_*.json") if p.is_file())
+    for base in (root, root.parent, root.parent.parent):
+        path = base / "annotations" / f"instances_{root.name}.json"
+        if path.is_file() and path not in found:
+            found.append(path)
+    return found
+
+
+def image_in_split(plan: LabelPlan, json_path: Path, name: str, images: ImageIndex) -> str | None:
+    """The split's image a COCO file_name refers to: relative to the folder or the file, else by name."""
+    for base in (plan.root, json_path.parent):
+        candidate = os.path.normpath(base / name)
+        if candidate in images.sizes:
+            return candidate
+    return images.by_name(name)
+
+
+class CategoryClasses(ClassTable):
+    """The split's classes are the categories of its COCO files, written as the files are read."""
+
+    def before_read(self, db: sqlite_utils.Database, split: str) -> None:
+        db.execute("DELETE FROM classes WHERE split = ?", [split])
+
+
+class CocoFormat(LabelFormat):
+    """COCO JSON files; their categories are shared by the whole split, so they are read together."""
+
+    name = "coco"
+    detect_order = 10
+    takes_label_file = True
+    reads_together = True
+    class_table = CategoryClasses()
+
+    def find(self, split: str, root: Path) -> LabelPlan | None:
+        files = coco_candidates(root)
+        if not files:
+            return None
+        return LabelPlan(split, root, self.name, files=tuple(files), reason=f"COCO file {files[0].name}")
+
+    def forced_plan(self, split: str, root: Path, file: Path | None = None) -> LabelPlan:
+        if file is not None:
+            if not file.is_file():
+                raise LabelError(f"--coco {file}: no such file")
+            return LabelPlan(split, root, self.name, files=(file.resolve(),), reason=f"--coco {file}")
+        plan = self.find(split, root)
+        if plan is None:
+            raise LabelError(
+                f"--labels coco: no _annotations.coco.json or annotations/instances_{root.name}.json "
+                f"found for split {split!r} ({root}); name the file with --coco FILE"
+            )
+        return plan
+
+    def read(self, plan: LabelPlan, path: Path, reading: Reading) -> Parsed:
+        text, error = read_text(path)
+        if text is None:
+            return Parsed(error=error)
+        return parse_coco_text(text, str(path), lambda name: image_in_split(plan, path, name, reading.images))
+
+    def links_changed(
+        self, plan: LabelPlan, path: str, linked: set[str], images: ImageIndex, touched: set[str]
+    ) -> bool:
+        """Any image of the split appearing or changing may be one the file names."""
+        return bool(touched)
+
+
+FORMAT = CocoFormat()

@@ -77,7 +77,7 @@ class Parsed:
     problems: list[Problem] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
     error: str | None = None
-    classes: dict[int, str] = field(default_factory=dict)
+    classes: dict[int, str] = field(default_factory=dict)  # classes the file defines (COCO categories)
 
 
 def _to_xyxy(values: tuple[float, float, float, float], fmt: BoxFormat) -> tuple[float, float, float, float]:

@@ -7,6 +7,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
+from .base import CLASSES_OF_LABELS, LabelFormat, LabelPlan, Reading, Watched, read_text
+from .images import ImageIndex
 from .model import MALFORMED_ROW, MISSING_IMAGE_FILE, Parsed, Problem, Size, add_box
 
 # (file name from <filename>, xml path) -> (absolute image path or None, size from the index or None)
@@ -68,3 +70,70 @@ def read_image_set(path: Path) -> frozenset[str]:
         if tokens and not (len(tokens) > 1 and tokens[1] == "-1"):
             ids.add(tokens[0])
     return frozenset(ids)
+
+
+# ---------------------------------------------------------------- the format
+
+
+def voc_dirs(root: Path) -> tuple[Path, Path] | None:
+    """(VOC root, Annotations folder) in the folder or beside it, holding .xml files."""
+    for base in (root, root.parent):
+        for name in ("Annotations", "annotations"):
+            folder = base / name
+            if folder.is_dir() and any(folder.glob("*.xml")):
+                return base, folder
+    return None
+
+
+def image_of_xml(name: str | None, xml_path: str, images: ImageIndex) -> tuple[str | None, Size | None]:
+    """The split's image of an annotation: by its <filename>, else by the XML file's stem."""
+    found = images.by_name(name) if name else None
+    found = found or images.by_stem(Path(xml_path).stem)
+    return found, (images.sizes.get(found) if found else None)
+
+
+class VocFormat(LabelFormat):
+    """An Annotations/ folder of XML files; ImageSets/Main/<split>.txt, when there, names the split's images."""
+
+    name = "voc"
+    detect_order = 40
+    missing = "no Annotations/ folder of .xml files found in the folder or beside it"
+    class_table = CLASSES_OF_LABELS
+
+    def find(self, split: str, root: Path) -> LabelPlan | None:
+        dirs = voc_dirs(root)
+        if dirs is None:
+            return None
+        voc_root, ann_dir = dirs
+        image_set = voc_root / "ImageSets" / "Main" / f"{split}.txt"
+        members = read_image_set(image_set) if image_set.is_file() else None
+        why = f"VOC annotations in {ann_dir}" + (f", split from {image_set}" if members is not None else "")
+        return LabelPlan(split, root, self.name, label_dir=ann_dir, members=members, reason=why)
+
+    def image_filter(self, plan: LabelPlan) -> Callable[[str], bool] | None:
+        members = plan.members
+        return None if members is None else lambda path: Path(path).stem in members
+
+    def files(self, plan: LabelPlan) -> list[Path]:
+        assert plan.label_dir is not None
+        xmls = sorted(plan.label_dir.rglob("*.xml"))
+        return [p for p in xmls if plan.members is None or p.stem in plan.members]
+
+    def watched(self, plan: LabelPlan) -> Watched:
+        assert plan.label_dir is not None
+        return Watched(folders=((plan.label_dir, True),))
+
+    def read(self, plan: LabelPlan, path: Path, reading: Reading) -> Parsed:
+        text, error = read_text(path)
+        if text is None:
+            return Parsed(error=error)
+        return parse_voc_text(text, str(path), lambda name, xml: image_of_xml(name, xml, reading.images))
+
+    def links_changed(
+        self, plan: LabelPlan, path: str, linked: set[str], images: ImageIndex, touched: set[str]
+    ) -> bool:
+        """A file that found no image is stale once an image of its stem is there."""
+        return not linked and images.by_stem(Path(path).stem) is not None
+
+
+FORMAT = VocFormat()
