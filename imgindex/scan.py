@@ -218,12 +218,16 @@ def update_files(
 
 def _extracted(jobs: Sequence[Job], executor: Executor) -> Iterator[tuple[Job, dict[str, Any]]]:
     """(job, extracted row) as the executor finishes them; the executor's work is stopped when the
-    caller stops early (an error, a Ctrl-C)."""
-    by_path = {job.entry.path: job for job in jobs}
-    results = executor.run([job.entry.path for job in jobs])
+    caller stops early (an error, a Ctrl-C). A file in several splits (one folder named for two
+    splits, or nested folders) is extracted once and yields a row for each of its jobs."""
+    by_path: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_path.setdefault(job.entry.path, []).append(job)
+    results = executor.run(list(by_path))
     try:
         for path, extracted in results:
-            yield by_path[path], extracted
+            for job in by_path[path]:
+                yield job, extracted
     finally:
         close = getattr(results, "close", None)
         if close is not None:
