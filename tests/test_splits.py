@@ -32,3 +32,27 @@ def test_nested_folders_keep_each_split_whole(db: Path) -> None:
     assert counts(db) == {"all": 8, "val": 4}
     again = invoke("scan", "--db", str(db), f"all={IMAGES}", f"val={VAL}", "-q").output
     assert again.startswith("0 new, 0 changed, 12 unchanged")
+
+
+def test_a_yolo_split_is_read_as_yolo_beside_a_custom_split(db: Path, tmp_path: Path) -> None:
+    """The answers given for a custom layout apply to custom splits only."""
+    import shutil
+
+    from PIL import Image
+
+    custom = tmp_path / "custom"
+    (custom / "labels").mkdir(parents=True)
+    shutil.copytree(VAL, custom / "images")
+    for image in sorted((custom / "images").glob("*.jpg")):
+        width, height = Image.open(image).size
+        row = f"{width // 4} {height // 4} {width // 2} {height // 2} 3"  # x1 y1 x2 y2 class, pixels
+        (custom / "labels" / f"{image.stem}.txt").write_text(row + "\n")
+    invoke("scan", "--db", str(db), f"c={custom}", "--box-first", "--bbox-format", "xyxy", "-q")
+    yolo = DATA / "coco8" / "images" / "train"
+    alone = tmp_path / "alone.db"
+    invoke("scan", "--db", str(alone), f"t={yolo}", "-q")
+    invoke("scan", "--db", str(db), f"t={yolo}", f"c={custom}", "-q")  # the stored answers apply to c
+    query = "select image_path, class_id, round(cx, 6) cx, round(w, 6) w from labels where split = 't' order by 1, 2, 3"
+    assert sql_rows(db, query) == sql_rows(alone, query)
+    boxes = sql_rows(db, "select class_id, round(w, 4) w from labels where split = 'c'")
+    assert {b["class_id"] for b in boxes} == {3} and all(abs(b["w"] - 0.25) < 0.01 for b in boxes)

@@ -152,7 +152,7 @@ class TextRowsFormat(LabelFormat):
         images = reading.images
         image = image_for_text_label(plan, path, images)
         size = images.sizes.get(image) if image else None
-        convention = reading.convention or YOLO
+        convention = (reading.convention if self.asks_row_convention else None) or YOLO
         parsed = parse_rows(text, str(path), image, size, reading.names, convention, polygons=self.polygons)
         if image is None:
             detail = f"no image named {path.stem}.* in {plan.image_dir}"
