@@ -1,4 +1,5 @@
-"""Command line: a thin layer of click over the typed core."""
+"""Command line: click over the library API (imgindex.api.Index): it parses options, asks the
+terminal questions and draws progress through callbacks, and prints; the work happens in the library."""
 
 from __future__ import annotations
 
