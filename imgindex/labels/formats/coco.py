@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,17 @@ import sqlite_utils
 
 from .base import ClassTable, LabelError, LabelFormat, LabelPlan, Reading, read_text
 from .images import ImageIndex
-from .model import MALFORMED_ROW, MISSING_IMAGE_FILE, Parsed, Problem, Size, add_box, class_name
+from .model import (
+    MALFORMED_ROW,
+    MAX_COORDINATE,
+    MISSING_IMAGE_FILE,
+    Parsed,
+    Problem,
+    Size,
+    add_box,
+    class_name,
+    valid_class_id,
+)
 
 Resolver = Callable[[str], str | None]  # COCO file_name -> absolute image path, None when not on disk
 
@@ -27,6 +38,8 @@ def parse_coco_text(text: str, path: str, resolve: Resolver) -> Parsed:
         data = json.loads(text)
     except ValueError as exc:
         return Parsed(error=f"not valid JSON: {exc}")
+    except RecursionError:
+        return Parsed(error="not a COCO file: JSON nested too deep to read")
     if not looks_like_coco(data):
         return Parsed(error="not a COCO file: no 'images' list and 'annotations'")
     return parse_coco(data, path, resolve)
@@ -45,8 +58,8 @@ def parse_coco(data: dict[str, Any], path: str, resolve: Resolver) -> Parsed:
 def _categories(categories: Any) -> dict[int, str]:
     out: dict[int, str] = {}
     for cat in categories if isinstance(categories, list) else []:
-        if isinstance(cat, dict) and isinstance(cat.get("id"), int):
-            out[cat["id"]] = str(cat.get("name", ""))
+        if isinstance(cat, dict) and valid_class_id(cat.get("id")):
+            out[int(cat["id"])] = str(cat.get("name", ""))
     return out
 
 
@@ -71,12 +84,18 @@ def _images(
             )
         else:
             parsed.images.append(found)
-        width, height = entry.get("width"), entry.get("height")
-        size = (
-            (int(width), int(height)) if isinstance(width, (int, float)) and isinstance(height, (int, float)) else None
-        )
-        images[entry["id"]] = (found, size)
+        images[entry["id"]] = (found, _size(entry.get("width"), entry.get("height")))
     return images
+
+
+def _size(width: Any, height: Any) -> Size | None:
+    """(width, height) in pixels when both are positive finite numbers, else None (unknown)."""
+    numbers = (width, height)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+        return None
+    if not all(math.isfinite(v) and 0 < v <= MAX_COORDINATE for v in numbers):
+        return None
+    return int(width), int(height)
 
 
 def _annotation(
@@ -112,8 +131,12 @@ def _annotation(
         return
     image_path, size = images[ann["image_id"]]
     category = ann.get("category_id")
-    class_id = category if isinstance(category, int) else None
-    name = class_name(parsed, where, class_id, names) if class_id is not None else None
+    if not valid_class_id(category):
+        detail = f"annotation id {ann.get('id')} has category_id {str(category)[:40]!r}, not an integer id"
+        parsed.problems.append(Problem(MALFORMED_ROW, where[0], where[1], detail))
+        return
+    class_id = int(category)
+    name = class_name(parsed, where, class_id, names)
     values = (float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3]))
     add_box(parsed, where, image_path, (class_id, name), values, ("xywh", False), size)
 

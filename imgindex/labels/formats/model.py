@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeGuard
 
 Size = tuple[int, int]  # (width, height) in pixels
 BoxFormat = Literal["xyxy", "xywh", "cxcywh"]
@@ -33,6 +33,8 @@ PROBLEM_KINDS = (
     IMAGE_SIZE_UNKNOWN,
 )
 
+MAX_CLASS_ID = 2**31 - 1  # class ids are stored as SQLite integers; larger ones are malformed
+MAX_COORDINATE = 1e7  # a box number past this (pixels or normalised) belongs to no image
 EPS = 1e-6  # tolerance on normalised coordinates (float text round-off)
 
 
@@ -145,15 +147,31 @@ class _Text:
         return " ".join(f"{v:g}" for v in self.values)
 
 
+def valid_class_id(value: object) -> TypeGuard[int | float]:
+    """A whole number from 0 to MAX_CLASS_ID (not a bool, NaN or infinity)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and 0 <= value <= MAX_CLASS_ID and value == int(value)
+
+
 def parse_class_id(text: str) -> int | None:
-    """An integer class id from '3' or '3.0'; None for anything else (negative, fractional, text)."""
+    """An integer class id from '3' or '3.0'; None for anything else (negative, fractional, text,
+    not finite, past MAX_CLASS_ID)."""
     try:
         value = float(text)
     except ValueError:
         return None
-    if math.isnan(value) or value < 0 or value != int(value):
-        return None
-    return int(value)
+    return int(value) if valid_class_id(value) else None
+
+
+def unusable_number(values: tuple[float, ...]) -> str | None:
+    """Why a box's numbers cannot be a box (NaN, infinity, past MAX_COORDINATE); None when they can."""
+    for value in values:
+        if not math.isfinite(value):
+            return f"{value:g} is not a finite number"
+        if abs(value) > MAX_COORDINATE:
+            return f"{value:g} is out of range (at most {MAX_COORDINATE:g} in size)"
+    return None
 
 
 def add_box(
@@ -165,7 +183,12 @@ def add_box(
     convention: tuple[BoxFormat, bool],
     size: Size | None,
 ) -> None:
-    """Append one box label to `parsed`, with its zero-area / outside-image problems."""
+    """Append one box label to `parsed`, with its zero-area / outside-image problems; numbers that
+    cannot be a box make a malformed_row problem instead."""
+    unusable = unusable_number(values)
+    if unusable is not None:
+        parsed.problems.append(Problem(MALFORMED_ROW, where[0], where[1], f"box {_Text(values)}: {unusable}"))
+        return
     box = make_box(values, convention[0], convention[1], size)
     parsed.labels.append(Label(image_path, cls[0], cls[1], box))
     for kind, detail in box_problems(box, values):

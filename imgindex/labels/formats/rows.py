@@ -5,7 +5,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .model import MALFORMED_ROW, POLYGON_ROW, BoxFormat, Parsed, Problem, Size, add_box, class_name, parse_class_id
+from .model import (
+    MALFORMED_ROW,
+    POLYGON_ROW,
+    BoxFormat,
+    Parsed,
+    Problem,
+    Size,
+    add_box,
+    class_name,
+    parse_class_id,
+    valid_class_id,
+)
 
 _SPLIT = re.compile(r"[\s,;]+")
 
@@ -150,6 +161,6 @@ def looks_like_yolo(rows: list[list[float]]) -> bool:
 def _fits_yolo(row: list[float]) -> bool:
     if len(row) != 5 and (len(row) < 7 or len(row) % 2 == 0):
         return False
-    if row[0] < 0 or row[0] != int(row[0]):
+    if not valid_class_id(row[0]):
         return False
     return all(-0.05 <= v <= 1.05 for v in row[1:])

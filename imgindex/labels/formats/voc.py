@@ -38,7 +38,7 @@ def _size(root: ET.Element) -> Size | None:
     try:
         width = int(float(root.findtext("size/width") or 0))
         height = int(float(root.findtext("size/height") or 0))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, or infinite
         return None
     return (width, height) if width > 0 and height > 0 else None
 

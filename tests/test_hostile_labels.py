@@ -1,0 +1,96 @@
+"""Numbers in label files that cannot be a class id or a box: each such row is a malformed_row
+problem, the scan goes on, the valid rows are indexed and the report's features all run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import DATA, invoke, sql_rows
+
+from imgindex.labels.formats.coco import parse_coco_text
+from imgindex.labels.formats.model import MALFORMED_ROW
+from imgindex.labels.formats.rows import looks_like_yolo, parse_rows
+from imgindex.labels.formats.voc import parse_voc_text
+
+BAD_IDS = ["nan", "inf", "-inf", "1e20", "1e300", "-1", "2.5"]
+BAD_BOXES = ["nan 0.5 0.2 0.2", "0.5 inf 0.2 0.2", "0.5 0.5 1e300 0.2", "0.5 0.5 0.2 -inf"]
+
+
+@pytest.mark.parametrize("class_id", BAD_IDS)
+def test_a_class_id_that_is_no_id_is_a_malformed_row(class_id: str) -> None:
+    parsed = parse_rows(f"{class_id} 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n", "a.txt", "/d/a.jpg", (640, 480), None)
+    assert [p.kind for p in parsed.problems] == [MALFORMED_ROW]
+    assert [label.class_id for label in parsed.labels] == [0]
+
+
+@pytest.mark.parametrize("box", BAD_BOXES)
+def test_a_box_number_that_is_not_finite_or_too_large_is_a_malformed_row(box: str) -> None:
+    parsed = parse_rows(f"3 {box}\n", "a.txt", "/d/a.jpg", (640, 480), None)
+    assert parsed.labels == []
+    assert [p.kind for p in parsed.problems] == [MALFORMED_ROW]
+
+
+def test_detection_survives_rows_of_non_finite_numbers() -> None:
+    rows = [[float("nan"), 0.5, 0.5, 0.1, 0.1], [float("inf"), 0.5, 0.5, 0.1, 0.1], [0, 0.5, 0.5, 0.1, 0.1]]
+    assert looks_like_yolo(rows) is False  # 1 of 3 rows fits: not YOLO, and no exception
+
+
+def coco(annotations: list[object], width: object = 640) -> str:
+    return json.dumps(
+        {
+            "images": [{"id": 1, "file_name": "a.jpg", "width": width, "height": 480}],
+            "annotations": annotations,
+            "categories": [{"id": 3, "name": "cat"}, {"id": 2**70, "name": "huge"}],
+        }
+    )
+
+
+def test_coco_numbers_that_cannot_be_boxes_or_ids_are_problems() -> None:
+    good = {"id": 1, "image_id": 1, "category_id": 3, "bbox": [10, 10, 50, 50]}
+    bad = [
+        {"id": 2, "image_id": 1, "category_id": 3, "bbox": [float("nan"), 10, 50, 50]},
+        {"id": 3, "image_id": 1, "category_id": 3, "bbox": [10, 10, float("inf"), 50]},
+        {"id": 4, "image_id": 1, "category_id": "3", "bbox": [10, 10, 50, 50]},
+        {"id": 5, "image_id": 1, "category_id": 2**70, "bbox": [10, 10, 50, 50]},
+        {"id": 6, "image_id": 1, "bbox": [10, 10, 50, 50]},
+    ]
+    parsed = parse_coco_text(coco([good, *bad], width=float("inf")), "x.json", lambda name: "/d/a.jpg")
+    assert [label.class_id for label in parsed.labels] == [3]
+    assert parsed.classes == {3: "cat"}  # an id past the integer range is no category
+    assert [p.kind for p in parsed.problems] == [MALFORMED_ROW] * len(bad)
+    assert parsed.labels[0].box is not None and parsed.labels[0].box.x1 == 10  # width unknown: pixels kept
+
+
+def test_coco_json_nested_too_deep_is_an_unreadable_file_not_a_crash() -> None:
+    parsed = parse_coco_text("[" * 100_000 + "]" * 100_000, "deep.json", lambda name: None)
+    assert parsed.error is not None and "nested too deep" in parsed.error
+
+
+def test_voc_infinite_numbers_are_problems() -> None:
+    xml = (
+        "<annotation><filename>a.jpg</filename><size><width>inf</width><height>480</height></size>"
+        "<object><name>dog</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>inf</xmax><ymax>9</ymax></bndbox></object>"
+        "<object><name>cat</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object>"
+        "</annotation>"
+    )
+    parsed = parse_voc_text(xml, "a.xml", lambda name, path: ("/d/a.jpg", (640, 480)))
+    assert [label.class_name for label in parsed.labels] == ["cat"]
+    assert [p.kind for p in parsed.problems] == [MALFORMED_ROW]
+
+
+def test_a_scan_of_hostile_yolo_rows_indexes_the_rest_and_the_report_runs(db: Path, tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    shutil.copytree(DATA / "coco8" / "images" / "val", root / "images")
+    shutil.copytree(DATA / "coco8" / "labels" / "val", root / "labels")
+    first = sorted((root / "labels").glob("*.txt"))[0]
+    hostile = [f"{cid} 0.5 0.5 0.2 0.2" for cid in BAD_IDS] + [f"3 {box}" for box in BAD_BOXES]
+    first.write_text(first.read_text() + "\n".join(hostile) + "\n")
+    invoke("scan", "--db", str(db), f"val={root}", "-q")
+    problems = sql_rows(db, "select kind, count(*) n from label_problems where kind = 'malformed_row'")
+    assert problems == [{"kind": MALFORMED_ROW, "n": len(hostile)}]
+    assert sql_rows(db, "select count(*) n from labels where cx is null or not (cx between 0 and 1)")[0]["n"] == 0
+    report = invoke("report", "--db", str(db), "--out", str(tmp_path / "logs"))
+    assert "Feature failed" not in report.output
