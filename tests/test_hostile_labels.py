@@ -94,3 +94,16 @@ def test_a_scan_of_hostile_yolo_rows_indexes_the_rest_and_the_report_runs(db: Pa
     assert sql_rows(db, "select count(*) n from labels where cx is null or not (cx between 0 and 1)")[0]["n"] == 0
     report = invoke("report", "--db", str(db), "--out", str(tmp_path / "logs"))
     assert "Feature failed" not in report.output
+
+
+def test_a_fifo_named_like_a_label_file_is_refused_without_blocking(db: Path, tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "ds"
+    shutil.copytree(DATA / "coco8" / "images" / "val", root / "images")
+    shutil.copytree(DATA / "coco8" / "labels" / "val", root / "labels")
+    os.mkfifo(root / "labels" / "zz_fifo.txt")  # nobody ever writes to it
+    invoke("scan", "--db", str(db), f"val={root}", "-q")
+    (row,) = sql_rows(db, "select error from label_files where path like '%zz_fifo.txt'")
+    assert "not a regular file" in row["error"]
+    assert sql_rows(db, "select count(*) n from labels")[0]["n"] > 0

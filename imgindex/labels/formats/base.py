@@ -10,6 +10,7 @@ follows. It never branches on a format's name.
 from __future__ import annotations
 
 import os
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -186,8 +187,16 @@ def stat_paths(paths: Iterable[Path | str]) -> dict[str, Stat]:
 
 
 def read_text(path: Path) -> tuple[str | None, str | None]:
-    """(text, None) or (None, error message)."""
+    """(text, None) or (None, error message). Only a regular file is read: a FIFO, device or
+    socket named like a label file is opened without blocking and refused."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace"), None
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         return None, f"cannot read: {exc.strerror or exc}"
+    with os.fdopen(fd, "rb") as file:
+        try:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                return None, "not a regular file (a FIFO, device or socket): not read"
+            return file.read().decode("utf-8", errors="replace"), None
+        except OSError as exc:
+            return None, f"cannot read: {exc.strerror or exc}"

@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from .base import read_text
+
 YAML_NAMES = ("data.yaml", "dataset.yaml", "data.yml", "dataset.yml")
 TEXT_NAMES = ("classes.txt", "obj.names")
 PARENT_LEVELS = 4  # how far above the split folder a data.yaml is looked for
@@ -30,9 +32,8 @@ def find_names_file(folders: list[Path], levels: int = PARENT_LEVELS) -> Path | 
 
 def load_names(path: Path) -> dict[int, str] | None:
     """{class id: name} from a names file; None when it has none or cannot be read."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+    text, _ = read_text(path)
+    if text is None:
         return None
     if path.name in TEXT_NAMES:
         return {i: line.strip() for i, line in enumerate(text.splitlines()) if line.strip()}
