@@ -107,3 +107,14 @@ def test_a_fifo_named_like_a_label_file_is_refused_without_blocking(db: Path, tm
     (row,) = sql_rows(db, "select error from label_files where path like '%zz_fifo.txt'")
     assert "not a regular file" in row["error"]
     assert sql_rows(db, "select count(*) n from labels")[0]["n"] > 0
+
+
+def test_a_link_loop_at_the_top_of_a_split_is_skipped(db: Path, tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "split"
+    shutil.copytree(DATA / "coco8" / "images" / "val", root)
+    os.symlink("x2.jpg", root / "x1.jpg")
+    os.symlink("x1.jpg", root / "x2.jpg")
+    out = invoke("scan", "--db", str(db), f"val={root}", "-q").output
+    assert out.startswith("4 new, 0 changed, 0 unchanged, 0 removed, 0 errors")

@@ -32,11 +32,27 @@ LAYOUT_NAMES = frozenset(
 def class_folders(root: Path) -> list[Path]:
     """Subfolders of `root` that hold image files directly."""
     found = []
-    with os.scandir(root) as entries:
-        for entry in sorted(entries, key=lambda e: e.name):
-            if entry.is_dir() and not entry.name.startswith(".") and _holds_images(Path(entry.path)):
-                found.append(Path(entry.path))
+    for entry in sorted(_entries(root), key=lambda e: e.name):
+        if _is(entry, "dir") and not entry.name.startswith(".") and _holds_images(Path(entry.path)):
+            found.append(Path(entry.path))
     return found
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    """The folder's entries; none when it cannot be listed."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError:
+        return []
+
+
+def _is(entry: os.DirEntry[str], kind: str) -> bool:
+    """entry.is_dir() / is_file(), False for a broken link or a link loop instead of an error."""
+    try:
+        return entry.is_dir() if kind == "dir" else entry.is_file()
+    except OSError:
+        return False
 
 
 def _holds_images(folder: Path) -> bool:
@@ -48,8 +64,7 @@ def _holds_images(folder: Path) -> bool:
 
 
 def _holds_images_directly(root: Path) -> bool:
-    with os.scandir(root) as entries:
-        return any(e.is_file() and is_image(e.name) for e in entries)
+    return any(is_image(e.name) and _is(e, "file") for e in _entries(root))
 
 
 def folder_labels(folder: Path, images: ImageIndex) -> Parsed:
