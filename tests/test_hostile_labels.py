@@ -118,3 +118,25 @@ def test_a_link_loop_at_the_top_of_a_split_is_skipped(db: Path, tmp_path: Path) 
     os.symlink("x1.jpg", root / "x2.jpg")
     out = invoke("scan", "--db", str(db), f"val={root}", "-q").output
     assert out.startswith("4 new, 0 changed, 0 unchanged, 0 removed, 0 errors")
+
+
+def test_a_yaml_alias_bomb_in_data_yaml_names_nothing_quickly(tmp_path: Path) -> None:
+    import time
+
+    from imgindex.labels.formats.names import load_names
+
+    lines = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]" for i in range(8)]
+    lines.append("names: [*i, *i, cat]")  # 9**9 strings if expanded
+    bomb = tmp_path / "data.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    started = time.monotonic()
+    assert load_names(bomb) == {2: "cat"}
+    assert time.monotonic() - started < 5
+
+
+def test_names_keep_only_scalar_names_and_class_ids(tmp_path: Path) -> None:
+    from imgindex.labels.formats.names import MAX_NAME_CHARS, names_from_mapping
+
+    names = {"0": "person", 1: ["nested"], 10**30: "huge", -1: "negative", 2: "x" * 1000, "three": "word"}
+    assert names_from_mapping(names) == {0: "person", 2: "x" * MAX_NAME_CHARS}

@@ -8,6 +8,10 @@ from typing import Any
 import yaml
 
 from .base import read_text
+from .model import valid_class_id
+
+MAX_NAMES_CHARS = 1 << 20  # a names file larger than this (1 MiB of text) is not read
+MAX_NAME_CHARS = 200
 
 YAML_NAMES = ("data.yaml", "dataset.yaml", "data.yml", "dataset.yml")
 TEXT_NAMES = ("classes.txt", "obj.names")
@@ -33,27 +37,33 @@ def find_names_file(folders: list[Path], levels: int = PARENT_LEVELS) -> Path | 
 def load_names(path: Path) -> dict[int, str] | None:
     """{class id: name} from a names file; None when it has none or cannot be read."""
     text, _ = read_text(path)
-    if text is None:
+    if text is None or len(text) > MAX_NAMES_CHARS:
         return None
     if path.name in TEXT_NAMES:
-        return {i: line.strip() for i, line in enumerate(text.splitlines()) if line.strip()}
+        return {i: line.strip()[:MAX_NAME_CHARS] for i, line in enumerate(text.splitlines()) if line.strip()}
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return None
     return names_from_mapping(data.get("names") if isinstance(data, dict) else None)
 
 
 def names_from_mapping(names: Any) -> dict[int, str] | None:
-    """Ultralytics accepts names as a list or as a {id: name} mapping."""
-    if isinstance(names, list):
-        return {i: str(n) for i, n in enumerate(names)}
-    if isinstance(names, dict):
-        out: dict[int, str] = {}
-        for key, value in names.items():
-            try:
-                out[int(key)] = str(value)
-            except (TypeError, ValueError):
-                continue
-        return out
-    return None
+    """Ultralytics accepts names as a list or as a {id: name} mapping. A name is a string or a
+    number (cut at MAX_NAME_CHARS); anything else (a nested list or mapping, e.g. a YAML alias
+    bomb) names nothing, and so does an id that is not a class id."""
+    pairs = enumerate(names) if isinstance(names, list) else names.items() if isinstance(names, dict) else None
+    if pairs is None:
+        return None
+    out: dict[int, str] = {}
+    for key, value in pairs:
+        class_id = _class_id(key)
+        if class_id is not None and isinstance(value, (str, int, float)):
+            out[class_id] = str(value)[:MAX_NAME_CHARS]
+    return out
+
+
+def _class_id(key: Any) -> int | None:
+    if isinstance(key, str) and key.strip().lstrip("-").isdigit():
+        key = int(key)
+    return int(key) if valid_class_id(key) else None
