@@ -7,7 +7,7 @@ layer over it.
 __version__ = "0.1.0"
 
 from .api import Index
-from .labels.indexing import LabelOptions, MissingAnswers
+from .labels import LabelOptions, MissingAnswers
 from .scan import ScanSummary
 
 __all__ = ["Index", "LabelOptions", "MissingAnswers", "ScanSummary", "__version__"]

@@ -21,10 +21,10 @@ import sqlite_utils
 
 from . import query, store
 from .executors import DEFAULT_EXECUTOR, Executor, make_executor
-from .labels.indexing import LabelOptions, MissingAnswers
+from .labels import LabelOptions, MissingAnswers, prepare
 from .near import groups
 from .near import pairs as near_pairs
-from .scan import Progress, ScanSummary, Splits, setup_labels
+from .scan import Progress, ScanSummary, Splits
 from .scan import scan as run_scan
 from .watch import Watcher
 
@@ -107,7 +107,7 @@ class Index:
         ``.stop`` is set). Labels are read as the last scan of each split read them. ``settings``:
         settle, batch_size, on_batch, on_ready (see imgindex.watch.Watcher)."""
         folders = as_splits(splits)
-        setup = setup_labels(self.db, folders, LabelOptions(), ask)
+        setup = prepare(self.db, folders, LabelOptions(), ask)
         return Watcher(self.path, folders, executor=_executor(executor, workers), label_setup=setup, **settings)
 
     def duplicates(self, max_distance: int = groups.DEFAULT_MAX_DISTANCE) -> dict[str, Any]:
@@ -148,9 +148,9 @@ class Index:
         """Write Report.pdf and summary.json (DataGradients' layout) from the index alone, with the
         features of ``sections`` or of a DataGradients ``config`` YAML (default: every feature with
         data); returns a ReportOutcome (paths, features, errors)."""
-        from .report import build_report
+        from .report.build import write_report
 
-        return build_report(self.path, out_dir=out_dir, title=title, config=config, sections=sections)
+        return write_report(self.db, self.path, out_dir, title, config, sections=sections)
 
 
 def _executor(executor: Executor | str | None, workers: int | None) -> Executor:

@@ -22,9 +22,9 @@ import click
 from . import __version__, query, store
 from .api import Index
 from .executors import DEFAULT_EXECUTOR, EXECUTORS
+from .labels import LabelOptions, MissingAnswers
 from .labels import prompt as labelprompt
 from .labels.formats import CHOICES, LabelError
-from .labels.indexing import LabelOptions, MissingAnswers
 from .near import groups as duplicates
 from .scan import Progress, Splits
 
@@ -208,10 +208,12 @@ def progress_bar(quiet: bool) -> Iterator[Progress | None]:
     bar: Any = None
     started = time.monotonic()
 
+    def rate(done: int | None) -> str:
+        return f"{(done or 0) / max(time.monotonic() - started, 1e-6):.0f} files/s"
+
     def advance(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            rate = lambda _: f"{done / max(time.monotonic() - started, 1e-6):.0f} files/s"  # noqa: E731
             bar = click.progressbar(length=total, label="Indexing", file=sys.stderr, show_pos=True, item_show_func=rate)
             bar.__enter__()
         bar.update(1, current_item=done)

@@ -23,7 +23,7 @@ import sqlite_utils
 
 from . import store
 from .executors import Executor, Inline, ProcessPool
-from .labels.indexing import (
+from .labels import (
     LabelOptions,
     LabelSetup,
     LabelSummary,
@@ -54,6 +54,7 @@ class Plan:
     unchanged: int = 0
     gone: dict[str, list[str]] = field(default_factory=dict)  # split -> paths no longer on disk
     retry_errors: bool = False  # read files that failed before even when unchanged
+    walked: dict[Path, list[Stamped]] = field(default_factory=dict)  # folder -> its walk, once per scan
 
 
 @dataclass
@@ -97,7 +98,7 @@ def plan_split(
     A file is unchanged when its (path, size, mtime_ns) is stored: one set lookup per file. Only
     when some file is not, or the counts differ, are the paths compared to find what went."""
     stored = store.stored_stamps(db, split, plan.retry_errors)
-    current = on_disk(roots, keep)
+    current = on_disk(roots, keep, plan.walked)
     fresh = sorted(stamped for stamped in current if stamped not in stored)
     plan.unchanged += len(current) - len(fresh)
     if not fresh and len(current) == len(stored):
@@ -110,12 +111,21 @@ def plan_split(
     plan.gone[split] = sorted(stored_paths - {path for path, _, _ in current})
 
 
-def on_disk(roots: Sequence[Path], keep: Callable[[str], bool] | None) -> list[Stamped]:
-    """(path, size, mtime_ns) of a split's image files (overlapping folders counted once)."""
-    found = [f for root in roots for f in walk_stamped(str(root)) if keep is None or keep(f[0])]
+def on_disk(
+    roots: Sequence[Path], keep: Callable[[str], bool] | None, walked: dict[Path, list[Stamped]]
+) -> list[Stamped]:
+    """(path, size, mtime_ns) of a split's image files (overlapping folders counted once). ``walked``
+    keeps each folder's walk for the other splits of the same scan that name it."""
+    found = [f for root in roots for f in _walk(root, walked) if keep is None or keep(f[0])]
     if len(roots) > 1:
         found = list(dict.fromkeys(found))
     return found
+
+
+def _walk(root: Path, walked: dict[Path, list[Stamped]]) -> list[Stamped]:
+    if root not in walked:
+        walked[root] = walk_stamped(str(root))
+    return walked[root]
 
 
 def rel_path(path: str, roots: Sequence[Path]) -> str:
@@ -314,27 +324,12 @@ def scan(
     Extraction runs on ``executor`` (default: a local process pool of ``workers``)."""
     with _connection(db) as conn:
         options = labels or LabelOptions()
-        setup = label_setup or setup_labels(conn, splits, options, ask)
+        setup = label_setup or prepare(conn, splits, options, ask)
         summary = scan_images_and_labels(
             conn, splits, setup, executor or ProcessPool(workers), batch_size, retry_errors, on_progress
         )
         remember_options(conn, splits, options)
     return summary
-
-
-def setup_labels(
-    db: sqlite_utils.Database,
-    splits: Splits,
-    options: LabelOptions,
-    ask: Callable[[MissingAnswers], LabelOptions] | None = None,
-) -> LabelSetup:
-    """The label plans of a scan; ``ask`` answers the questions a custom layout raises."""
-    try:
-        return prepare(db, splits, options)
-    except MissingAnswers as missing:
-        if ask is None:
-            raise
-        return prepare(db, splits, ask(missing))
 
 
 @contextmanager

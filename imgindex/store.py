@@ -26,11 +26,12 @@ MIGRATION_SET = "imgindex"
 CURRENT_MTIME = f"CASE WHEN extractor IS {EXTRACTOR} THEN mtime_ns ELSE -1 END"
 
 
-def schema_files() -> list[tuple[str, str]]:
-    """(name, sql) of every schema file, in filename order."""
+@functools.cache
+def schema_files() -> tuple[tuple[str, str], ...]:
+    """(name, sql) of every schema file, in filename order (read once per process)."""
     folder = resources.files("imgindex.schema")
     files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
-    return [(f.name, f.read_text(encoding="utf-8")) for f in files]
+    return tuple((f.name, f.read_text(encoding="utf-8")) for f in files)
 
 
 def migrations() -> Migrations:
@@ -283,13 +284,10 @@ def near_pairs_out_of_date(db: sqlite_utils.Database) -> bool:
     return db.execute("SELECT EXISTS (SELECT 1 FROM near_stale)").fetchone()[0] == 1
 
 
-def open_db(path: str | Path, readonly: bool = False) -> sqlite_utils.Database:
+def open_db(path: str | Path) -> sqlite_utils.Database:
     """Open (creating if needed) an index for writing: schema applied, functions registered, views
     fresh. Refuses (IndexStateError, the file left as it is) a file that is not a SQLite database,
-    a database holding other tables than imgindex's, and an index written by a newer imgindex.
-    ``readonly=True`` is ``open_readonly(path)``."""
-    if readonly:
-        return open_readonly(path)
+    a database holding other tables than imgindex's, and an index written by a newer imgindex."""
     if Path(path).exists():
         require_writable(inspect_file(path))
     conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)

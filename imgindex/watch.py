@@ -30,8 +30,8 @@ from watchdog.observers import Observer
 
 from . import store
 from .executors import Executor, ProcessPool
+from .labels import LabelOptions, LabelSetup, LabelSummary, index_labels, prepare
 from .labels.formats import get as label_format
-from .labels.indexing import LabelOptions, LabelSetup, LabelSummary, index_labels, prepare
 from .scan import Plan, ScanSummary, Splits, scan, update_files
 from .walk import is_image_name, walk_images
 

@@ -193,7 +193,7 @@ def test_duplicates_on_a_read_only_connection(db: Path, tmp_path: Path) -> None:
 
     invoke("scan", "--db", str(db), f"train={COCO128}", f"val={COCO8 / 'val'}", "-q")
     expected = duplicates(db, "--max-distance", "8")
-    assert dup.find_duplicates(store.open_db(db, readonly=True), 8) == expected
+    assert dup.find_duplicates(store.open_readonly(db), 8) == expected
 
 
 def shifted_crops(folder: Path, n_side: int = 5, step: int = 3) -> int:

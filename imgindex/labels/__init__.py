@@ -2,15 +2,8 @@
 (setup), indexing the label files into the database (indexing, files), and the questions asked
 when rows have no known layout (prompt)."""
 
-from .indexing import (
-    LabelOptions,
-    LabelSetup,
-    LabelSummary,
-    MissingAnswers,
-    index_labels,
-    prepare,
-    remember_options,
-)
+from .indexing import LabelSummary, index_labels, mark_pending
+from .setup import LabelOptions, LabelSetup, MissingAnswers, keep_image, prepare, remember_options
 
 __all__ = [
     "LabelOptions",
@@ -18,6 +11,8 @@ __all__ = [
     "LabelSummary",
     "MissingAnswers",
     "index_labels",
+    "keep_image",
+    "mark_pending",
     "prepare",
     "remember_options",
 ]

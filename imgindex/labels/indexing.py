@@ -25,19 +25,6 @@ from .formats.names import load_names
 from .formats.registry import rank
 from .formats.rows import Convention
 from .settings import get_setting, set_setting
-from .setup import LabelOptions, LabelSetup, MissingAnswers, keep_image, prepare, remember_options
-
-__all__ = [
-    "LabelOptions",
-    "LabelSetup",
-    "LabelSummary",
-    "MissingAnswers",
-    "index_labels",
-    "keep_image",
-    "mark_pending",
-    "prepare",
-    "remember_options",
-]
 
 BATCH_FILES = 500  # label files written per transaction
 

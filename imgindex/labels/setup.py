@@ -41,10 +41,22 @@ class LabelSetup:
     convention: Convention | None
 
 
-def prepare(db: sqlite_utils.Database, splits: dict[str, list[Path]], options: LabelOptions) -> LabelSetup:
-    """Plans and convention for a scan; raises LabelError or MissingAnswers (nothing is stored then)."""
+def prepare(
+    db: sqlite_utils.Database,
+    splits: dict[str, list[Path]],
+    options: LabelOptions,
+    ask: Callable[[MissingAnswers], LabelOptions] | None = None,
+) -> LabelSetup:
+    """Plans and convention for a scan. When custom rows have no known layout, ``ask`` answers the
+    questions; without it MissingAnswers is raised. LabelError for impossible options (nothing is
+    stored then)."""
     plans = plan_labels(db, splits, options)
-    return LabelSetup(plans, resolve_convention(db, plans, options))
+    try:
+        return LabelSetup(plans, resolve_convention(db, plans, options))
+    except MissingAnswers as missing:
+        if ask is None:
+            raise
+        return prepare(db, splits, ask(missing))
 
 
 # ---------------------------------------------------------------- plans

@@ -59,19 +59,31 @@ def build_report(
 ) -> ReportOutcome:
     """Write the report of the index at ``db_path``, which is only read (opened read-only). The
     features are ``sections`` when given, else those of the ``config`` YAML, else every feature."""
-    db_path = Path(db_path).resolve()
-    database = _open(db_path)
+    database = _open(Path(db_path).resolve())
     try:
-        if sections is None:
-            sections = load_config(config) if config else default_sections()
-        title = title or default_title(db_path)
-        now = now or datetime.now().astimezone()
-        ctx = Context(database, db_path)
-        seconds: dict[str, float] = {}
-        blocks, errors = run_features(ctx, sections, seconds)
-        config_json = summary.data_config(database.conn, db_path)
+        return write_report(database, db_path, out_dir, title, config, now, sections)
     finally:
         database.close()
+
+
+def write_report(
+    database: sqlite_utils.Database,
+    db_path: str | Path,
+    out_dir: str | Path = "logs",
+    title: str | None = None,
+    config: str | Path | None = None,
+    now: datetime | None = None,
+    sections: list[Section] | None = None,
+) -> ReportOutcome:
+    """build_report on an index already open (``db_path`` names it in the report)."""
+    db_path = Path(db_path).resolve()
+    if sections is None:
+        sections = load_config(config) if config else default_sections()
+    title = title or default_title(db_path)
+    now = now or datetime.now().astimezone()
+    seconds: dict[str, float] = {}
+    blocks, errors = run_features(Context(database, db_path), sections, seconds)
+    config_json = summary.data_config(database.conn, db_path)
     try:
         return _write(Path(out_dir), title, now, db_path, blocks, errors, config_json, seconds)
     except OSError as err:
