@@ -172,7 +172,7 @@ class LabelTable:
     """Label rows: one row per box or per classification label."""
 
     split: np.ndarray  # split name per row
-    image: np.ndarray  # id of the labelled image; negative: the image is not in the index
+    image: np.ndarray  # id of the labelled image (always an indexed image of the split)
     cls: np.ndarray  # int index into class_names
     box: np.ndarray  # (n, 4) normalised cx, cy, w, h; NaN for classification rows
     area: np.ndarray  # fraction of the image
@@ -217,16 +217,18 @@ def _quantised(column: str) -> str:
 
 
 def load_labels(conn: sqlite3.Connection, splits: list[str]) -> LabelTable | None:
-    """Boxes and classification labels. Boxes travel packed in one integer: reading 4 floats per box
-    through sqlite3 costs more than the whole analysis of them."""
+    """Boxes and classification labels of the indexed images. A label whose image is not in its
+    split (a label file without an image) counts in no statistic: it is a label problem. Boxes
+    travel packed in one integer: reading 4 floats per box through sqlite3 costs more than the
+    whole analysis of them."""
     if not table_exists(conn, "labels"):
         return None
     names, codes = _class_codes(conn)
     by_id = _codes_by_id(codes)
     cls_sql = "l.class_id" if by_id is not None else _case(codes)
     common = (
-        f"SELECT {_split_code('l.split', splits)}, ifnull(i.id, -1 - l.id), ifnull({cls_sql}, -1), {{value}}"
-        " FROM labels l LEFT JOIN images i ON i.split = l.split AND i.path = l.image_path"
+        f"SELECT {_split_code('l.split', splits)}, i.id, ifnull({cls_sql}, -1), {{value}}"
+        " FROM labels l JOIN images i ON i.split = l.split AND i.path = l.image_path"
         " WHERE (l.class_id IS NOT NULL OR l.class_name IS NOT NULL) AND {where}"
     )
     packed = " | ".join(f"({_quantised(c)} << {15 * n})" for n, c in enumerate(("cx", "cy", "w", "h")))

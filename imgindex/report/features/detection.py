@@ -96,7 +96,7 @@ def detection_boxes_per_image(ctx: Context, params: Mapping[str, Any]) -> Featur
     stats: dict[str, Any] = {}
     per_split: dict[str, np.ndarray] = {}
     for split in ctx.splits:
-        m = (table.split == split) & (table.image >= 0)
+        m = table.split == split
         _, counts = np.unique(table.image[m], return_counts=True)
         empty = max(ctx.image_count(split) - len(counts), 0)
         per_image = np.concatenate([np.zeros(empty, dtype=np.int64), counts])

@@ -25,7 +25,7 @@ def _label_summary(ctx: Context, split: str) -> dict[str, Any]:
         return {"Label problems": problems} if problems else {}
     mine = labels.split == split
     images = ctx.image_count(split)
-    labelled = len(np.unique(labels.image[mine & (labels.image >= 0)]))
+    labelled = len(np.unique(labels.image[mine]))
     return {
         "Classes": len(labels.class_names),
         "Classes in use": len(np.unique(labels.cls[mine])),
