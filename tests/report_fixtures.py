@@ -27,6 +27,17 @@ COCO_NAMES = {
     58: "potted plant",
     75: "vase",
 }
+# The 80 class names of COCO, in the order of their YOLO ids (Ultralytics' coco128.yaml).
+_COCO80 = (
+    "person,bicycle,car,motorcycle,airplane,bus,train,truck,boat,traffic light,fire hydrant,"
+    "stop sign,parking meter,bench,bird,cat,dog,horse,sheep,cow,elephant,bear,zebra,giraffe,"
+    "backpack,umbrella,handbag,tie,suitcase,frisbee,skis,snowboard,sports ball,kite,baseball bat,"
+    "baseball glove,skateboard,surfboard,tennis racket,bottle,wine glass,cup,fork,knife,spoon,bowl,"
+    "banana,apple,sandwich,orange,broccoli,carrot,hot dog,pizza,donut,cake,chair,couch,potted plant,"
+    "bed,dining table,toilet,tv,laptop,mouse,remote,keyboard,cell phone,microwave,oven,toaster,sink,"
+    "refrigerator,book,clock,vase,scissors,teddy bear,hair drier,toothbrush"
+)
+COCO80 = _COCO80.split(",")
 MALFORMED_ROW = "3 0.5 0.5\n"  # a YOLO row with 3 numbers instead of 5
 
 

@@ -86,7 +86,7 @@ def test_layout_and_closing_message(detection: tuple[Path, str, dict[str, Any], 
 
 def test_every_image_and_detection_feature_with_data(detection: tuple[Path, str, dict[str, Any], str]) -> None:
     _, _, doc, text = detection
-    assert [f["name"] for f in doc["features"]] == IMAGE + DETECTION
+    assert [f["name"] for f in doc["features"]] == IMAGE + ["DatasetClasses"] + DETECTION
     for f in doc["features"]:
         assert f["title"] in text, f["title"]
     for title in ("General Statistics", "Intersection of Bounding Boxes", "Bounding Boxes Density"):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import DATA
-from report_fixtures import yolo_rows
+from report_fixtures import COCO80, yolo_rows
 from test_report import feature, report
 
 from imgindex.scan import scan
@@ -23,14 +23,16 @@ def rows_with_image(label_dir: Path, image_dir: Path) -> list[list[float]]:
     return [row for t in files for row in yolo_rows(t)]
 
 
-def coco128_report(tmp: Path, names: list[str] | None = None) -> dict[str, Any]:
-    """coco128_sample scanned as train (with a data.yaml of `names` beside it when given)."""
+def coco128_report(tmp: Path, names: list[str] | None = None) -> tuple[dict[str, Any], str]:
+    """coco128_sample scanned as train (with a data.yaml of `names` beside it when given): summary.json
+    and the PDF's text."""
     shutil.copytree(COCO128, tmp / "coco128")
     if names is not None:
         (tmp / "coco128" / "data.yaml").write_text("names:\n" + "".join(f"  - {n}\n" for n in names))
     db = tmp / "coco128.db"
     scan(db, {"train": [tmp / "coco128" / "images" / "train2017"]}, workers=1)
-    return report(db, tmp / "logs")[1]
+    _, doc, text = report(db, tmp / "logs")
+    return doc, text
 
 
 def test_boxes_of_label_files_without_an_image_count_nowhere(tmp_path: Path) -> None:
@@ -38,7 +40,7 @@ def test_boxes_of_label_files_without_an_image_count_nowhere(tmp_path: Path) -> 
     assert all((label_dir / name).is_file() and not (image_dir / name).with_suffix(".jpg").exists() for name in ORPHANS)
     orphans = [row for name in ORPHANS for row in yolo_rows(label_dir / name)]
     kept = rows_with_image(label_dir, image_dir)
-    doc = coco128_report(tmp_path)
+    doc, _ = coco128_report(tmp_path)
     summary = feature(doc, "SummaryStats")["stats"]["train"]
     assert summary["Annotations"] == len(kept) == 74  # not 86: the 12 boxes of the two orphans are left out
     expected = Counter(str(int(row[0])) for row in kept)
@@ -52,3 +54,30 @@ def test_boxes_of_label_files_without_an_image_count_nowhere(tmp_path: Path) -> 
     per_image = feature(doc, "DetectionBoundingBoxPerImageCount")["stats"]["train"]
     assert per_image["count"] == 16 and per_image["mean"] == round(len(kept) / 16, 2)
     assert summary["Label problems"] >= len(ORPHANS)
+
+
+def test_classes_are_the_dataset_names_with_their_use(tmp_path: Path) -> None:
+    kept = rows_with_image(COCO128 / "labels" / "train2017", COCO128 / "images" / "train2017")
+    used = Counter(int(row[0]) for row in kept)
+    doc, text = coco128_report(tmp_path, COCO80)
+    summary = feature(doc, "SummaryStats")["stats"]["train"]
+    assert summary["Classes"] == 80  # the names of data.yaml, not the 23 ids the labels use
+    assert summary["Classes in use"] == len(used) == 23
+    classes = feature(doc, "DatasetClasses")
+    stats = classes["stats"]["train"]
+    assert list(stats) == COCO80
+    assert stats["person"] == {"id": 0, "annotations": used[0], "images": 5}
+    assert stats["toothbrush"] == {"id": 79, "annotations": 0, "images": 0}
+    assert {name for name, v in stats.items() if v["annotations"]} == {COCO80[i] for i in used}
+    unused = [name for i, name in enumerate(COCO80) if i not in used]
+    assert classes["notices"] == [f"57 of the 80 classes are in no label: {', '.join(unused[:10])} and 47 more."]
+    flat = " ".join(text.split())
+    assert "person (0) 19 / 5" in flat and "toothbrush (79) not in use" in flat
+    assert feature(doc, "DetectionClassFrequency")["stats"]["train"]["person"] == used[0]
+
+
+def test_classes_without_a_names_file_are_the_ids_used(tmp_path: Path) -> None:
+    doc, _ = coco128_report(tmp_path)
+    assert feature(doc, "SummaryStats")["stats"]["train"]["Classes"] == 23
+    stats = feature(doc, "DatasetClasses")["stats"]["train"]
+    assert stats["0"] == {"id": 0, "annotations": 19, "images": 5}

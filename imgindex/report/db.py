@@ -177,7 +177,8 @@ class LabelTable:
     box: np.ndarray  # (n, 4) normalised cx, cy, w, h; NaN for classification rows
     area: np.ndarray  # fraction of the image
     image_size: np.ndarray  # (w + h) / 2 of the labelled image in pixels, NaN if unknown
-    class_names: list[str]
+    class_names: list[str]  # the dataset's classes (classes table), then the other classes its labels use
+    class_ids: list[int | None] = field(default_factory=list)  # the id of each name, None when it has none
 
     def __len__(self) -> int:
         return len(self.split)
@@ -193,12 +194,24 @@ def _class_names(conn: sqlite3.Connection) -> dict[int, str]:
     return names
 
 
-def _class_codes(conn: sqlite3.Connection) -> tuple[list[str], dict[tuple[Any, Any], int]]:
-    """Display names ordered by class id, and (class_id, class_name) -> index into them."""
+@dataclass
+class ClassCodes:
+    """The report's classes: display names ordered by class id, their ids, and the index of each
+    (class_id, class_name) pair of the labels into them."""
+
+    names: list[str]
+    ids: list[int | None]
+    codes: dict[tuple[Any, Any], int]
+
+
+def _class_codes(conn: sqlite3.Connection) -> ClassCodes:
+    """Every class of the `classes` table (the dataset's names file, COCO categories), used or not,
+    and every class the labels use."""
     known = _class_names(conn)
     pairs = conn.execute(
         "SELECT DISTINCT class_id, class_name FROM labels WHERE class_id IS NOT NULL OR class_name IS NOT NULL"
     ).fetchall()
+    pairs += [(class_id, None) for class_id in known]
     display = {pair: _display_name(pair[0], pair[1], known) for pair in pairs}
     first: dict[str, float] = {}
     for (cid, _), name in display.items():
@@ -206,7 +219,8 @@ def _class_codes(conn: sqlite3.Connection) -> tuple[list[str], dict[tuple[Any, A
         first[name] = min(first.get(name, float("inf")), key)
     order = sorted(first, key=lambda name: (first[name], name))
     index = {name: n for n, name in enumerate(order)}
-    return order, {pair: index[name] for pair, name in display.items()}
+    ids = [int(first[name]) if first[name] != float("inf") else None for name in order]
+    return ClassCodes(order, ids, {pair: index[name] for pair, name in display.items()})
 
 
 BOX_STEPS = 32767  # boxes are read quantised to 1/32767 of the image side: four 15-bit fields per row
@@ -223,9 +237,9 @@ def load_labels(conn: sqlite3.Connection, splits: list[str]) -> LabelTable | Non
     whole analysis of them."""
     if not table_exists(conn, "labels"):
         return None
-    names, codes = _class_codes(conn)
-    by_id = _codes_by_id(codes)
-    cls_sql = "l.class_id" if by_id is not None else _case(codes)
+    classes = _class_codes(conn)
+    by_id = _codes_by_id(classes.codes)
+    cls_sql = "l.class_id" if by_id is not None else _case(classes.codes)
     common = (
         f"SELECT {_split_code('l.split', splits)}, i.id, ifnull({cls_sql}, -1), {{value}}"
         " FROM labels l JOIN images i ON i.split = l.split AND i.path = l.image_path"
@@ -248,7 +262,8 @@ def load_labels(conn: sqlite3.Connection, splits: list[str]) -> LabelTable | Non
         box=box[keep],
         area=(box[:, 2] * box[:, 3])[keep],
         image_size=np.concatenate([np.full(n_box, np.nan), cls_rows[:, 3]])[keep],
-        class_names=names,
+        class_names=classes.names,
+        class_ids=classes.ids,
     )
 
 

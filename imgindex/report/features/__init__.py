@@ -17,8 +17,10 @@ from .detection import (
 )
 from .duplicates import image_duplicates
 from .image import image_color_distribution, images_average_brightness, images_resolution, summary_stats
+from .labels import dataset_classes
 
 IMAGE, DETECTION, CLASSIFICATION = "Image Features", "Object Detection Features", "Classification Features"
+LABELS = "Label Features"
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ FEATURES: dict[str, FeatureSpec] = {
         FeatureSpec("ImageColorDistribution", IMAGE, "Color Distribution", image_color_distribution),
         FeatureSpec("ImagesAverageBrightness", IMAGE, "Image Brightness Distribution", images_average_brightness),
         FeatureSpec("ImageDuplicates", IMAGE, "Image Duplicates", image_duplicates),
+        FeatureSpec("DatasetClasses", LABELS, "Classes", dataset_classes),
         FeatureSpec("DetectionClassFrequency", DETECTION, "Class Frequency", detection_class_frequency),
         FeatureSpec(
             "DetectionBoundingBoxPerImageCount",
@@ -74,6 +77,7 @@ __all__ = [
     "DETECTION",
     "FEATURES",
     "IMAGE",
+    "LABELS",
     "NEEDS_PIXELS",
     "Context",
     "FeatureResult",

@@ -88,6 +88,7 @@ def _subset(table: db.LabelTable | None, select: Callable[[db.LabelTable], np.nd
         area=table.area[keep],
         image_size=table.image_size[keep],
         class_names=table.class_names,
+        class_ids=table.class_ids,
     )
 
 

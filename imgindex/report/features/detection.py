@@ -313,6 +313,7 @@ def _class_counts_per_image(table: LabelTable) -> tuple[LabelTable, np.ndarray]:
         area=np.empty(n),
         image_size=np.empty(n),
         class_names=table.class_names,
+        class_ids=table.class_ids,
     )
     return per, counts.astype(np.float64)
 
