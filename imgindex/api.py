@@ -12,6 +12,7 @@ with Index("imgindex.db") as index:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -87,6 +88,7 @@ class Index:
             self.db,
             as_splits(splits),
             labels=labels,
+            named=named_folders(splits),
             ask=ask,
             executor=_executor(executor, workers),
             batch_size=batch_size,
@@ -107,7 +109,7 @@ class Index:
         ``.stop`` is set). Labels are read as the last scan of each split read them. ``settings``:
         settle, batch_size, on_batch, on_ready (see imgindex.watch.Watcher)."""
         folders = as_splits(splits)
-        setup = prepare(self.db, folders, LabelOptions(), ask)
+        setup = prepare(self.db, folders, LabelOptions(), ask, named_folders(splits))
         return Watcher(self.path, folders, executor=_executor(executor, workers), label_setup=setup, **settings)
 
     def duplicates(self, max_distance: int = groups.DEFAULT_MAX_DISTANCE) -> dict[str, Any]:
@@ -163,7 +165,22 @@ def as_splits(splits: SplitFolders) -> Splits:
     """{split: [absolute folders]} from a folder or a list of folders per split, duplicates dropped."""
     out: Splits = {}
     for name, folders in splits.items():
-        listed = [folders] if isinstance(folders, (str, Path)) else list(folders)
-        resolved = [Path(folder).expanduser().resolve() for folder in listed]
+        resolved = [folder.expanduser().resolve() for folder in _listed(folders)]
         out[name] = list(dict.fromkeys(resolved))
     return out
+
+
+def named_folders(splits: SplitFolders) -> dict[Path, Path]:
+    """Each split folder named through a symlink: its resolved path -> the absolute path it was
+    named by (label planning looks for class names beside the link too)."""
+    out: dict[Path, Path] = {}
+    for folders in splits.values():
+        for folder in _listed(folders):
+            named = Path(os.path.abspath(folder.expanduser()))
+            out.setdefault(folder.expanduser().resolve(), named)
+    return {resolved: named for resolved, named in out.items() if resolved != named}
+
+
+def _listed(folders: str | Path | Sequence[str | Path]) -> list[Path]:
+    listed = [folders] if isinstance(folders, (str, Path)) else list(folders)
+    return [Path(folder) for folder in listed]

@@ -103,7 +103,7 @@ def _existing_folder(folder: str, arg: str) -> Path:
         raise click.BadParameter(f"'{arg}': folder '{folder}' does not exist. Give SPLIT=DIR with an existing folder.")
     if not path.is_dir():
         raise click.BadParameter(f"'{arg}': '{folder}' is a file, not a folder. Give the folder that holds the images.")
-    return path.resolve()
+    return Path(os.path.abspath(path))  # as named: the scan resolves it, and looks beside a symlink for names
 
 
 def parse_splits(args: tuple[str, ...]) -> Splits:

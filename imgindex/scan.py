@@ -13,7 +13,7 @@ import gc
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -313,6 +313,7 @@ def scan(
     batch_size: int = 256,
     retry_errors: bool = False,
     on_progress: Progress | None = None,
+    named: Mapping[Path, Path] | None = None,
 ) -> ScanSummary:
     """Bring the index of ``splits`` (images, then labels) up to date; other splits in the database
     are untouched. ``db`` is an open index or a path (opened and closed here).
@@ -321,10 +322,11 @@ def scan(
     each folder, detecting its format; when custom rows have no known layout, ``ask`` answers the
     questions (else MissingAnswers is raised, before anything is written). The options given are
     remembered per split for the next scan. ``label_setup`` skips planning (the watcher's own).
-    Extraction runs on ``executor`` (default: a local process pool of ``workers``)."""
+    ``named`` maps a split folder to the path it was named by through a symlink (see
+    labels.prepare). Extraction runs on ``executor`` (default: a local process pool of ``workers``)."""
     with _connection(db) as conn:
         options = labels or LabelOptions()
-        setup = label_setup or prepare(conn, splits, options, ask)
+        setup = label_setup or prepare(conn, splits, options, ask, named)
         summary = scan_images_and_labels(
             conn, splits, setup, executor or ProcessPool(workers), batch_size, retry_errors, on_progress
         )

@@ -7,13 +7,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from conftest import DATA
+from conftest import DATA, invoke, sql_rows
 from report_fixtures import COCO80, yolo_rows
 from test_report import feature, report
 
+from imgindex import Index
 from imgindex.scan import scan
 
 COCO128 = DATA / "coco128_sample"
+RUBYRIZZ = DATA / "rubyrizz_yolo"
 ORPHANS = ("000000000656.txt", "000000000659.txt")  # coco128's label files without an image
 
 
@@ -81,3 +83,35 @@ def test_classes_without_a_names_file_are_the_ids_used(tmp_path: Path) -> None:
     assert feature(doc, "SummaryStats")["stats"]["train"]["Classes"] == 23
     stats = feature(doc, "DatasetClasses")["stats"]["train"]
     assert stats["0"] == {"id": 0, "annotations": 19, "images": 5}
+
+
+def symlinked_split(tmp: Path) -> Path:
+    """rubyrizz_yolo with its train folder elsewhere, reached through a symlink beside data.yaml."""
+    dataset, elsewhere = tmp / "rubyrizz", tmp / "elsewhere"
+    shutil.copytree(RUBYRIZZ, dataset)
+    elsewhere.mkdir()
+    shutil.move(dataset / "train", elsewhere / "train")
+    (dataset / "train").symlink_to(elsewhere / "train", target_is_directory=True)
+    assert not list(elsewhere.glob("*.yaml"))
+    return dataset / "train"
+
+
+def test_names_file_beside_a_symlinked_split_folder(tmp_path: Path) -> None:
+    train = symlinked_split(tmp_path)
+    names = ["Blue", "Green", "Orange", "Red", "White", "Yellow"]  # rubyrizz's data.yaml
+    rows = [row for txt in (train / "labels").glob("*.txt") for row in yolo_rows(txt)]
+    db = tmp_path / "cli.db"
+    invoke("scan", "--db", str(db), "-q", f"train={train}")
+    with Index(tmp_path / "api.db") as index:
+        index.scan({"train": train}, workers=1)
+    for path in (db, tmp_path / "api.db"):
+        assert sql_rows(path, "SELECT class_id, name FROM classes ORDER BY class_id") == [
+            {"class_id": i, "name": n} for i, n in enumerate(names)
+        ]
+        assert not sql_rows(path, "SELECT * FROM label_problems WHERE kind = 'unnamed_class'")
+    _, doc, _ = report(db, tmp_path / "logs")
+    assert list(feature(doc, "DatasetClasses")["stats"]["train"]) == names
+    expected = Counter(names[int(row[0])] for row in rows)
+    assert feature(doc, "DetectionClassFrequency")["stats"]["train"] == dict(expected)
+    splits = feature(doc, "SummaryStats")["stats"]
+    assert splits["train"]["Images"] == 2 and splits["train"]["Annotations"] == len(rows)

@@ -3,7 +3,7 @@ layouts (given, stored, or missing: then the questions' sample rows)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,24 +46,29 @@ def prepare(
     splits: dict[str, list[Path]],
     options: LabelOptions,
     ask: Callable[[MissingAnswers], LabelOptions] | None = None,
+    named: Mapping[Path, Path] | None = None,
 ) -> LabelSetup:
     """Plans and convention for a scan. When custom rows have no known layout, ``ask`` answers the
     questions; without it MissingAnswers is raised. LabelError for impossible options (nothing is
-    stored then)."""
-    plans = plan_labels(db, splits, options)
+    stored then). ``named`` maps a split folder to the path it was named by, when that is a
+    symlink to it: what lies beside the link (a data.yaml) counts as beside the folder."""
+    plans = plan_labels(db, splits, options, named)
     try:
         return LabelSetup(plans, resolve_convention(db, plans, options))
     except MissingAnswers as missing:
         if ask is None:
             raise
-        return prepare(db, splits, ask(missing))
+        return prepare(db, splits, ask(missing), named=named)
 
 
 # ---------------------------------------------------------------- plans
 
 
 def plan_labels(
-    db: sqlite_utils.Database, splits: dict[str, list[Path]], options: LabelOptions
+    db: sqlite_utils.Database,
+    splits: dict[str, list[Path]],
+    options: LabelOptions,
+    named: Mapping[Path, Path] | None = None,
 ) -> dict[str, list[LabelPlan]]:
     """The label plan of every scanned folder: options first, then the options stored by an earlier
     scan of the split (`--labels`, `--coco`), then detection. Raises LabelError for impossible options."""
@@ -71,7 +76,7 @@ def plan_labels(
     for split, roots in splits.items():
         override = options.labels or get_setting(db, f"labels.option.{split}")
         coco = _label_file(db, split, override, options)
-        plans[split] = [_plan(split, root, override, coco, options) for root in roots]
+        plans[split] = [_plan(split, root, override, coco, options, (named or {}).get(root)) for root in roots]
     return plans
 
 
@@ -83,9 +88,13 @@ def _label_file(db: sqlite_utils.Database, split: str, override: str | None, opt
     return Path(text)
 
 
-def _plan(split: str, root: Path, override: str | None, coco: Path | None, options: LabelOptions) -> LabelPlan:
+def _plan(
+    split: str, root: Path, override: str | None, coco: Path | None, options: LabelOptions, named: Path | None
+) -> LabelPlan:
     """The folder's plan; a format the user did not name may give way to the row options."""
     plan = detect(split, root, override, coco)
+    if named is not None:
+        plan = get(plan.format).through_link(plan, named)
     if override == plan.format:
         return plan
     return get(plan.format).under_row_options(plan, options.label_first, options.bbox_format)

@@ -130,6 +130,11 @@ class LabelFormat(ABC):
         """The plan to use when the user gave row options without naming this format."""
         return plan
 
+    def through_link(self, plan: LabelPlan, named: Path) -> LabelPlan:
+        """The plan of a folder the user named through a symlink, `named` (absolute, not resolved;
+        `plan.root` is resolved): what lies beside the link, such as a names file, counts too."""
+        return plan
+
     def image_filter(self, plan: LabelPlan) -> Callable[[str], bool] | None:
         """Which image paths under the folder belong to the split; None: all of them."""
         return None

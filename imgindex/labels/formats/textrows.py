@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -124,6 +125,12 @@ class TextRowsFormat(LabelFormat):
         names = find_names_file([root, label_dir])
         why = f"label files in {label_dir}"
         return LabelPlan(split, root, self.name, label_dir=label_dir, image_dir=image_dir, names_file=names, reason=why)
+
+    def through_link(self, plan: LabelPlan, named: Path) -> LabelPlan:
+        """A names file in the folder or up to 4 folders above the link comes before those above
+        the folder the link leads to."""
+        assert plan.label_dir is not None
+        return replace(plan, names_file=find_names_file([named, plan.root, plan.label_dir]))
 
     def files(self, plan: LabelPlan) -> list[Path]:
         assert plan.label_dir is not None
