@@ -86,7 +86,7 @@ def test_layout_and_closing_message(detection: tuple[Path, str, dict[str, Any], 
 
 def test_every_image_and_detection_feature_with_data(detection: tuple[Path, str, dict[str, Any], str]) -> None:
     _, _, doc, text = detection
-    assert [f["name"] for f in doc["features"]] == IMAGE + ["DatasetClasses"] + DETECTION
+    assert [f["name"] for f in doc["features"]] == IMAGE + ["DatasetClasses", "LabelProblems"] + DETECTION
     for f in doc["features"]:
         assert f["title"] in text, f["title"]
     for title in ("General Statistics", "Intersection of Bounding Boxes", "Bounding Boxes Density"):
@@ -112,6 +112,11 @@ def test_box_counts_match_the_label_files(detection: tuple[Path, str, dict[str, 
     for split in ("train", "val"):
         assert feature(doc, "SummaryStats")["stats"][split]["Label problems"] == problems[split]
     assert problems["val"] > problems["train"]  # the malformed row
+    listed = feature(doc, "LabelProblems")["stats"]
+    assert {s: sum(map(len, kinds.values())) for s, kinds in listed.items()} == problems
+    assert [p["detail"] for p in listed["val"]["malformed_row"]] == [
+        "3 values; a box row has 5 (class id and 4 coordinates)"
+    ]
 
 
 def test_true_median_resolution(detection: tuple[Path, str, dict[str, Any], str]) -> None:

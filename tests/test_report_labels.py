@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import DATA, invoke, sql_rows
-from report_fixtures import COCO80, yolo_rows
+from report_fixtures import COCO80, MALFORMED_ROW, yolo_rows
 from test_report import feature, report
 
 from imgindex import Index
@@ -115,3 +115,33 @@ def test_names_file_beside_a_symlinked_split_folder(tmp_path: Path) -> None:
     assert feature(doc, "DetectionClassFrequency")["stats"]["train"] == dict(expected)
     splits = feature(doc, "SummaryStats")["stats"]
     assert splits["train"]["Images"] == 2 and splits["train"]["Annotations"] == len(rows)
+
+
+def test_label_problems_listed_worst_files_first(tmp_path: Path) -> None:
+    dataset = tmp_path / "coco128"
+    shutil.copytree(COCO128, dataset)
+    label_files = [t for t in sorted((dataset / "labels" / "train2017").glob("*.txt")) if t.name not in ORPHANS]
+    for n, label_file in enumerate(label_files[:12], start=1):  # file k gets k malformed rows
+        label_file.write_text(label_file.read_text() + MALFORMED_ROW * n)
+    db = tmp_path / "problems.db"
+    scan(db, {"train": [dataset / "images" / "train2017"]}, workers=1)
+    _, doc, text = report(db, tmp_path / "logs")
+    problems = feature(doc, "LabelProblems")
+    stats = problems["stats"]["train"]
+    assert list(stats) == ["malformed_row", "label_without_image", "unnamed_class"]  # most problems first
+    malformed = stats["malformed_row"]
+    assert len(malformed) == sum(range(1, 13))  # every problem in summary.json
+    worst = str(label_files[11])
+    assert [p["path"] for p in malformed[:12]] == [worst] * 12
+    assert malformed[0]["line"] == len(yolo_rows(label_files[11])) + 1
+    assert {p["path"] for p in stats["label_without_image"]} == {
+        str(dataset / "labels" / "train2017" / o) for o in ORPHANS
+    }
+    assert feature(doc, "SummaryStats")["stats"]["train"]["Label problems"] == 78 + 2 + 1
+    flat = " ".join(text.split())
+    assert "Label Problems" in flat
+    assert "malformed_row: 78 in 12 file(s)" in flat
+    assert f"train: labels/train2017/{label_files[11].name} 12" in flat  # relative to the dataset folder
+    assert "and 2 more file(s) with 3 problem(s)" in flat  # files with 2 and 1 problems, past the first 10
+    assert f"labels/train2017/{label_files[0].name}" not in flat
+    assert "label_without_image: 2 in 2 file(s)" in flat

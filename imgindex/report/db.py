@@ -321,6 +321,27 @@ def _display_name(class_id: Any, class_name: Any, known: dict[int, str]) -> str:
     return str(class_id)
 
 
+@dataclass(frozen=True)
+class LabelProblem:
+    """A row of label_problems."""
+
+    split: str
+    kind: str
+    path: str  # the label file, or the image for image_without_label
+    line: int | None  # 1-based line or annotation index; None for a whole file
+    detail: str
+
+
+def label_problems(conn: sqlite3.Connection) -> list[LabelProblem]:
+    if not table_exists(conn, "label_problems"):
+        return []
+    query = (
+        "SELECT ifnull(split, ''), ifnull(kind, ''), ifnull(path, ''), line, ifnull(detail, '')"
+        " FROM label_problems ORDER BY split, kind, path, line, id"
+    )
+    return [LabelProblem(str(s), str(k), str(p), line, str(d)) for s, k, p, line, d in conn.execute(query)]
+
+
 def label_problem_counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
     if not table_exists(conn, "label_problems"):
         return {}

@@ -73,11 +73,14 @@ def _image(png: bytes) -> Image:
     return Image(io.BytesIO(png), width=w * scale, height=h * scale)
 
 
-def _table(rows: list[list[str]], styles: dict[str, ParagraphStyle]) -> Table:
+def _table(rows: list[list[str]], styles: dict[str, ParagraphStyle], widths: list[float] | None = None) -> Table:
+    """Rows of plain text; `widths`: fractions of the page width (default: 30% for the first column,
+    the rest shared)."""
     cells = [[Paragraph(escape(c), styles["cell"]) for c in row] for row in rows]
-    first = 0.3 * FRAME_WIDTH
-    rest = (FRAME_WIDTH - first) / max(len(rows[0]) - 1, 1)
-    table = Table(cells, colWidths=[first] + [rest] * (len(rows[0]) - 1), repeatRows=1)
+    if widths is None:
+        rest = 0.7 / max(len(rows[0]) - 1, 1)
+        widths = [0.3] + [rest] * (len(rows[0]) - 1)
+    table = Table(cells, colWidths=[w * FRAME_WIDTH for w in widths], repeatRows=1)
     table.setStyle(
         TableStyle(
             [
@@ -118,7 +121,7 @@ def _feature(block: Block, styles: dict[str, ParagraphStyle], heading: list[Flow
         head.append(_image(block.png))
     tail: list[Flowable] = []
     if r.table:
-        tail += [Spacer(1, 4), _table(r.table, styles)]
+        tail += [Spacer(1, 4), _table(r.table, styles, r.table_widths)]
     if r.notices:
         tail += [Spacer(1, 4), _notices(r.notices, styles)]
     return [KeepTogether(head + tail), Spacer(1, 8)]

@@ -18,6 +18,7 @@ from .detection import (
 from .duplicates import image_duplicates
 from .image import image_color_distribution, images_average_brightness, images_resolution, summary_stats
 from .labels import dataset_classes
+from .problems import label_problems
 
 IMAGE, DETECTION, CLASSIFICATION = "Image Features", "Object Detection Features", "Classification Features"
 LABELS = "Label Features"
@@ -40,6 +41,7 @@ FEATURES: dict[str, FeatureSpec] = {
         FeatureSpec("ImagesAverageBrightness", IMAGE, "Image Brightness Distribution", images_average_brightness),
         FeatureSpec("ImageDuplicates", IMAGE, "Image Duplicates", image_duplicates),
         FeatureSpec("DatasetClasses", LABELS, "Classes", dataset_classes),
+        FeatureSpec("LabelProblems", LABELS, "Label Problems", label_problems),
         FeatureSpec("DetectionClassFrequency", DETECTION, "Class Frequency", detection_class_frequency),
         FeatureSpec(
             "DetectionBoundingBoxPerImageCount",

@@ -26,6 +26,7 @@ class FeatureResult:
     notices: list[str] = field(default_factory=list)
     figure: Figure | None = None
     table: list[list[str]] | None = None  # rendered as a table in the PDF (header row first)
+    table_widths: list[float] | None = None  # the table's column widths, as fractions of the page width
 
 
 class Context:
@@ -68,6 +69,14 @@ class Context:
     @cached_property
     def problems(self) -> dict[str, dict[str, int]]:
         return db.label_problem_counts(self.conn)
+
+    @cached_property
+    def problem_rows(self) -> list[db.LabelProblem]:
+        return db.label_problems(self.conn)
+
+    @cached_property
+    def roots(self) -> dict[str, list[str]]:
+        return db.split_roots(self.conn)
 
     def image_count(self, split: str) -> int:
         """Readable images of a split."""
