@@ -49,6 +49,15 @@ def pdf_text(path: Path) -> str:
     return "\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
 
 
+MARKUP = re.compile(r"<[A-Za-z/][^<>]*>|&[#A-Za-z0-9]+;|\*\*|`|^#|\]\(", re.MULTILINE)
+
+
+def assert_plain_descriptions(doc: dict[str, Any]) -> None:
+    """No HTML or PDF markup tags, entities, or markdown in summary.json's descriptions."""
+    for f in doc["features"]:
+        assert not MARKUP.search(f["description"]), (f["name"], f["description"])
+
+
 def feature(doc: dict[str, Any], name: str) -> dict[str, Any]:
     return next(f for f in doc["features"] if f["name"] == name)
 
@@ -87,6 +96,7 @@ def test_layout_and_closing_message(detection: tuple[Path, str, dict[str, Any], 
 def test_every_image_and_detection_feature_with_data(detection: tuple[Path, str, dict[str, Any], str]) -> None:
     _, _, doc, text = detection
     assert [f["name"] for f in doc["features"]] == IMAGE + ["DatasetClasses", "LabelProblems"] + DETECTION
+    assert_plain_descriptions(doc)
     for f in doc["features"]:
         assert f["title"] in text, f["title"]
     for title in ("General Statistics", "Intersection of Bounding Boxes", "Bounding Boxes Density"):
@@ -179,6 +189,8 @@ def test_duplicates_keep_datagradients_contract(tmp_path: Path) -> None:
     assert len(stats["Intersection duplicates (train, test)"]) == 1
     assert stats["Test duplicates"] == []
     assert "There are 1 duplicated images appearing 2 times across the dataset." in dup["description"]
+    assert_plain_descriptions(doc)
+    assert "Train duplicated images: There are 1 duplicated images" in dup["description"]
     sentence = (
         "There are 2 duplicates between train and validation appearing 2 times in the train image "
         "directory, and 2 times in the validation image directory."
@@ -324,6 +336,7 @@ def test_classification_features(tmp_path: Path) -> None:
     sizes = feature(doc, "ClassificationClassDistributionVsArea")["stats"]["train"]
     assert sizes["cat"]["median"] == (410 + 310) / 2 and sizes["dog"]["median"] == (130 + 100) / 2
     assert "Image size distribution per class" in text
+    assert_plain_descriptions(doc)
     assert any(
         "more than twice the size" in n for n in feature(doc, "ClassificationClassDistributionVsArea")["notices"]
     )

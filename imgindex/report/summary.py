@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,9 @@ from .stats import json_safe
 # Settings that answer the label questions (class id or box first, box layout); the others are
 # the scanner's own bookkeeping.
 ANSWER_KEYS = ("labels.label_first", "labels.bbox_format")
+
+# A tag of the PDF's paragraph markup (<b>, </b>, <br/>, <font ...>); "a < b" is not one.
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(\s[^<>]*)?/?>")
 
 
 def data_config(conn: sqlite3.Connection, db_path: Path) -> dict[str, Any]:
@@ -31,10 +36,15 @@ def feature_json(result: FeatureResult) -> dict[str, Any]:
     return {
         "title": result.title,
         "name": result.name,
-        "description": result.description,
+        "description": plain_text(result.description),
         "notices": result.notices,
         "stats": result.stats,
     }
+
+
+def plain_text(markup: str) -> str:
+    """A description as plain text: the PDF's markup tags dropped, entities (&amp;) decoded."""
+    return html.unescape(_TAG.sub("", markup.replace("<br/>", "\n")))
 
 
 def document(
