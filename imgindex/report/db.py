@@ -106,9 +106,15 @@ class ImageTable:
     mean_rgb: np.ndarray  # (n, 3)
     counts: dict[str, int] = field(default_factory=dict)  # all rows per split
     errors: dict[str, int] = field(default_factory=dict)  # unreadable rows per split
+    ids: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # images.id per row
 
     def mask(self, split: str) -> np.ndarray:
         return self.split == split
+
+    def aspect(self, image_ids: np.ndarray) -> float | None:
+        """Median height / width of these images (those that could be read); None when none could."""
+        keep = np.isin(self.ids, image_ids) & (self.width > 0)
+        return float(np.median(self.height[keep] / self.width[keep])) if keep.any() else None
 
 
 def load_images(conn: sqlite3.Connection, splits: list[str]) -> ImageTable:
@@ -120,10 +126,11 @@ def load_images(conn: sqlite3.Connection, splits: list[str]) -> ImageTable:
         conn,
         splits,
         f"SELECT {_split_code('split', splits)}, width, height, ifnull(brightness, {MISSING}), ifnull(mean_r, {MISSING}),"
-        f" ifnull(mean_g, {MISSING}), ifnull(mean_b, {MISSING}) FROM images WHERE error IS NULL AND width IS NOT NULL",
-        6,
+        f" ifnull(mean_g, {MISSING}), ifnull(mean_b, {MISSING}), id FROM images WHERE error IS NULL AND width IS NOT NULL",
+        7,
     )
-    return ImageTable(names, rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3:6], counts, errors)
+    ids = rows[:, 6].astype(np.int64)
+    return ImageTable(names, rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3:6], counts, errors, ids)
 
 
 def image_files(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:

@@ -134,6 +134,16 @@ def class_boxplots(
     ax.set_ylim(len(labels) - 0.5, -0.5)
 
 
+def classes_title(shown: int, used: int, total: int) -> str:
+    """What a plot of `shown` classes, of `used` classes in use and `total` in the dataset, shows;
+    empty when it shows every class."""
+    if shown >= total:
+        return ""
+    if shown >= used:
+        return f"the {used} classes in use, of {total}"
+    return f"top {shown} of {total} classes" + (f" ({used} in use)" if used < total else "")
+
+
 def class_rows_height(n_classes: float, base: float = 1.2, per_class: float = 0.22, cap: float = 8.5) -> float:
     return min(base + per_class * n_classes, cap)
 

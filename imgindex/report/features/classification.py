@@ -10,7 +10,7 @@ import numpy as np
 from .. import plots
 from ..stats import describe
 from .base import Context, FeatureResult
-from .detection import class_counts, frequency_result, grouped, top_classes
+from .detection import class_counts, frequency_result, grouped, shown_title, top_classes
 
 
 def classification_class_frequency(ctx: Context, params: Mapping[str, Any]) -> FeatureResult | None:
@@ -25,7 +25,8 @@ def classification_distribution_vs_area(ctx: Context, params: Mapping[str, Any])
     if table is None or not np.isfinite(table.image_size).any():
         return None
     present = [s for s in ctx.splits if (table.split == s).any()]
-    shown = top_classes(class_counts(table, ctx.splits), int(params.get("topk", ctx.top_k)))
+    counts = class_counts(table, ctx.splits)
+    shown = top_classes(counts, int(params.get("topk", ctx.top_k)))
     groups = grouped(table, table.image_size)
     stats: dict[str, Any] = {split: {} for split in present}
     for (split, c), values in sorted(groups.items(), key=lambda item: item[0][1]):
@@ -35,7 +36,7 @@ def classification_distribution_vs_area(ctx: Context, params: Mapping[str, Any])
     data = {s: [groups.get((s, int(c)), np.empty(0)) for c in shown] for s in present}
     data = {s: [v[np.isfinite(v)] for v in vs] for s, vs in data.items()}
     plots.class_boxplots(axes[0], names, data, ctx.colours)
-    plots.style(axes[0], "", "image size: (width + height) / 2 (px)")
+    plots.style(axes[0], shown_title(table, counts, shown), "image size: (width + height) / 2 (px)")
     plots.legend(fig, ctx.colours, present)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return FeatureResult(

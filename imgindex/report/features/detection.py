@@ -27,6 +27,12 @@ def top_classes(counts: dict[str, np.ndarray], k: int) -> np.ndarray:
     return order[total[order] > 0][:k]
 
 
+def shown_title(table: LabelTable, counts: dict[str, np.ndarray], shown: np.ndarray) -> str:
+    """The title of a plot of the `shown` classes: how many of the dataset's it shows."""
+    used = len(top_classes(counts, len(table.class_names)))
+    return plots.classes_title(len(shown), used, len(table.class_names))
+
+
 def _top_k(ctx: Context, params: Mapping[str, Any]) -> int:
     return int(params.get("topk", ctx.top_k))
 
@@ -43,7 +49,7 @@ def frequency_result(ctx: Context, table: LabelTable, params: Mapping[str, Any],
     values = {s: 100 * c[shown] / max(c.sum(), 1) for s, c in counts.items() if c.sum()}
     fig, axes = plots.figure(plots.class_rows_height(len(names) * max(len(values), 1) / 2 + 2))
     plots.grouped_barh(axes[0], names, values, ctx.colours)
-    plots.style(axes[0], "", f"share of the split's {what} (%)")
+    plots.style(axes[0], shown_title(table, counts, shown), f"share of the split's {what} (%)")
     axes[0].legend(fontsize=8, frameon=False, loc="lower right")
     fig.tight_layout()
     hidden = len(top_classes(counts, len(table.class_names))) - len(shown)
@@ -175,6 +181,7 @@ def _class_box_figure(
     xlabel: str,
     log: bool,
 ) -> Any:
+    """Box plots of the `shown` classes, one row per class, one box per split."""
     names = [table.class_names[c] for c in shown]
     present = [s for s in ctx.splits if (table.split == s).any()]
     fig, axes = plots.figure(plots.class_rows_height(len(names) * max(len(present), 1) / 2 + 2))
@@ -182,7 +189,7 @@ def _class_box_figure(
     plots.class_boxplots(axes[0], names, data, ctx.colours)
     if log:
         axes[0].set_xscale("log")
-    plots.style(axes[0], "", xlabel)
+    plots.style(axes[0], shown_title(table, class_counts(table, ctx.splits), shown), xlabel)
     plots.legend(fig, ctx.colours, present)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
@@ -386,7 +393,7 @@ def detection_box_iou(ctx: Context, params: Mapping[str, Any]) -> FeatureResult 
             "All classes": all_above.tolist(),
         }
     labels = [table.class_names[c] for c in shown] + ["All classes"]
-    fig = _iou_figure(ctx, grids, labels, thresholds)
+    fig = _iou_figure(ctx, grids, labels, thresholds, shown_title(table, class_counts(table, ctx.splits), shown))
     notices = []
     for split in present:
         dup = int((best[table.split == split] > 0.9).sum())
@@ -407,8 +414,12 @@ def detection_box_iou(ctx: Context, params: Mapping[str, Any]) -> FeatureResult 
     )
 
 
-def _iou_figure(ctx: Context, grids: dict[str, np.ndarray], labels: list[str], thresholds: np.ndarray) -> Any:
+def _iou_figure(
+    ctx: Context, grids: dict[str, np.ndarray], labels: list[str], thresholds: np.ndarray, title: str
+) -> Any:
     fig, axes = plots.figure(plots.class_rows_height(len(labels)), ncols=max(len(grids), 1), sharey=True)
+    if title:
+        fig.suptitle(title, fontsize=10)
     image = None
     for ax, (split, grid) in zip(axes, grids.items()):
         image = ax.imshow(grid, aspect="auto", cmap="Reds", vmin=0, vmax=100)
@@ -444,6 +455,20 @@ def coverage(box: np.ndarray, shape: int) -> np.ndarray:
     return diff.cumsum(axis=0).cumsum(axis=1)[:shape, :shape]
 
 
+def _heatmap_panel(ax: Any, table: LabelTable, m: np.ndarray, size: int, aspect: float) -> dict[str, Any]:
+    """One class's boxes (mask `m`) drawn as a map of `aspect` (height / width); its stats by name."""
+    ax.set_box_aspect(aspect)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if not m.any():
+        plots.empty(ax, "no box")
+        return {}
+    ax.imshow(coverage(table.box[m], size), cmap="inferno", extent=(0, 1, 1, 0), aspect="auto")
+    centre = table.box[m, :2].mean(axis=0)
+    name = table.class_names[int(table.cls[m][0])]
+    return {name: {"boxes": int(m.sum()), "mean_centre": [number(v) for v in centre]}}
+
+
 def detection_class_heatmap(ctx: Context, params: Mapping[str, Any]) -> FeatureResult | None:
     table = _boxes(ctx)
     if table is None:
@@ -454,29 +479,27 @@ def detection_class_heatmap(ctx: Context, params: Mapping[str, Any]) -> FeatureR
         int(params.get("n_rows", 6)) * int(params.get("n_cols", 1)), 12
     )  # DataGradients: a rows x cols grid
     present = [s for s in ctx.splits if (table.split == s).any()]
-    shown = top_classes(class_counts(table, ctx.splits), n_classes)
+    counts = class_counts(table, ctx.splits)
+    shown = top_classes(counts, n_classes)
     fig, axes = plots.figure(1.1 + 1.45 * len(shown), ncols=len(present), nrows=len(shown))
     stats: dict[str, Any] = {s: {} for s in present}
-    for r, c in enumerate(shown):
-        for k, split in enumerate(present):
-            ax = axes[r * len(present) + k]
+    for k, split in enumerate(present):
+        aspect = ctx.images.aspect(table.image[table.split == split]) or 1.0
+        for r, c in enumerate(shown):
             m = (table.split == split) & (table.cls == c)
-            name = table.class_names[c]
-            if m.any():
-                ax.imshow(coverage(table.box[m], size), cmap="inferno", extent=(0, 1, 1, 0))
-                centre = table.box[m, :2].mean(axis=0)
-                stats[split][name] = {"boxes": int(m.sum()), "mean_centre": [number(v) for v in centre]}
-            else:
-                plots.empty(ax, "no box")
-            ax.set_box_aspect(1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"{name} - {split}", fontsize=8, color=ctx.colours[split])
+            stats[split].update(_heatmap_panel(axes[r * len(present) + k], table, m, size, aspect))
+            axes[r * len(present) + k].set_title(
+                f"{table.class_names[c]} - {split}", fontsize=8, color=ctx.colours[split]
+            )
+    title = shown_title(table, counts, shown)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    hidden = len(top_classes(class_counts(table, ctx.splits), len(table.class_names))) - len(shown)
+    hidden = len(top_classes(counts, len(table.class_names))) - len(shown)
     description = (
         "Where the boxes of each class lie in the image: every box adds one to each cell it covers "
-        "(image coordinates, top left is the origin; brighter is more)."
+        "(image coordinates, top left is the origin; brighter is more). Each map has the median "
+        "aspect ratio of its split's images."
     )
     if hidden > 0:
         description += f" The {len(shown)} most frequent classes are shown; {hidden} more are not."

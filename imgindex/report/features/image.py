@@ -220,7 +220,8 @@ def images_average_brightness(ctx: Context, params: Mapping[str, Any]) -> Featur
     t = ctx.images
     if not np.isfinite(t.brightness).any():
         return None
-    edges = np.linspace(0, 256, 33)
+    edges = np.linspace(0, 256, 33)  # summary.json's histogram: the same bins in every report
+    shown = brightness_edges(t.brightness)
     fig, axes = plots.figure(2.6)
     ax = axes[0]
     stats: dict[str, Any] = {}
@@ -231,7 +232,7 @@ def images_average_brightness(ctx: Context, params: Mapping[str, Any]) -> Featur
         stats[split] = {**describe(values, 2), "histogram": histogram(values, edges)}
         if values.size:
             ax.hist(
-                values, bins=edges, density=True, histtype="step", linewidth=1.8, color=ctx.colours[split], label=split
+                values, bins=shown, density=True, histtype="step", linewidth=1.8, color=ctx.colours[split], label=split
             )
             dark, bright = int((values < DARK).sum()), int((values > BRIGHT).sum())
             if dark:
@@ -243,7 +244,7 @@ def images_average_brightness(ctx: Context, params: Mapping[str, Any]) -> Featur
                     f"{bright} image(s) of {split} ({percent(bright, values.size)}) are very bright (mean luma > {BRIGHT:g})."
                 )
     plots.style(ax, "", "mean luma of the image (0-255)", "density")
-    ax.set_xlim(0, 255)
+    ax.set_xlim(shown[0], shown[-1])
     ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     return FeatureResult(
@@ -255,6 +256,16 @@ def images_average_brightness(ctx: Context, params: Mapping[str, Any]) -> Featur
         notices=notices + _shift_notices(stats),
         figure=fig,
     )
+
+
+def brightness_edges(values: np.ndarray, bins: int = 32) -> np.ndarray:
+    """Bin edges of the brightness plot: from the darkest to the brightest image, a bin's width
+    of margin on each side, within 0..255."""
+    v = values[np.isfinite(values)]
+    low, high = float(v.min()), float(v.max())
+    width = max((high - low) / bins, 0.5)
+    low, high = max(low - width, 0.0), min(high + width, 255.0)
+    return np.linspace(low, high, bins + 1)
 
 
 def _shift_notices(stats: dict[str, Any]) -> list[str]:
