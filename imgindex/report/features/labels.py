@@ -11,6 +11,7 @@ from ..db import LabelTable
 from .base import Context, FeatureResult
 
 NAMES_IN_NOTICE = 10
+FOLD_ROWS = 24  # a longer table of at most 3 columns is laid out in two halves side by side
 
 
 def class_use(table: LabelTable, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -39,6 +40,7 @@ def dataset_classes(ctx: Context, params: Mapping[str, Any]) -> FeatureResult | 
     rows = [["Class (id)"] + [f"{split}: annotations / images" for split in splits]]
     for c in range(len(table.class_names)):
         rows.append([class_label(table, c)] + [_use_cell(use[s][0][c], use[s][1][c]) for s in splits])
+    rows, widths = side_by_side(rows)
     return FeatureResult(
         name="DatasetClasses",
         title="Classes",
@@ -48,7 +50,22 @@ def dataset_classes(ctx: Context, params: Mapping[str, Any]) -> FeatureResult | 
         stats=stats,
         notices=_unused_notice(table, use),
         table=rows,
+        table_widths=widths,
     )
+
+
+def side_by_side(rows: list[list[str]]) -> tuple[list[list[str]], list[float] | None]:
+    """A long table of few columns as its two halves side by side (the first half on the left),
+    with its column widths; other tables as they are."""
+    header, body = rows[0], rows[1:]
+    n = len(header)
+    if n > 3 or len(body) <= FOLD_ROWS:
+        return rows, None
+    half = (len(body) + 1) // 2
+    right = body[half:] + [[""] * n] * (2 * half - len(body))
+    first = 0.25 if n == 2 else 0.2
+    widths = [first] + [(0.5 - first) / (n - 1)] * (n - 1)
+    return [header + header] + [a + b for a, b in zip(body[:half], right)], widths + widths
 
 
 def _split_classes(table: LabelTable, annotations: np.ndarray, images: np.ndarray) -> dict[str, Any]:
