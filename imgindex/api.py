@@ -23,7 +23,7 @@ import sqlite_utils
 from . import query, store
 from .executors import DEFAULT_EXECUTOR, Executor, make_executor
 from .labels import LabelOptions, MissingAnswers, prepare
-from .near import groups
+from .near import groups, verdict
 from .near import pairs as near_pairs
 from .scan import Progress, ScanSummary, Splits
 from .scan import scan as run_scan
@@ -49,7 +49,10 @@ class Index:
         if not info.is_index:
             raise store.NotAnIndexError(str(path), info.tables)
         with cls(path) as index:  # migrations and views; refuses an index of a newer imgindex
-            return list(info.pending), near_pairs.refresh(index.db)
+            with index.db.atomic():
+                recomputed = near_pairs.refresh(index.db)
+                verdict.store(index.db)
+            return list(info.pending), recomputed
 
     @property
     def pairs_out_of_date(self) -> bool:
@@ -112,17 +115,19 @@ class Index:
         setup = prepare(self.db, folders, LabelOptions(), ask, named_folders(splits))
         return Watcher(self.path, folders, executor=_executor(executor, workers), label_setup=setup, **settings)
 
-    def duplicates(self, max_distance: int = groups.DEFAULT_MAX_DISTANCE) -> dict[str, Any]:
-        """Duplicate groups within each split ("splits") and across each pair of splits ("intersections")."""
-        return groups.find_duplicates(self.db, max_distance)
+    def duplicates(self, max_distance: int = groups.DEFAULT_MAX_DISTANCE, rule: str = "imgindex") -> dict[str, Any]:
+        """The verdict: its rule, duplicate groups and scenes within each split ("splits") and across
+        each pair of splits ("intersections"), and label conflicts. The default rule's verdict is
+        the stored one; another rule or distance is computed now."""
+        return groups.find_duplicates(self.db, max_distance, rule)
 
-    def describe_duplicates(self, max_distance: int = groups.DEFAULT_MAX_DISTANCE) -> list[str]:
-        """DataGradients' sentences on duplicates, per split and per pair of splits."""
-        return groups.describe(self.db, max_distance)
+    def describe_duplicates(self, max_distance: int = groups.DEFAULT_MAX_DISTANCE, rule: str = "imgindex") -> list[str]:
+        """The rule, DataGradients' sentences per split and pair of splits, scenes and label conflicts."""
+        return groups.describe(self.db, max_distance, rule)
 
-    def leakage(self, max_distance: int = groups.DEFAULT_MAX_DISTANCE) -> list[dict[str, Any]]:
-        """For each pair of splits: the duplicate groups with members in both."""
-        return list(self.duplicates(max_distance)["intersections"])
+    def leakage(self, max_distance: int = groups.DEFAULT_MAX_DISTANCE, rule: str = "imgindex") -> list[dict[str, Any]]:
+        """For each pair of splits: the duplicate groups (and scenes) with members in both."""
+        return list(self.duplicates(max_distance, rule)["intersections"])
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of a SQL query as dictionaries."""

@@ -271,27 +271,39 @@ def stale_pairs_warning(db_path: str) -> str:
 
 @cli.command(name="duplicates")
 @db_option
-@click.option("--json", "as_json", is_flag=True, help="Print the groups as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+@click.option(
+    "--rule",
+    type=click.Choice(list(duplicates.RULES)),
+    default="imgindex",
+    show_default=True,
+    help="imgindex: graded and verified (the stored verdict); datagradients: equal 64-bit dHash only, "
+    "DataGradients' rule, for comparison.",
+)
 @click.option(
     "--max-distance",
     type=click.IntRange(0, duplicates.MAX_DISTANCE),
     default=duplicates.DEFAULT_MAX_DISTANCE,
     show_default=True,
-    help="Largest dHash distance (bits of 64) between two duplicates; 0 = equal dHash.",
+    help="imgindex rule: largest dHash distance (bits of 64) of a candidate pair; another value than "
+    "the default is computed now instead of read from the stored verdict.",
 )
-def duplicates_command(db_path: str, as_json: bool, max_distance: int) -> None:
-    """Duplicate groups within each split and across each pair of splits.
+def duplicates_command(db_path: str, as_json: bool, rule: str, max_distance: int) -> None:
+    """Duplicate groups, scenes and label conflicts, within each split and across each pair of splits.
 
-    Two images are duplicates when their dHashes differ in at most --max-distance bits and the
-    finer 256-bit dHash and brightness agree (flat images also need equal colours); groups are
-    the connected components of such pairs. Each group is byte-identical, pixel-identical or
-    perceptual.
+    The default rule: a pair of images whose dHashes differ in at most --max-distance bits, whose
+    256-bit dHash and brightness agree, is graded by where its pixels differ: byte-identical,
+    pixel-identical, copy (re-encoded, resized, recoloured, lightly cropped) or similar scene (a
+    different photo of the same scene: a lot changed in one place, little elsewhere). Duplicates
+    are the first three; every two members of a group pass that check. Scenes and label conflicts
+    (duplicates labelled two ways) are reported apart. The report and the served index read the
+    same stored verdict.
     """
     with read_index(db_path) as index:
         if as_json:
-            click.echo(json.dumps(index.duplicates(max_distance), indent=2, ensure_ascii=False))
+            click.echo(json.dumps(index.duplicates(max_distance, rule), indent=2, ensure_ascii=False))
             return
-        for line in index.describe_duplicates(max_distance):
+        for line in index.describe_duplicates(max_distance, rule):
             click.echo(line)
 
 

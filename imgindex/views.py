@@ -2,25 +2,51 @@
 
 from __future__ import annotations
 
-# Readable images grouped by (split, dhash), paths sorted; the base of the duplicate views.
-_HASH_GROUPS = """
-SELECT split, dhash, COUNT(*) AS n, json_group_array(path) AS paths
-FROM (SELECT split, dhash, path FROM images
-      WHERE error IS NULL AND dhash IS NOT NULL ORDER BY split, dhash, path)
-GROUP BY split, dhash"""
+# Members of each stored verdict group per split, paths sorted (imgindex.near.verdict).
+_GROUP_SPLITS = """
+SELECT group_id, kind, grade, max_distance, split, COUNT(*) AS n, json_group_array(path) AS paths
+FROM (SELECT g.id AS group_id, g.kind, g.grade, g.max_distance, i.split, i.path
+      FROM verdict_groups g JOIN verdict_members m ON m.group_id = g.id JOIN images i ON i.id = m.image_id
+      ORDER BY g.id, i.split, i.path)
+GROUP BY group_id, split"""
+
+
+def _across(kind: str) -> str:
+    """Groups of one kind with members in two splits (split_a < split_b)."""
+    return f"""
+WITH s AS ({_GROUP_SPLITS})
+SELECT a.split AS split_a, b.split AS split_b, a.group_id, a.grade, a.max_distance,
+       a.n AS n_a, b.n AS n_b, a.paths AS paths_a, b.paths AS paths_b
+FROM s AS a JOIN s AS b ON a.group_id = b.group_id AND a.split < b.split
+WHERE a.kind = '{kind}'
+ORDER BY split_a, split_b, paths_a"""
+
 
 VIEWS: dict[str, str] = {
-    # Images of one split sharing a dHash: DataGradients' duplicates (distance 0).
+    # The verdict's duplicate groups, per split (two or more members in it): byte-identical,
+    # pixel-identical or copy. The rule is in settings ('verdict.rule').
     "duplicate_groups": f"""
-SELECT split, dhash, n, paths FROM ({_HASH_GROUPS}) WHERE n >= 2
-ORDER BY split, paths""",
-    # The same dHash in two splits: leakage between them (split_a < split_b).
-    "leakage": f"""
-WITH g AS ({_HASH_GROUPS})
-SELECT a.split AS split_a, b.split AS split_b, a.dhash AS dhash,
-       a.n AS n_a, b.n AS n_b, a.paths AS paths_a, b.paths AS paths_b
-FROM g AS a JOIN g AS b ON a.dhash = b.dhash AND a.split < b.split
-ORDER BY split_a, split_b, paths_a""",
+SELECT split, group_id, grade, max_distance, n, paths FROM ({_GROUP_SPLITS})
+WHERE kind = 'duplicates' AND n >= 2 ORDER BY split, paths""",
+    # Duplicate groups with members in two splits: leakage between them.
+    "leakage": _across("duplicates"),
+    # Scenes (different photos of one scene, not copies) with members in two splits.
+    "scene_overlap": _across("scene"),
+    # Scenes per split (two or more members in it).
+    "scenes": f"""
+SELECT split, group_id, max_distance, n, paths FROM ({_GROUP_SPLITS})
+WHERE kind = 'scene' AND n >= 2 ORDER BY split, paths""",
+    # Duplicate pairs labelled two ways, with their files.
+    "label_conflict_pairs": """
+SELECT c.a, c.b, ia.split AS split_a, ia.path AS path_a, ib.split AS split_b, ib.path AS path_b,
+       c.grade, c.kind, c.detail, c.group_id
+FROM label_conflicts c JOIN images ia ON ia.id = c.a JOIN images ib ON ib.id = c.b
+ORDER BY split_a, path_a, split_b, path_b""",
+    # The rule every verdict output applied.
+    "verdict_rule": """
+SELECT json_extract(value, '$.name') AS name, json_extract(value, '$.max_distance') AS max_distance,
+       json_extract(value, '$.verification') AS verification, json_extract(value, '$.description') AS description
+FROM settings WHERE key = 'verdict.rule'""",
     # Byte-identical files, whatever their split.
     "identical_files": """
 SELECT sha256, COUNT(*) AS n, group_concat(DISTINCT split) AS splits, json_group_array(path) AS paths

@@ -30,7 +30,8 @@ def test_a_python_user_scans_reads_leaks_and_writes_the_report(tmp_path: Path) -
         assert [pair["splits"] for pair in leaks] == [["train", "val"]]
         assert len(leaks[0]["groups"]) == 2
         lines = index.describe_duplicates()
-        assert "There are 2 duplicates between train and val" in lines[-1]
+        assert lines[0].startswith("Rule: imgindex rule")
+        assert any("There are 2 duplicates between train and val" in line for line in lines)
         rows = index.query("select split, count(*) n from images group by split order by split")
         assert rows == [{"split": "train", "n": 16}, {"split": "val", "n": 4}]
         outcome = index.report(out_dir=tmp_path / "logs", title="lib")

@@ -162,12 +162,20 @@ def test_canned_queries_offered_for_the_tables_present(dataset: dict[str, Path])
         "near_duplicates",
         "class_frequency",
         "label_problems",
+        "scenes_between_splits",
+        "label_conflicts",
     }
     assert canned(db) == everything
     with sqlite3.connect(db) as conn:  # an index written before the near and label stages existed
         for table in ("near_pairs", "labels", "label_problems"):
             conn.execute(f"drop table {table}")
-    assert canned(db) == {"duplicates_within_split", "leakage_between_splits", "unreadable_files"}
+    assert canned(db) == {
+        "duplicates_within_split",
+        "leakage_between_splits",
+        "unreadable_files",
+        "scenes_between_splits",
+        "label_conflicts",
+    }
 
 
 def query_rows(db: Path, query: str) -> list[dict[str, Any]]:
@@ -187,14 +195,14 @@ def test_canned_queries_answer(dataset: dict[str, Path]) -> None:
     assert [r["path"] for r in rows("unreadable_files")] == [str(dataset["val"] / "broken.jpg")]
 
 
-def test_near_duplicates_query_leaves_rejected_pairs_out(dataset: dict[str, Path]) -> None:
+def test_near_duplicates_query_leaves_different_pairs_out(dataset: dict[str, Path]) -> None:
     db = dataset["db"]
     copy = image_id(db, dataset["train"] / "copy of 000000000009.jpg")
     other = image_id(db, dataset["train"] / "000000000030.jpg")
     with sqlite3.connect(db) as conn:
-        conn.execute("insert into near_pairs values (?, ?, 1, 40, 'rejected')", sorted([copy, other]))
+        conn.execute("insert into near_pairs values (?, ?, 1, 40, 'different', null, null)", sorted([copy, other]))
     near = query_rows(db, "near_duplicates?distance=1")
-    assert sorted(r["kind"] for r in near) == ["byte-identical", "perceptual"]
+    assert sorted(r["kind"] for r in near) == ["byte-identical", "copy"]
     pairs = {(Path(r["path_a"]).name, Path(r["path_b"]).name) for r in near}
     assert ("000000000030.jpg", "000000000030.jpg") in pairs  # the re-encoded copy in val
     assert len(query_rows(db, "near_duplicates")) == 2  # the default distance covers them

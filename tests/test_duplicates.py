@@ -24,7 +24,11 @@ def scan_leaky(db: Path, tmp_path: Path) -> tuple[Path, Path]:
 def test_json_has_the_documented_shape(db: Path, tmp_path: Path) -> None:
     train, val = scan_leaky(db, tmp_path)
     doc = json.loads(invoke("duplicates", "--db", str(db), "--json", "--max-distance", "0").output)
-    perceptual = {"kind": "perceptual", "max_distance": 0}
+    copy = {"kind": "copy", "max_distance": 0}
+    assert doc["rule"]["name"] == "imgindex" and doc["rule"]["max_distance"] == 0
+    assert doc["rule"]["verification"] == "signature-v1"
+    del doc["rule"]
+    pairs = sorted(sorted([str(train / f"{n}.jpg"), str(val / f"{n}.jpg")]) for n in ("000000000036", "000000000049"))
     assert doc == {
         "max_distance": 0,
         "splits": {
@@ -32,18 +36,21 @@ def test_json_has_the_documented_shape(db: Path, tmp_path: Path) -> None:
                 "images": 17,
                 "groups": [[str(train / "000000000025.jpg"), str(train / "copy_of_25.jpg")]],
                 "kinds": [{"kind": "byte-identical", "max_distance": 0}],
+                "scenes": [],
             },
-            "val": {"images": 4, "groups": [], "kinds": []},
+            "val": {"images": 4, "groups": [], "kinds": [], "scenes": []},
         },
         "intersections": [
             {
                 "splits": ["train", "val"],
-                "groups": sorted(  # every list sorted, wherever the folders are
-                    sorted([str(train / f"{n}.jpg"), str(val / f"{n}.jpg")]) for n in ("000000000036", "000000000049")
-                ),
-                "kinds": [perceptual, perceptual],
+                "groups": pairs,  # every list sorted, wherever the folders are
+                "kinds": [copy, copy],
+                "members": [[1, 1], [1, 1]],
+                "scenes": [],
+                "scene_members": [],
             }
         ],
+        "label_conflicts": [],
     }
 
 

@@ -45,7 +45,7 @@ def test_reencoded_coco_copies_are_found_across_splits(db: Path) -> None:
         ["000000000036.jpg", "000000000036.jpg"],
         ["000000000049.jpg", "000000000049.jpg"],
     ]
-    assert [k["kind"] for k in inter["kinds"]] == ["perceptual", "perceptual"]  # different bytes
+    assert [k["kind"] for k in inter["kinds"]] == ["copy", "copy"]  # different bytes
     assert doc["splits"]["val"]["groups"] == [] and doc["splits"]["train"]["images"] == 16
 
 
@@ -74,11 +74,11 @@ def test_kinds_and_largest_distance(db: Path, tmp_path: Path) -> None:
     doc = duplicates(db, "--max-distance", "8")["splits"]["s"]
     assert names(doc["groups"]) == [["a.jpg", "a.png", "a_copy.jpg", "a_fast.png", "b_bright.jpg"]]
     (kind,) = doc["kinds"]
-    assert kind["kind"] == "perceptual" and 0 < kind["max_distance"] <= 8
+    assert kind["kind"] == "copy" and 0 < kind["max_distance"] <= 8
     pairs = pair_paths(db)
     assert ("a.jpg", "a_copy.jpg", 0, "byte-identical") in pairs
     assert ("a.png", "a_fast.png", 0, "pixel-identical") in pairs
-    assert ("a.jpg", "b_bright.jpg", 1, "perceptual") in pairs
+    assert ("a.jpg", "b_bright.jpg", 1, "copy") in pairs
 
 
 def test_near_pairs_follow_adds_changes_and_deletes(db: Path, tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_near_pairs_follow_adds_changes_and_deletes(db: Path, tmp_path: Path) ->
         im.save(folder / "copy30.jpg", quality=60)
     invoke("scan", "--db", str(db), f"train={folder}", "-q")
     [(a, b, distance, kind)] = pair_paths(db)
-    assert (a, b, kind) == ("000000000030.jpg", "copy30.jpg", "perceptual") and distance <= 2
+    assert (a, b, kind) == ("000000000030.jpg", "copy30.jpg", "copy") and distance <= 2
 
     with Image.open(folder / "000000000030.jpg") as im:  # change the copy: now a mirror image
         im.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / "copy30.jpg", quality=60)

@@ -93,8 +93,19 @@ def hashes(analysis: Analysis) -> Row:
     }
 
 
+SIGNATURE_SIDE = 32  # the verification signature: grey levels on a 32x32 grid, 1,024 bytes
+
+
+def signature(analysis: Analysis) -> Row:
+    """The image as displayed, grey, box-resized to SIGNATURE_SIDE squared: what near pairs are
+    verified with (imgindex.near.verify looks at where two images differ, cell by cell)."""
+    (gray,) = upright(analysis.small.convert("L"), orientation=analysis.orientation)
+    side = SIGNATURE_SIDE
+    return {"signature": gray.resize((side, side), Image.Resampling.BOX).tobytes()}
+
+
 Measure = Callable[[Analysis], Row]
-MEASURES: list[Measure] = [colour, hashes]
+MEASURES: list[Measure] = [colour, hashes, signature]
 
 
 def analyse(im: Image.Image, orientation: int | None) -> Row:

@@ -6,10 +6,13 @@ images are searched among themselves and against an in-memory index of all other
 (imgindex.near), and each candidate pair is classified with the second signals of the index:
 
 - byte-identical: same sha256;  pixel-identical: same decoded pixels (pixel_hash);
-- perceptual: the 256-bit dHashes agree (distance_256 <= MAX_DISTANCE_256) and the mean luma too
-  (within MAX_BRIGHTNESS_DIFF); when either image carries little information (flat, or a dHash
-  with almost every bit equal) the per-channel colour means must also agree (LOW_INFO_COLOUR);
-- rejected: a dHash match the second signals contradict (kept, so SQL can show it).
+- the second signals: the 256-bit dHashes agree (distance_256 <= MAX_DISTANCE_256) and the mean
+  luma too (within MAX_BRIGHTNESS_DIFF); when either image carries little information (flat, or a
+  dHash with almost every bit equal) the per-channel colour means must also agree (LOW_INFO_COLOUR);
+  a pair they contradict is ``different`` (kept, so SQL can show it);
+- then the signatures say where the two differ (imgindex.near.verify): a lot in one place and little
+  elsewhere is ``similar-scene`` (another photo of the same scene), anything else ``copy``. A pair
+  with an image lacking a signature (a row of an older imgindex, until the next scan) is ``copy``.
 
 Identical dHashes shared by more than MAX_GROUP images are linked as a star to the lowest id of
 the group (see imgindex.near); removing that image makes the whole group stale, so it is re-linked.
@@ -25,13 +28,16 @@ stored pairs, so a clean image may list more when later images chose it among th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import sqlite_utils
 from numpy.typing import NDArray
 
 from . import search as near
+from . import verify
 
 CEILING = 8  # pairs stored up to this dHash distance; larger ones are computed on demand
 MAX_GROUP = 64
@@ -41,7 +47,8 @@ FEW_BITS = 6  # a dHash with at most this many 1 bits (or 0 bits): almost no gra
 MAX_DISTANCE_256 = 48  # of 256 bits; scripts/bench_near_accuracy.py keeps precision 1.000 at every K with it
 MAX_BRIGHTNESS_DIFF = 20.0
 LOW_INFO_COLOUR = 4.0
-KINDS = ("byte-identical", "pixel-identical", "perceptual", "rejected")
+KINDS = ("byte-identical", "pixel-identical", "copy", "similar-scene", "different")
+DUPLICATE_KINDS = KINDS[:3]
 
 I64 = NDArray[np.int64]
 
@@ -66,6 +73,8 @@ class Signals:
     brightness: NDArray[np.float64]
     means: NDArray[np.float64]  # (n, 3)
     low_information: NDArray[np.bool_]
+    signatures: NDArray[np.float32]  # (n, 32, 32)
+    has_signature: NDArray[np.bool_]
 
     def rows(self, image_ids: I64) -> I64:
         return np.searchsorted(self.ids, image_ids)
@@ -139,12 +148,13 @@ def load_signals(db: sqlite_utils.Database, image_ids: I64) -> Signals:
     db.conn.executemany("INSERT OR IGNORE INTO temp.near_wanted VALUES (?)", ((int(x),) for x in image_ids))
     rows = db.execute(
         f"""SELECT i.id, i.sha256, i.pixel_hash, i.dhash_256, i.brightness, i.mean_r, i.mean_g, i.mean_b,
-                   {LOW_INFORMATION_SQL}
+                   {LOW_INFORMATION_SQL}, i.signature
             FROM temp.near_wanted w JOIN images i ON i.id = w.id ORDER BY i.id"""
     ).fetchall()
     db.execute("DELETE FROM temp.near_wanted")
-    cols = list(zip(*rows)) if rows else [()] * 9
+    cols = list(zip(*rows)) if rows else [()] * 10
     floats = np.array(cols[4:8], dtype=np.float64).reshape(4, -1)
+    signatures, present = verify.decode(list(cols[9]))
     return Signals(
         ids=np.array(cols[0], dtype=np.int64),
         sha256=np.array(cols[1], dtype=object),
@@ -153,11 +163,24 @@ def load_signals(db: sqlite_utils.Database, image_ids: I64) -> Signals:
         brightness=floats[0],
         means=floats[1:4].T,
         low_information=np.array(cols[8], dtype=bool),
+        signatures=signatures,
+        has_signature=present,
     )
 
 
-def classify(pairs: CandidatePairs, signals: Signals) -> tuple[NDArray[np.int64], NDArray[np.object_]]:
-    """(distance_256, kind) of every candidate pair."""
+@dataclass(frozen=True)
+class Grades:
+    """Per candidate pair: the 256-bit distance, the grade (KINDS) and the signature comparison
+    (NaN where an image has no signature)."""
+
+    distance_256: NDArray[np.int64]
+    kind: NDArray[np.object_]
+    change: NDArray[np.float64]
+    background: NDArray[np.float64]
+
+
+def classify(pairs: CandidatePairs, signals: Signals) -> Grades:
+    """Grade every candidate pair (see the module docstring)."""
     ra, rb = signals.rows(pairs.a), signals.rows(pairs.b)
     d256 = near.popcount(signals.dhash_256[ra] ^ signals.dhash_256[rb]).sum(axis=1, dtype=np.int64)
     low = signals.low_information[ra] | signals.low_information[rb]
@@ -166,10 +189,17 @@ def classify(pairs: CandidatePairs, signals: Signals) -> tuple[NDArray[np.int64]
         np.abs(signals.brightness[ra] - signals.brightness[rb]) <= MAX_BRIGHTNESS_DIFF
     )
     agree &= ~low | (colour <= LOW_INFO_COLOUR)
+    compared = verify.compare_chunked(signals.signatures[ra], signals.signatures[rb])
+    signed = signals.has_signature[ra] & signals.has_signature[rb]
+    scene = compared.scene & signed
     same_bytes = _same(signals.sha256[ra], signals.sha256[rb])
     same_pixels = _same(signals.pixel_hash[ra], signals.pixel_hash[rb])
-    kind = np.where(same_bytes, KINDS[0], np.where(same_pixels, KINDS[1], np.where(agree, KINDS[2], KINDS[3])))
-    return d256, kind.astype(object)
+    kind = np.select(
+        [same_bytes, same_pixels, ~agree, scene], [KINDS[0], KINDS[1], KINDS[4], KINDS[3]], default=KINDS[2]
+    )
+    change = np.where(signed, compared.change, np.nan)
+    background = np.where(signed, compared.background, np.nan)
+    return Grades(d256, kind.astype(object), change, background)
 
 
 def _same(x: NDArray[np.object_], y: NDArray[np.object_]) -> NDArray[np.bool_]:
@@ -184,7 +214,7 @@ def refresh(db: sqlite_utils.Database) -> int:
     ids, hashes = load_hashes(db)
     dirty = np.isin(hashes, near.hex_to_u64(stale))
     pairs = candidate_pairs(ids, hashes, dirty, CEILING, MAX_PARTNERS)
-    d256, kind = classify(pairs, load_signals(db, np.concatenate([pairs.a, pairs.b])))
+    grades = classify(pairs, load_signals(db, np.concatenate([pairs.a, pairs.b])))
     with db.atomic():
         db.execute("CREATE TEMP TABLE IF NOT EXISTS near_dirty (id INTEGER PRIMARY KEY)")
         db.execute("DELETE FROM temp.near_dirty")
@@ -194,23 +224,32 @@ def refresh(db: sqlite_utils.Database) -> int:
         db.execute(
             f"INSERT INTO near_images SELECT i.id, {LOW_INFORMATION_SQL} FROM temp.near_dirty d JOIN images i ON i.id = d.id"
         )
-        rows = zip(pairs.a.tolist(), pairs.b.tolist(), pairs.distance.tolist(), d256.tolist(), kind.tolist())
-        db.conn.executemany("INSERT OR REPLACE INTO near_pairs VALUES (?, ?, ?, ?, ?)", rows)
+        db.conn.executemany("INSERT OR REPLACE INTO near_pairs VALUES (?, ?, ?, ?, ?, ?, ?)", _rows(pairs, grades))
         db.execute("DELETE FROM near_stale")
         db.execute("DELETE FROM temp.near_dirty")
     return int(dirty.sum())
 
 
-def all_pairs(db: sqlite_utils.Database, max_distance: int) -> tuple[CandidatePairs, NDArray[np.object_]]:
-    """Every pair within max_distance and its kind: from near_pairs up to CEILING, computed above."""
+def _rows(pairs: CandidatePairs, grades: Grades) -> Iterator[tuple[Any, ...]]:
+    """near_pairs rows; NaN comparisons stored as NULL."""
+    change = [None if np.isnan(x) else round(float(x), 4) for x in grades.change]
+    background = [None if np.isnan(x) else round(float(x), 4) for x in grades.background]
+    columns = (pairs.a.tolist(), pairs.b.tolist(), pairs.distance.tolist(), grades.distance_256.tolist())
+    return zip(*columns, grades.kind.tolist(), change, background)
+
+
+def all_pairs(db: sqlite_utils.Database, max_distance: int) -> tuple[CandidatePairs, Grades]:
+    """Every pair within max_distance and its grades: from near_pairs up to CEILING, computed above."""
     if max_distance <= CEILING:
         rows = db.execute(
-            "SELECT a, b, distance, kind FROM near_pairs WHERE distance <= ? ORDER BY a, b", [max_distance]
+            "SELECT a, b, distance, distance_256, kind, change, background FROM near_pairs WHERE distance <= ? "
+            "ORDER BY a, b",
+            [max_distance],
         ).fetchall()
-        cols = list(zip(*rows)) if rows else [(), (), (), ()]
+        cols = list(zip(*rows)) if rows else [()] * 7
         pairs = CandidatePairs(np.array(cols[0], np.int64), np.array(cols[1], np.int64), np.array(cols[2], np.uint8))
-        return pairs, np.array(cols[3], dtype=object)
+        floats = [np.array([np.nan if x is None else x for x in c], dtype=np.float64) for c in cols[5:7]]
+        return pairs, Grades(np.array(cols[3], np.int64), np.array(cols[4], dtype=object), *floats)
     ids, hashes = load_hashes(db)
     pairs = candidate_pairs(ids, hashes, np.ones(len(ids), dtype=bool), max_distance, MAX_PARTNERS)
-    _, kind = classify(pairs, load_signals(db, np.concatenate([pairs.a, pairs.b])))
-    return pairs, kind
+    return pairs, classify(pairs, load_signals(db, np.concatenate([pairs.a, pairs.b])))

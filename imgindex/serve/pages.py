@@ -42,14 +42,18 @@ def _has(schema: Schema, table: str, *columns: str) -> bool:
     return table in schema and set(columns) <= schema[table]
 
 
+def _rule_note() -> str:
+    return "Rule: the index's stored verdict (see the verdict_rule view)."
+
+
 def _duplicates_query() -> dict[str, Any]:
     return {
-        "title": "Duplicates within a split",
-        "description": "Groups of images with the same dHash inside one split (leave split empty for all).",
+        "title": "Duplicates within each split (one split per row)",
+        "description": "Duplicate groups inside one split: byte-identical, pixel-identical or copy. " + _rule_note(),
         "sql": (
-            "select split, dhash, n, paths from duplicate_groups\n"
+            "select split, grade, max_distance, n, paths from duplicate_groups\n"
             "where :split = '' or split = :split\n"
-            "order by n desc, split, dhash"
+            "order by n desc, split, paths"
         ),
         "params": ["split"],
     }
@@ -57,14 +61,37 @@ def _duplicates_query() -> dict[str, Any]:
 
 def _leakage_query() -> dict[str, Any]:
     return {
-        "title": "Train/validation leakage",
-        "description": "Images whose dHash appears in two splits, side by side (filter by split_a/split_b).",
+        "title": "Leakage: the same picture in split_a and split_b",
+        "description": "Duplicate groups with members in two splits, side by side. " + _rule_note(),
         "sql": (
-            "select split_a, split_b, dhash, n_a, n_b, paths_a, paths_b from leakage\n"
+            "select split_a, split_b, grade, max_distance, n_a, n_b, paths_a, paths_b from leakage\n"
             "where (:split_a = '' or split_a = :split_a) and (:split_b = '' or split_b = :split_b)\n"
-            "order by split_a, split_b, n_a + n_b desc, dhash"
+            "order by split_a, split_b, n_a + n_b desc, paths_a"
         ),
         "params": ["split_a", "split_b"],
+    }
+
+
+def _scene_query() -> dict[str, Any]:
+    return {
+        "title": "Scenes shared by split_a and split_b (different photos, not copies)",
+        "description": "Different photos of one scene (a piece moved, the next frame) in two splits. " + _rule_note(),
+        "sql": (
+            "select split_a, split_b, n_a, n_b, paths_a, paths_b from scene_overlap\n"
+            "where (:split_a = '' or split_a = :split_a) and (:split_b = '' or split_b = :split_b)\n"
+            "order by split_a, split_b, n_a + n_b desc, paths_a"
+        ),
+        "params": ["split_a", "split_b"],
+    }
+
+
+def _conflict_query() -> dict[str, Any]:
+    return {
+        "title": "Label conflicts: duplicates labelled two ways (split_a / split_b)",
+        "sql": (
+            "select split_a, path_a, split_b, path_b, grade, kind, detail from label_conflict_pairs\n"
+            "order by split_a, path_a, split_b, path_b"
+        ),
     }
 
 
@@ -74,17 +101,18 @@ def near_default_distance() -> int:
 
 
 def _near_query(columns: set[str]) -> dict[str, Any]:
-    kind = "kind" in columns  # candidate pairs a second signal rejected are kept, marked 'rejected'
+    kind = "kind" in columns  # every candidate pair is kept with its grade
     default = near_default_distance()
     return {
-        "title": "Near-duplicates",
-        "description": f"Pairs of images within `distance` bits of dHash (default {default}).",
+        "title": "Near pairs of any two splits, with their grade",
+        "description": f"Candidate pairs within `distance` bits of dHash (default {default}) and their grade "
+        "(pairs the second signals contradict, 'different', left out).",
         "sql": (
             "select p.distance" + (", p.kind" if kind else "") + ", ia.split as split_a, ia.path as path_a,"
             " ib.split as split_b, ib.path as path_b\n"
             "from near_pairs p join images ia on ia.id = p.a join images ib on ib.id = p.b\n"
             f"where p.distance <= cast(coalesce(nullif(:distance, ''), {default}) as integer)\n"
-            + ("  and p.kind <> 'rejected'\n" if kind else "")
+            + ("  and p.kind not in ('different', 'rejected')\n" if kind else "")
             + "order by p.distance, ia.split, ia.path, ib.path"
         ),
         "params": ["distance"],
@@ -130,6 +158,10 @@ def canned_queries(schema: Schema) -> dict[str, dict[str, Any]]:
         queries["duplicates_within_split"] = _duplicates_query()
     if _has(schema, "leakage", "split_a", "split_b", "paths_a", "paths_b"):
         queries["leakage_between_splits"] = _leakage_query()
+    if _has(schema, "scene_overlap", "split_a", "split_b", "paths_a", "paths_b"):
+        queries["scenes_between_splits"] = _scene_query()
+    if _has(schema, "label_conflict_pairs", "path_a", "path_b", "kind"):
+        queries["label_conflicts"] = _conflict_query()
     if _has(schema, "near_pairs", "a", "b", "distance"):
         queries["near_duplicates"] = _near_query(schema["near_pairs"])
     if _has(schema, "images", "error"):
@@ -143,8 +175,11 @@ def canned_queries(schema: Schema) -> dict[str, dict[str, Any]]:
 
 TABLE_DESCRIPTIONS = {
     "images": "One row per image file: where it is, what it is, its hashes and colour statistics.",
-    "duplicate_groups": "Images sharing a dHash within one split.",
-    "leakage": "dHash groups present in two splits: the same picture in train and validation.",
+    "duplicate_groups": "The verdict's duplicate groups within one split (rule: the verdict_rule view).",
+    "leakage": "Duplicate groups present in two splits: the same picture in train and validation.",
+    "scene_overlap": "Scenes in two splits: different photos of one scene, not copies.",
+    "label_conflict_pairs": "Duplicate pairs whose labels disagree.",
+    "verdict_rule": "The rule every verdict output applied.",
     "identical_files": "Byte-identical files (same SHA-256), across all splits.",
     "near_pairs": "Pairs of images (images.id a < b) whose dHashes differ by few bits.",
     "labels": "One row per box (or class label) of an image.",
@@ -157,7 +192,7 @@ DATABASE_DESCRIPTION = (
 )
 
 # Bookkeeping tables: still queryable, just not listed on the database page.
-HIDDEN_TABLES = {"_sqlite_migrations", "near_stale", "near_images", "label_file_images"}
+HIDDEN_TABLES = {"_sqlite_migrations", "near_stale", "near_images", "label_file_images", "verdict_members"}
 
 FACETS = {
     "images": ["split", "format"],

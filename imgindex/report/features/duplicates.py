@@ -1,4 +1,5 @@
-"""ImageDuplicates, with DataGradients' stats keys and sentences, from the index's dHash groups."""
+"""ImageDuplicates, with DataGradients' stats keys and sentences, from the index's stored verdict
+(imgindex.near.verdict): the same groups, scenes and label conflicts `imgindex duplicates` prints."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ...near.groups import image_counts, near_groups
+from ...near.groups import rule_of, verdict_document
+from ...near.verdict import DEFAULT_MAX_DISTANCE, verdict_for
 from .. import plots
 from ..db import VALIDATION_NAMES
 from ..stats import percent
@@ -16,19 +18,11 @@ from .base import Context, FeatureResult
 Groups = list[list[str]]
 
 
-def find_groups(ctx: Context, max_distance: int) -> dict[str, Any]:
-    """What `imgindex duplicates --json` gives (find_duplicates), from the same groups, with each
-    intersection group's member count per split ("members": [[in a, in b], ...])."""
-    within, across = near_groups(ctx.db, max_distance)
-    counts = image_counts(ctx.db)
-    return {
-        "max_distance": max_distance,
-        "splits": {s: {"images": counts.get(s, 0), "groups": [g.paths for g in gs]} for s, gs in within.items()},
-        "intersections": [
-            {"splits": [a, b], "groups": [g.paths for g in gs], "members": [[g.count(a), g.count(b)] for g in gs]}
-            for (a, b), gs in across.items()
-        ],
-    }
+def find_groups(ctx: Context, params: Mapping[str, Any]) -> dict[str, Any]:
+    """What `imgindex duplicates --json` prints for the same rule (the stored verdict by default;
+    params may name another: rule, max_distance)."""
+    rule = rule_of(str(params.get("rule", "imgindex")), int(params.get("max_distance", DEFAULT_MAX_DISTANCE)))
+    return verdict_document(verdict_for(ctx.db, rule))
 
 
 def roles(splits: list[str], params: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -79,14 +73,14 @@ def _ordered_pair(a: str, b: str, train: str | None, order: list[str]) -> tuple[
 
 
 def image_duplicates(ctx: Context, params: Mapping[str, Any]) -> FeatureResult | None:
-    found = find_groups(ctx, int(params.get("max_distance", 0)))
+    found = find_groups(ctx, params)
     train, valid = roles(ctx.splits, params)
     chosen = [s for s in ctx.splits if s in (train, valid)] if params.get("train_split") else ctx.splits
     chosen = [s for s in chosen if found["splits"].get(s, {}).get("images")]
     if not chosen:
         return None
     stats: dict[str, Any] = {}
-    lines: list[str] = []
+    lines: list[str] = [f"<b>Rule</b>: {found['rule']['description']}."]
     for split in chosen:
         groups = found["splits"][split]["groups"]
         stats[split_key(split, train, valid)] = groups
@@ -94,6 +88,10 @@ def image_duplicates(ctx: Context, params: Mapping[str, Any]) -> FeatureResult |
     if train in chosen and valid in chosen:
         stats["Intersection duplicates"] = []
     pair_counts = _pairs(ctx, found, chosen, train, valid, stats, lines)
+    lines += _scene_lines(found, chosen) + [_conflict_line(found)]
+    stats["Rule"] = found["rule"]
+    stats["Scene overlap"] = _scene_stats(found, chosen)
+    stats["Label conflicts"] = found["label_conflicts"]
     return FeatureResult(
         name="ImageDuplicates",
         title="Image Duplicates",
@@ -130,6 +128,34 @@ def _pairs(
     return counts
 
 
+def _scene_stats(found: dict[str, Any], chosen: list[str]) -> list[dict[str, Any]]:
+    return [
+        {"splits": item["splits"], "scenes": item["scenes"], "members": item["scene_members"]}
+        for item in found["intersections"]
+        if item["scenes"] and set(item["splits"]) <= set(chosen)
+    ]
+
+
+def _scene_lines(found: dict[str, Any], chosen: list[str]) -> list[str]:
+    """Scenes shared by two splits, worded so that they are never called copies."""
+    lines = []
+    for item in _scene_stats(found, chosen):
+        a, b = item["splits"]
+        images = sum(x + y for x, y in item["members"])
+        lines.append(
+            f"{a} and {b} share {len(item['scenes'])} scene(s), {images} images: different photos of one scene, "
+            "not copies (they are not counted as duplicates)."
+        )
+    return lines
+
+
+def _conflict_line(found: dict[str, Any]) -> str:
+    conflicts = found["label_conflicts"]
+    if not conflicts:
+        return "No duplicate pair is labelled two ways."
+    return f"<b>Label conflicts</b>: {len(conflicts)} duplicate pair(s) are labelled two ways."
+
+
 def _notices(
     ctx: Context,
     found: dict[str, Any],
@@ -154,6 +180,17 @@ def _notices(
             notices.append(
                 f"{extra} image(s) of {split} ({percent(extra, n)}) are redundant copies of another image of {split}."
             )
+    for item in _scene_stats(found, chosen):
+        a, b = item["splits"]
+        notices.append(
+            f"{a} and {b} share {len(item['scenes'])} scene(s): different photos of one scene in both splits; "
+            "a model evaluated on them has seen the scene, if not the photo."
+        )
+    if found["label_conflicts"]:
+        notices.append(
+            f"{len(found['label_conflicts'])} duplicate pair(s) are labelled two ways: the same picture teaches "
+            "two answers (see label_conflict_pairs in the index)."
+        )
     return notices
 
 

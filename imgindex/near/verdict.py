@@ -1,0 +1,401 @@
+"""The verdict: duplicate groups, scenes and label conflicts under one rule, computed once.
+
+Every command that writes the index stores the verdict of the default rule (``store``: tables
+verdict_groups, verdict_members, label_conflicts and the rule in settings); the CLI, the report,
+the views and Datasette read it back (``load``). Another rule (DataGradients' equal dHash, or
+another distance) is computed on demand by the same code (``compute``), never stored.
+
+The default rule (imgindex): candidate pairs within 8 of 64 dHash bits, graded by imgindex.near.pairs
+(the second signals, then where the signatures differ); a copy pair whose labels disagree is a
+similar scene unless its pixels agree everywhere (then it is a copy with a label conflict).
+Duplicates are byte-identical, pixel-identical and copy pairs; a duplicate group is a connected
+component of them, cut so that every two members pass the verification against each other (a
+group never chains). Scenes are the components of duplicate and similar-scene pairs that hold
+more than one group or single image.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from . import labels as label_check
+from . import pairs as near_pairs
+from . import search as near
+from . import verify
+
+DEFAULT_MAX_DISTANCE = near_pairs.CEILING
+MAX_DISTANCE = 16
+RULE_SETTING = "verdict.rule"
+MAX_CHECKED_MEMBERS = 1000  # larger components are kept as linked, without the all-pairs check
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    max_distance: int
+    verified: bool
+
+    def describe(self) -> str:
+        if not self.verified:
+            return "DataGradients' rule: equal 64-bit dHash, nothing else (no verification)"
+        return (
+            f"imgindex rule ({verify.VERSION}): dHash within {self.max_distance} of 64 bits, confirmed by the "
+            "256-bit dHash and tone, graded by where the pixels differ; duplicates are byte-identical, "
+            "pixel-identical and copy pairs, every two members of a group verified"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "max_distance": self.max_distance,
+            "verification": verify.VERSION if self.verified else None,
+            "description": self.describe(),
+        }
+
+
+def imgindex_rule(max_distance: int = DEFAULT_MAX_DISTANCE) -> Rule:
+    if not 0 <= max_distance <= MAX_DISTANCE:
+        raise ValueError(f"max_distance must be in 0..{MAX_DISTANCE}, got {max_distance}")
+    return Rule("imgindex", max_distance, True)
+
+
+def datagradients_rule(max_distance: int = 0) -> Rule:
+    return Rule("datagradients", 0, False)
+
+
+RULES: dict[str, Callable[[int], Rule]] = {"imgindex": imgindex_rule, "datagradients": datagradients_rule}
+DEFAULT_RULE = "imgindex"
+
+
+@dataclass(frozen=True)
+class Member:
+    id: int
+    split: str
+    path: str
+    dhash: str
+
+
+@dataclass
+class Group:
+    kind: str  # duplicates | scene
+    grade: str
+    members: list[Member]
+    max_distance: int = 0
+
+    @property
+    def paths(self) -> list[str]:
+        return sorted(m.path for m in self.members)
+
+    def count(self, split: str) -> int:
+        return sum(m.split == split for m in self.members)
+
+    def only(self, *splits: str) -> list[Member]:
+        return [m for m in self.members if m.split in splits]
+
+
+@dataclass(frozen=True)
+class Conflict:
+    a: Member
+    b: Member
+    grade: str
+    kind: str
+    detail: str
+
+
+@dataclass
+class Verdict:
+    rule: Rule
+    splits: list[str]
+    images: dict[str, int]
+    groups: list[Group] = field(default_factory=list)
+    scenes: list[Group] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+
+    def within(self, split: str, scenes: bool = False) -> list[Group]:
+        """Groups with two or more members in split, restricted to them, sorted by paths."""
+        found = [
+            Group(g.kind, g.grade, g.only(split), g.max_distance)
+            for g in (self.scenes if scenes else self.groups)
+            if g.count(split) >= 2
+        ]
+        return sorted(found, key=lambda g: g.paths)
+
+    def across(self, a: str, b: str, scenes: bool = False) -> list[Group]:
+        """Groups with members in both splits, restricted to them, sorted by paths."""
+        found = [
+            Group(g.kind, g.grade, g.only(a, b), g.max_distance)
+            for g in (self.scenes if scenes else self.groups)
+            if g.count(a) and g.count(b)
+        ]
+        return sorted(found, key=lambda g: g.paths)
+
+
+# ---------------------------------------------------------------- computing
+
+
+def split_names(db: sqlite_utils.Database) -> list[str]:
+    rows = db.execute("SELECT DISTINCT split FROM images UNION SELECT DISTINCT name FROM splits ORDER BY 1")
+    return [r[0] for r in rows]
+
+
+def image_counts(db: sqlite_utils.Database) -> dict[str, int]:
+    return dict(db.execute("SELECT split, COUNT(*) FROM images GROUP BY split").fetchall())
+
+
+def load_members(db: sqlite_utils.Database, ids: Iterable[int]) -> dict[int, Member]:
+    rows = db.execute(
+        "SELECT id, split, path, dhash FROM images WHERE id IN (SELECT value FROM json_each(?))",
+        [json.dumps(sorted(set(ids)))],
+    )
+    return {r[0]: Member(*r) for r in rows}
+
+
+def compute(db: sqlite_utils.Database, rule: Rule) -> Verdict:
+    """The verdict of a rule, from the index (read only)."""
+    verdict = Verdict(rule, split_names(db), image_counts(db))
+    if not rule.verified:
+        verdict.groups = _equal_dhash_groups(db)
+        return verdict
+    graded = _graded_pairs(db, rule.max_distance)
+    checker = _Checker(db, graded.ids())
+    duplicate_edges = graded.edges(near_pairs.DUPLICATE_KINDS)
+    members = load_members(db, graded.ids())
+    for component in _components(duplicate_edges):
+        for part in checker.cut(component, graded):
+            verdict.groups.append(_group("duplicates", part, members, checker))
+    verdict.scenes = _scenes(verdict.groups, graded, members)
+    verdict.conflicts = _conflicts(verdict.groups, checker, graded)
+    return verdict
+
+
+@dataclass
+class _Graded:
+    """Candidate pairs with their final grade (labels applied)."""
+
+    a: list[int]
+    b: list[int]
+    grade: list[str]
+    distance: list[int]
+
+    def ids(self) -> set[int]:
+        return set(self.a) | set(self.b)
+
+    def edges(self, grades: Iterable[str]) -> list[tuple[int, int]]:
+        wanted = set(grades)
+        return [(x, y) for x, y, g in zip(self.a, self.b, self.grade) if g in wanted]
+
+    def grade_of(self) -> dict[tuple[int, int], str]:
+        return {(x, y): g for x, y, g in zip(self.a, self.b, self.grade)}
+
+
+def _graded_pairs(db: sqlite_utils.Database, max_distance: int) -> _Graded:
+    pairs, grades = near_pairs.all_pairs(db, max_distance)
+    kind = grades.kind.copy()
+    a, b = pairs.a.tolist(), pairs.b.tolist()
+    maybe = [k for k in range(len(a)) if kind[k] == "copy" and not grades.change[k] <= verify.CLEAR_COPY]
+    known = label_check.load(db, {x for k in maybe for x in (a[k], b[k])})
+    for k in maybe:
+        if label_check.compare(known.get(a[k]), known.get(b[k])) is not None:
+            kind[k] = "similar-scene"
+    return _Graded(a, b, [str(k) for k in kind], pairs.distance.tolist())
+
+
+def _components(edges: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """Connected components (of 2+ nodes) of an undirected graph, each sorted, by first member."""
+    parent: dict[int, int] = {}
+
+    def root(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    out: dict[int, list[int]] = {}
+    for x in parent:
+        out.setdefault(root(x), []).append(x)
+    return sorted((sorted(c) for c in out.values()), key=lambda c: c[0])
+
+
+class _Checker:
+    """Pair verification between any two images: identical bytes or pixels pass; otherwise the
+    signatures must not show a scene change, and labels that disagree fail unless the pixels
+    agree everywhere."""
+
+    def __init__(self, db: sqlite_utils.Database, ids: set[int]) -> None:
+        self.db = db
+        self.signals = near_pairs.load_signals(db, np.array(sorted(ids), dtype=np.int64))
+        self.labels = label_check.load(db, ids)
+
+    def verified(self, a: list[int], b: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(passes, identical: same bytes or pixels) for the pairs a[k], b[k]."""
+        s = self.signals
+        ra, rb = s.rows(np.array(a, dtype=np.int64)), s.rows(np.array(b, dtype=np.int64))
+        identical = near_pairs._same(s.sha256[ra], s.sha256[rb]) | near_pairs._same(s.pixel_hash[ra], s.pixel_hash[rb])
+        compared = verify.compare_chunked(s.signatures[ra], s.signatures[rb])
+        signed = s.has_signature[ra] & s.has_signature[rb]
+        ok = ~(compared.scene & signed)
+        disagree = np.array(
+            [label_check.compare(self.labels.get(x), self.labels.get(y)) is not None for x, y in zip(a, b)], dtype=bool
+        )
+        ok &= ~(disagree & ~(compared.clear_copy & signed))
+        return identical | ok, identical
+
+    def cut(self, component: list[int], graded: _Graded) -> list[list[int]]:
+        """The component cut into groups whose members all pass against each other."""
+        if len(component) <= 2 or len(component) > MAX_CHECKED_MEMBERS:
+            return [component]
+        pairs = list(itertools.combinations(component, 2))
+        passes, _ = self.verified([p[0] for p in pairs], [p[1] for p in pairs])
+        fails = {p for p, ok in zip(pairs, passes) if not ok}
+        if not fails:
+            return [component]
+        degree = {x: 0 for x in component}
+        for x, y in graded.edges(near_pairs.DUPLICATE_KINDS):
+            if x in degree and y in degree:
+                degree[x] += 1
+                degree[y] += 1
+        groups: list[list[int]] = []
+        for x in sorted(component, key=lambda m: (-degree[m], m)):
+            home = next((g for g in groups if all((min(x, y), max(x, y)) not in fails for y in g)), None)
+            if home is None:
+                groups.append([x])
+            else:
+                home.append(x)
+        return [sorted(g) for g in groups if len(g) >= 2]
+
+    def grade(self, ids: list[int]) -> str:
+        s = self.signals
+        rows = s.rows(np.array(ids, dtype=np.int64))
+        if len({s.sha256[r] for r in rows}) == 1:
+            return "byte-identical"
+        if len({s.pixel_hash[r] for r in rows}) == 1:
+            return "pixel-identical"
+        return "copy"
+
+
+def _group(kind: str, ids: list[int], members: dict[int, Member], checker: _Checker) -> Group:
+    hashes = near.hex_to_u64([members[x].dhash for x in ids])
+    largest = max(int(near.hamming(hashes, h).max()) for h in hashes)
+    grade = checker.grade(ids) if kind == "duplicates" else "similar-scene"
+    return Group(kind, grade, [members[x] for x in ids], largest)
+
+
+def _scenes(groups: list[Group], graded: _Graded, members: dict[int, Member]) -> list[Group]:
+    """Components of duplicate and similar-scene pairs holding more than one group or image."""
+    unit = {m.id: k for k, g in enumerate(groups) for m in g.members}
+    edges = graded.edges((*near_pairs.DUPLICATE_KINDS, "similar-scene"))
+    scenes = []
+    for component in _components(edges):
+        units = {unit.get(x, -1 - x) for x in component}
+        if len(units) > 1:
+            hashes = near.hex_to_u64([members[x].dhash for x in component])
+            largest = max(int(near.hamming(hashes, h).max()) for h in hashes)
+            scenes.append(Group("scene", "similar-scene", [members[x] for x in component], largest))
+    return scenes
+
+
+def _conflicts(groups: list[Group], checker: _Checker, graded: _Graded) -> list[Conflict]:
+    """Pairs of one duplicate group whose labels disagree."""
+    found = []
+    for group in groups:
+        for a, b in itertools.combinations(sorted(group.members, key=lambda m: m.id), 2):
+            why = label_check.compare(checker.labels.get(a.id), checker.labels.get(b.id))
+            if why is not None:
+                grade = checker.grade([a.id, b.id])
+                found.append(Conflict(a, b, grade, why.kind, why.detail))
+    return found
+
+
+def _equal_dhash_groups(db: sqlite_utils.Database) -> list[Group]:
+    """DataGradients' groups: readable images sharing the whole 64-bit dHash."""
+    rows = db.execute(
+        """SELECT id, split, path, dhash, sha256, pixel_hash FROM images
+           WHERE error IS NULL AND dhash IN (
+               SELECT dhash FROM images WHERE error IS NULL AND dhash IS NOT NULL GROUP BY dhash HAVING COUNT(*) > 1)
+           ORDER BY dhash, id"""
+    ).fetchall()
+    groups = []
+    for _, same in itertools.groupby(rows, key=lambda r: r[3]):
+        items = list(same)
+        grade = (
+            "byte-identical"
+            if len({r[4] for r in items}) == 1
+            else "pixel-identical"
+            if len({r[5] for r in items}) == 1
+            else "equal dHash"
+        )
+        groups.append(Group("duplicates", grade, [Member(*r[:4]) for r in items], 0))
+    return groups
+
+
+# ---------------------------------------------------------------- storing and loading
+
+
+def store(db: sqlite_utils.Database) -> Verdict:
+    """Compute the default rule's verdict and write it (call inside the writer's transaction)."""
+    verdict = compute(db, RULES[DEFAULT_RULE](DEFAULT_MAX_DISTANCE))
+    db.execute("DELETE FROM verdict_members")
+    db.execute("DELETE FROM verdict_groups")
+    db.execute("DELETE FROM label_conflicts")
+    group_of: dict[int, int] = {}
+    for number, group in enumerate([*verdict.groups, *verdict.scenes], start=1):
+        db.execute(
+            "INSERT INTO verdict_groups (id, kind, grade, size, max_distance) VALUES (?, ?, ?, ?, ?)",
+            [number, group.kind, group.grade, len(group.members), group.max_distance],
+        )
+        db.conn.executemany("INSERT INTO verdict_members VALUES (?, ?)", ((number, m.id) for m in group.members))
+        if group.kind == "duplicates":
+            group_of.update((m.id, number) for m in group.members)
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO label_conflicts VALUES (?, ?, ?, ?, ?, ?)",
+        ((c.a.id, c.b.id, group_of.get(c.a.id), c.grade, c.kind, c.detail) for c in verdict.conflicts),
+    )
+    db.execute(
+        "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", [RULE_SETTING, json.dumps(verdict.rule.as_json())]
+    )
+    return verdict
+
+
+def stored_rule(db: sqlite_utils.Database) -> Rule | None:
+    row = db.execute("SELECT value FROM settings WHERE key = ?", [RULE_SETTING]).fetchone()
+    if row is None:
+        return None
+    data = json.loads(row[0])
+    return RULES[data["name"]](int(data["max_distance"]))
+
+
+def load(db: sqlite_utils.Database) -> Verdict:
+    """The stored verdict (the default rule's, as the last write left it)."""
+    rule = stored_rule(db) or RULES[DEFAULT_RULE](DEFAULT_MAX_DISTANCE)
+    verdict = Verdict(rule, split_names(db), image_counts(db))
+    rows = db.execute(
+        """SELECT g.id, g.kind, g.grade, g.max_distance, i.id, i.split, i.path, i.dhash
+           FROM verdict_groups g JOIN verdict_members m ON m.group_id = g.id JOIN images i ON i.id = m.image_id
+           ORDER BY g.id, i.id"""
+    ).fetchall()
+    for _, items in itertools.groupby(rows, key=lambda r: r[0]):
+        batch = list(items)
+        group = Group(batch[0][1], batch[0][2], [Member(*r[4:]) for r in batch], batch[0][3] or 0)
+        (verdict.scenes if group.kind == "scene" else verdict.groups).append(group)
+    conflicts = db.execute("SELECT a, b, grade, kind, detail FROM label_conflicts ORDER BY a, b").fetchall()
+    members = load_members(db, {x for c in conflicts for x in c[:2]})
+    verdict.conflicts = [Conflict(members[a], members[b], g, k, d or "") for a, b, g, k, d in conflicts]
+    return verdict
+
+
+def verdict_for(db: sqlite_utils.Database, rule: Rule) -> Verdict:
+    """The stored verdict when the rule is the stored one, otherwise computed now."""
+    stored = stored_rule(db)
+    return load(db) if stored == rule else compute(db, rule)
