@@ -105,6 +105,10 @@ def test_unreadable_file_is_a_download_without_thumbnail(dataset: dict[str, Path
         "/-/imgindex/image/-1",
         "/-/imgindex/image/1?db=../../etc/passwd",
         "/-/imgindex/image/1?db=_internal",
+        "/-/imgindex/image/999999/review",
+        "/-/imgindex/image/1/review?db=_internal",
+        "/-/imgindex/image/1/review?db=../../etc/passwd",
+        "/-/imgindex/image/..%2F..%2Fetc%2Fpasswd/review",
     ],
 )
 def test_only_indexed_ids_are_served(dataset: dict[str, Path], url: str) -> None:

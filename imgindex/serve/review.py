@@ -434,8 +434,8 @@ def db_query(database: str) -> str:
 
 CSS = """
 .imgindex-review { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
-.imgindex-review-picture { flex: 3 1 420px; min-width: 0; }
-.imgindex-review-side { flex: 2 1 300px; min-width: 0; }
+.imgindex-review-picture { flex: 0 1 auto; max-width: 65%; min-width: 0; }
+.imgindex-review-side { flex: 1 1 300px; min-width: 0; }
 .imgindex-review-side h2:first-child { margin-top: 0; }
 .imgindex-grade-section h3 { margin: 0.5em 0 0.3em; font-size: 1.05em; }
 .imgindex-review-title small, .imgindex-grade-section small { font-weight: normal; color: #555; }
