@@ -175,3 +175,30 @@ def test_leakage_page_shows_train_and_validation_thumbnails(served: str, browser
             picture.crop((0, 0, picture.width, min(picture.height, int(bottom) + 6))).save(
                 os.environ["IMGINDEX_SCREENSHOT"], optimize=True
             )
+
+
+REVIEW_PICTURE = """
+const img = document.querySelector('img.imgindex-picture-img');
+const svg = document.querySelector('svg.imgindex-boxes');
+const a = img.getBoundingClientRect(), b = svg.getBoundingClientRect();
+return {complete: img.complete, width: img.naturalWidth, svg: [b.width - a.width, b.height - a.height],
+        neighbours: Array.from(document.querySelectorAll('.imgindex-neighbour img')).map(i => i.complete && i.naturalWidth)};
+"""
+
+
+def test_a_thumbnail_opens_the_review_page_whose_picture_loads(served: str, browser: Browser) -> None:
+    browser.open(f"{served}/index/leakage")
+    loaded(browser)
+    link = browser.run("return document.querySelector('td.col-paths_b a').href;")
+    assert "/review?db=index" in link
+    browser.open(link)
+    deadline = time.monotonic() + 15
+    while True:
+        state = browser.run(REVIEW_PICTURE)
+        done = state["complete"] and state["neighbours"] and all(state["neighbours"])
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert state["width"] > 0, state
+    assert state["svg"] == [0, 0]  # the box overlay covers the picture exactly
+    assert state["neighbours"] and all(w > 0 for w in state["neighbours"]), state  # the train copy

@@ -105,6 +105,10 @@ def test_unreadable_file_is_a_download_without_thumbnail(dataset: dict[str, Path
         "/-/imgindex/image/-1",
         "/-/imgindex/image/1?db=../../etc/passwd",
         "/-/imgindex/image/1?db=_internal",
+        "/-/imgindex/image/999999/review",
+        "/-/imgindex/image/1/review?db=_internal",
+        "/-/imgindex/image/1/review?db=../../etc/passwd",
+        "/-/imgindex/image/..%2F..%2Fetc%2Fpasswd/review",
     ],
 )
 def test_only_indexed_ids_are_served(dataset: dict[str, Path], url: str) -> None:
@@ -284,3 +288,159 @@ def test_bookkeeping_tables_are_hidden_from_the_database_page(dataset: dict[str,
     tables = {t["name"]: t["hidden"] for t in get(dataset["db"], "/index.json").json()["tables"]}
     assert tables["images"] is False and tables["labels"] is False
     assert tables["_sqlite_migrations"] is True and tables["near_stale"] is True
+
+
+RUBY = DATA / "rubyrizz_yolo"
+RUBY_4 = "image_4_jpg.rf.c2791d2b2b70280515c0077b11b0f5a9"
+RUBY_8 = "image_8_jpg.rf.5965c7a5671eb68f30c0eca3386c62c7"
+RUBY_NAMES = ["Blue", "Green", "Orange", "Red", "White", "Yellow"]  # data.yaml
+COPY_NAME = "copy <i>4 & 'co'"  # a name that must be escaped wherever it is shown
+
+
+@pytest.fixture()
+def labelled(tmp_path: Path) -> dict[str, Any]:
+    """rubyrizz (YOLO, data.yaml names) with a byte copy of a valid image in train (its label
+    file carries one malformed row more) and a re-encoded copy of another valid image."""
+    root = tmp_path / "ruby"
+    shutil.copytree(RUBY, root)
+    valid, train = root / "valid", root / "train"
+    shutil.copy(valid / "images" / f"{RUBY_4}.jpg", train / "images" / f"{COPY_NAME}.jpg")
+    rows = (valid / "labels" / f"{RUBY_4}.txt").read_text().strip()
+    (train / "labels" / f"{COPY_NAME}.txt").write_text(rows + "\n9 0.5\n")
+    with Image.open(valid / "images" / f"{RUBY_8}.jpg") as picture:
+        picture.save(valid / "images" / "image_8 again.jpg", quality=60)
+    shutil.copy(valid / "labels" / f"{RUBY_8}.txt", valid / "labels" / "image_8 again.txt")
+    db = tmp_path / "ruby.db"
+    scan(db, {s: [root / s] for s in ("train", "valid", "test")}, workers=1)
+    return {"db": db, "root": root, "original": valid / "images" / f"{RUBY_4}.jpg"}
+
+
+def review_url(number: int) -> str:
+    return f"/-/imgindex/image/{number}/review"
+
+
+def label_rows(path: Path) -> list[list[str]]:
+    return [line.split() for line in path.read_text().splitlines() if len(line.split()) == 5]
+
+
+def test_review_page_draws_the_label_boxes_with_class_names(labelled: dict[str, Any]) -> None:
+    db, original = labelled["db"], labelled["original"]
+    page = get(db, review_url(image_id(db, original)))
+    assert page.status_code == 200
+    rows = label_rows(labelled["root"] / "valid" / "labels" / f"{RUBY_4}.txt")
+    svg = re.search(r'<svg class="imgindex-boxes"[^>]*>(.*?)</svg>', page.text, re.S)
+    assert svg is not None
+    assert len(re.findall(r"<rect\b", svg.group(1))) == len(rows) == 9
+    drawn = re.findall(r"<title>([^<]*)</title>", svg.group(1))
+    assert sorted(drawn) == sorted(RUBY_NAMES[int(r[0])] for r in rows)
+    with Image.open(original) as picture:
+        width, height = picture.size
+    assert f'viewBox="0 0 {width} {height}"' in svg.group(0)
+    first = rows[0]  # its box, in the labels table, in pixels of the image
+    cx, cy, w, h = (float(v) for v in first[1:])
+    corner = f"{(cx - w / 2) * width:.0f}, {(cy - h / 2) * height:.0f}, "
+    assert f"<td>{RUBY_NAMES[int(first[0])]}</td><td>{corner}" in page.text
+
+
+def test_review_page_picture_is_the_indexed_file(labelled: dict[str, Any]) -> None:
+    db, original = labelled["db"], labelled["original"]
+    page = get(db, review_url(image_id(db, original)))
+    source = re.search(r'<img class="imgindex-picture-img" src="([^"]+)"', page.text)
+    assert source is not None
+    assert get(db, source.group(1).replace("&amp;", "&")).content == original.read_bytes()
+
+
+def grade_sections(html: str) -> dict[str, str]:
+    """Heading of each neighbour section -> its HTML."""
+    parts = re.findall(r'<(?:section|details) class="imgindex-grade-section">(.*?)</(?:section|details)>', html, re.S)
+    return {re.sub(r"<[^>]+>", "", p.split("<small>")[0]).strip(): p for p in parts}
+
+
+def test_review_page_shows_a_byte_identical_partner_with_its_grade(labelled: dict[str, Any]) -> None:
+    db, original = labelled["db"], labelled["original"]
+    copy = labelled["root"] / "train" / "images" / f"{COPY_NAME}.jpg"
+    page = get(db, review_url(image_id(db, original))).text
+    sections = grade_sections(page)
+    assert list(sections) == ["Byte-identical copies (1)"]
+    partner = sections["Byte-identical copies (1)"]
+    assert '<span class="imgindex-grade">byte-identical</span>' in partner
+    assert f'href="{review_url(image_id(db, copy))}?db=ruby"' in partner
+    assert "<b>train</b>" in partner and "other split" in partner
+    thumb = get(db, thumb_sources(partner)[0])
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    # and back: the copy's page names the original
+    back = grade_sections(get(db, review_url(image_id(db, copy))).text)["Byte-identical copies (1)"]
+    assert f'href="{review_url(image_id(db, original))}?db=ruby"' in back
+
+
+def test_review_page_groups_neighbours_by_grade(labelled: dict[str, Any]) -> None:
+    db = labelled["db"]
+    again = image_id(db, labelled["root"] / "valid" / "images" / "image_8 again.jpg")
+    with sqlite3.connect(db) as conn:  # grades a later version may write, and one no version knows
+        others = [r[0] for r in conn.execute("select id from images where id <> ? order by id", [again])]
+        for other, kind in zip(others, ["similar-scene", "rejected", "odd-grade", "byte-identical"]):
+            a, b = sorted([again, other])
+            conn.execute("insert or replace into near_pairs values (?, ?, 5, 40, ?)", [a, b, kind])
+    page = get(db, review_url(again)).text
+    headings = list(grade_sections(page))
+    assert headings == [
+        "Byte-identical copies (1)",
+        "Copies (1)",  # the re-encoded original, stored as 'perceptual'
+        "Same scene, another photo (1)",
+        "odd-grade (1)",
+        "Judged different (1)",
+    ]
+    scene = grade_sections(page)["Same scene, another photo (1)"]
+    assert "not a duplicate" in scene and "cop" not in scene.split("<small>")[1].split("</small>")[0]
+    assert '<details class="imgindex-grade-section"><summary>Judged different' in page
+    assert "2 duplicates among 5 near neighbours" in page
+
+
+def test_review_page_lists_the_label_problems_of_its_file(labelled: dict[str, Any]) -> None:
+    db = labelled["db"]
+    copy = labelled["root"] / "train" / "images" / f"{COPY_NAME}.jpg"
+    page = get(db, review_url(image_id(db, copy))).text
+    problems = page.split('id="problems"')[1]
+    line = len(label_rows(labelled["root"] / "valid" / "labels" / f"{RUBY_4}.txt")) + 1  # the row added
+    assert "malformed_row" in problems and f"<td>{line}</td>" in problems
+    assert "No label problems" in get(db, review_url(image_id(db, labelled["original"]))).text
+
+
+def test_review_page_escapes_what_it_shows(labelled: dict[str, Any]) -> None:
+    db = labelled["db"]
+    page = get(db, review_url(image_id(db, labelled["root"] / "train" / "images" / f"{COPY_NAME}.jpg"))).text
+    assert "<i>4" not in page
+    assert "copy &lt;i&gt;4 &amp; &#39;co&#39;.jpg" in page
+
+
+def test_review_page_of_an_unknown_image_is_a_404(labelled: dict[str, Any]) -> None:
+    for url in (review_url(999999), "/-/imgindex/image/x/review", "/-/imgindex/image/-1/review"):
+        response = get(labelled["db"], url)
+        assert response.status_code == 404
+        assert "Traceback" not in response.text
+
+
+def test_review_page_of_an_unreadable_file_says_why(dataset: dict[str, Path]) -> None:
+    page = get(dataset["db"], review_url(image_id(dataset["db"], dataset["val"] / "broken.jpg")))
+    assert page.status_code == 200
+    assert "could not be read when it was indexed" in page.text
+    assert "imgindex-picture-img" not in page.text
+
+
+def test_thumbnails_and_the_images_row_page_link_to_the_review_page(dataset: dict[str, Path]) -> None:
+    db = dataset["db"]
+    number = image_id(db, dataset["val"] / "000000000030.jpg")
+    leakage = get(db, "/index/leakage").text
+    assert f'<a href="{review_url(number)}?db=index"><img class="imgindex-thumb"' in leakage
+    row_page = get(db, f"/index/images/{number}").text
+    assert f'href="{review_url(number)}?db=index">review this image</a>' in row_page
+    assert "review this image" not in get(db, "/index/images").text  # the table links ids to rows
+
+
+def test_database_page_leads_with_the_canned_queries(dataset: dict[str, Path]) -> None:
+    page = get(dataset["db"], "/index").text
+    titles = [q["title"] for q in get(dataset["db"], "/index.json").json()["queries"]]
+    start = page.index('<ul class="bullets imgindex-start">')
+    listed = re.findall(r'<li><a href="/index/[a-z_]+">([^<]+)</a>', page[start:])
+    assert listed[: len(titles)] == titles
+    assert start < page.index('<form class="sql"') < page.index('<h2 id="tables">')

@@ -38,8 +38,12 @@ def is_index(schema: Schema) -> bool:
     return schema.get("images", set()) >= INDEX_COLUMNS
 
 
-def _has(schema: Schema, table: str, *columns: str) -> bool:
+def has_columns(schema: Schema, table: str, *columns: str) -> bool:
+    """True when `table` exists with all these columns."""
     return table in schema and set(columns) <= schema[table]
+
+
+_has = has_columns
 
 
 def _rule_note() -> str:
@@ -218,6 +222,25 @@ def metadata(schema: Schema) -> dict[str, Any]:
     return {"description": DATABASE_DESCRIPTION, "tables": tables}
 
 
+REVIEW_HINT = (
+    "Click any thumbnail to review its image: the picture with its label boxes drawn, its label "
+    "problems and its near neighbours graded."
+)
+
+
+def start_here_html(queries: dict[str, dict[str, Any]], urls: dict[str, str]) -> Markup:
+    """The database page's opening: the description, then the canned queries (title, link,
+    description), so that they come before the SQL editor and the table list."""
+    items = "".join(
+        f'<li><a href="{escape(urls[name])}">{escape(query.get("title") or name)}</a>'
+        + (f": {escape(query['description'])}" if query.get("description") else "")
+        + "</li>"
+        for name, query in queries.items()
+    )
+    listing = f'<h2 id="start-here">Queries</h2><ul class="bullets imgindex-start">{items}</ul>' if items else ""
+    return Markup(f"<p>{escape(DATABASE_DESCRIPTION)} {escape(REVIEW_HINT)}</p>{listing}")
+
+
 def json_paths(value: Any) -> list[str] | None:
     """The list of paths in a JSON-array cell, or None when the cell is not one."""
     if not isinstance(value, str) or not value.startswith("["):
@@ -241,18 +264,18 @@ class IndexedImage:
     error: str | None
 
 
-def figure_html(image: IndexedImage, image_url: str, thumb_url: str) -> Markup:
-    """One thumbnail (linking to the full image) with its relative path as caption."""
+def figure_html(image: IndexedImage, link_url: str, thumb_url: str) -> Markup:
+    """One thumbnail (linking to `link_url`, the image's review page) with its relative path as caption."""
     caption = escape(image.rel_path)
     title = escape(image.path)
     if image.error:
         return Markup(
             f'<figure class="imgindex-figure imgindex-unreadable" title="{title}">'
-            f'<a href="{escape(image_url)}">unreadable</a><figcaption>{caption}</figcaption></figure>'
+            f'<a href="{escape(link_url)}">unreadable</a><figcaption>{caption}</figcaption></figure>'
         )
     return Markup(
         f'<figure class="imgindex-figure" title="{title}">'
-        f'<a href="{escape(image_url)}"><img class="imgindex-thumb" loading="lazy" '
+        f'<a href="{escape(link_url)}"><img class="imgindex-thumb" loading="lazy" '
         f'src="{escape(thumb_url)}" alt="{caption}"></a>'
         f"<figcaption>{caption}</figcaption></figure>"
     )

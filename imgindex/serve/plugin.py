@@ -1,8 +1,10 @@
-"""Datasette plugin: thumbnails, side-by-side duplicate groups, canned queries, imgindex SQL functions.
+"""Datasette plugin: thumbnails, side-by-side duplicate groups, canned queries, imgindex SQL functions,
+and the review page of each image.
 
 Registered as the `imgindex` entry point of the `datasette` group, so `datasette imgindex.db` uses it.
-Images are served only by index id (`/-/imgindex/image/<id>` and `/-/imgindex/image/<id>/thumbnail`):
-the file path always comes from the `images` table, never from the request.
+Images are served only by index id (`/-/imgindex/image/<id>`, `/-/imgindex/image/<id>/thumbnail` and
+the review page `/-/imgindex/image/<id>/review`): the file path always comes from the `images` table,
+never from the request.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from urllib.parse import quote
 from datasette import Response, hookimpl
 from datasette.database import Database
 from datasette.utils.asgi import NotFound, asgi_send_file
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from . import pages as browse
-from . import thumbnails
+from . import review, thumbnails
 
 ROUTE_PREFIX = "/-/imgindex"
 SCHEMA_TTL_SECONDS = 2.0
@@ -81,8 +83,13 @@ def get_metadata(datasette: Any, database: str | None) -> dict[str, Any]:
         db = datasette.databases.get(name)
         if db is None or db.is_memory or not db.path:
             continue
-        meta = browse.metadata(_file_schema(db.path))
+        schema = _file_schema(db.path)
+        meta = browse.metadata(schema)
         if meta:
+            queries = browse.canned_queries(schema)
+            meta["description_html"] = browse.start_here_html(
+                queries, {q: str(datasette.urls.query(name, q)) for q in queries}
+            )
             databases[name] = meta
     return {"databases": databases} if databases else {}
 
@@ -110,11 +117,14 @@ def register_routes() -> list[tuple[str, Any]]:
         (rf"^{ROUTE_PREFIX}/imgindex\.css$", _css),
         (rf"^{ROUTE_PREFIX}/image/(?P<image_id>[0-9]{{1,18}})$", _image),
         (rf"^{ROUTE_PREFIX}/image/(?P<image_id>[0-9]{{1,18}})/thumbnail$", _thumbnail),
+        (rf"^{ROUTE_PREFIX}/image/(?P<image_id>[0-9]{{1,18}})/review$", _review),
     ]
 
 
 @hookimpl
-def render_cell(row: Any, value: Any, column: str, database: str, datasette: Any) -> Any:
+def render_cell(row: Any, value: Any, column: str, table: str | None, database: str, datasette: Any) -> Any:
+    if table == "images" and column == "id" and isinstance(value, int):
+        return _review_link(datasette, database, value)
     if column not in browse.PATH_COLUMNS or not isinstance(value, str):
         return None
     paths = [value] if column in browse.SINGLE_PATH_COLUMNS else browse.json_paths(value)
@@ -174,13 +184,22 @@ def _image_url(datasette: Any, database: str, image_id: int, suffix: str = "") -
 def _figure(datasette: Any, database: str, image: browse.IndexedImage) -> Markup:
     return browse.figure_html(
         image,
-        _image_url(datasette, database, image.id),
+        _image_url(datasette, database, image.id, "/review"),
         _image_url(datasette, database, image.id, "/thumbnail"),
     )
 
 
+def _review_link(datasette: Any, database: str, image_id: int) -> Markup | None:
+    """The images row page's id cell (the table page shows ids as row links instead)."""
+    db = datasette.databases.get(database)
+    if db is None or db.is_memory or not db.path or not browse.is_index(_file_schema(db.path)):
+        return None
+    url = escape(_image_url(datasette, database, image_id, "/review"))
+    return Markup(f'{image_id} · <a class="imgindex-review-link" href="{url}">review this image</a>')
+
+
 async def _css() -> Response:
-    return Response(browse.CSS, content_type="text/css; charset=utf-8")
+    return Response(browse.CSS + review.CSS, content_type="text/css; charset=utf-8")
 
 
 async def _index_db(datasette: Any, request: Any) -> tuple[str, Database]:
@@ -197,23 +216,37 @@ async def _index_db(datasette: Any, request: Any) -> tuple[str, Database]:
 async def _indexed_file(datasette: Any, request: Any) -> tuple[dict[str, Any], os.stat_result]:
     """The images row named by the URL and the stat of its file; 404 unless the file is still the
     one indexed (same size and mtime: a file replaced, or a link re-pointed, is not served)."""
+    _, _, row = await _image_row(datasette, request)
+    info = _unchanged_file(row)
+    if isinstance(info, str):
+        raise NotFound(info)
+    return row, info
+
+
+async def _image_row(datasette: Any, request: Any) -> tuple[str, Database, dict[str, Any]]:
+    """The database and the images row named by the URL's id (404 when there is none)."""
     name, db = await _index_db(datasette, request)
     await datasette.ensure_permissions(
         request.actor, [("view-table", (name, "images")), ("view-database", name), "view-instance"]
     )
     image_id = int(request.url_vars["image_id"])
-    row = (await db.execute("select path, size, mtime_ns, format, error from images where id = ?", [image_id])).first()
+    row = (await db.execute(review.IMAGE_SQL, [image_id])).first()
     if row is None:
         raise NotFound(f"No image {image_id} in the index")
+    return name, db, dict(row)
+
+
+def _unchanged_file(row: dict[str, Any]) -> os.stat_result | str:
+    """The stat of an images row's file, or why it is not served (gone, not a file, changed)."""
     try:
         info = os.stat(row["path"])
     except OSError:
-        raise NotFound(f"Image {image_id} is no longer on disk") from None
+        return f"Image {row['id']} is no longer on disk"
     if not stat.S_ISREG(info.st_mode):
-        raise NotFound(f"Image {image_id} is not a regular file")
+        return f"Image {row['id']} is not a regular file"
     if (info.st_size, info.st_mtime_ns) != (row["size"], row["mtime_ns"]):
-        raise NotFound(f"Image {image_id} changed since it was indexed: scan again to see it")
-    return dict(row), info
+        return f"Image {row['id']} changed since it was indexed: scan again to see it"
+    return info
 
 
 def _etag(info: os.stat_result, variant: str) -> str:
@@ -247,3 +280,64 @@ async def _thumbnail(datasette: Any, request: Any) -> Response:
     except Exception as error:  # noqa: BLE001 -- the file changed into something Pillow cannot read
         raise NotFound(f"Cannot make a thumbnail: {error}") from None
     return Response(body, content_type="image/jpeg", headers=headers)
+
+
+BROWSER_FORMATS = {"JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP"}  # shown as they are, upright by the browser
+PICTURE_SIDE = 512
+
+
+def _picture_src(datasette: Any, database: str, row: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The URL of the upright picture (the file itself, or a large thumbnail for formats and
+    orientations a browser may not apply), or why there is none."""
+    problem = _unchanged_file(row)
+    if isinstance(problem, str):
+        return None, problem
+    if row["error"]:
+        return None, f"The file could not be read when it was indexed: {row['error']}"
+    image_id = int(row["id"])
+    fmt = (row["format"] or "").upper()
+    if fmt in ("JPEG", "MPO") or (fmt in BROWSER_FORMATS and row.get("orientation") in (None, 1)):
+        return _image_url(datasette, database, image_id), None
+    return _image_url(datasette, database, image_id, "/thumbnail") + f"&size={PICTURE_SIDE}", None
+
+
+async def _rows(db: Database, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    return [dict(r) for r in (await db.execute(sql, params)).rows]
+
+
+async def _review_data(db: Database, row: dict[str, Any]) -> dict[str, Any]:
+    """The labels, label files, label problems and near neighbours of an images row."""
+    schema = await _schema(db)
+    where = {"split": row["split"], "path": row["path"]}
+    has_labels = all(t in schema for t in ("labels", "classes", "label_files", "label_file_images"))
+    has_pairs = browse.has_columns(schema, "near_pairs", "a", "b", "distance")
+    found: dict[str, Any] = {"has_labels": has_labels, "has_pairs": has_pairs}
+    found["labels"] = await _rows(db, review.LABELS_SQL, where) if has_labels else []
+    found["label_files"] = await _rows(db, review.LABEL_FILES_SQL, where) if has_labels else []
+    problems = has_labels and "label_problems" in schema
+    found["problems"] = (
+        await _rows(db, review.PROBLEMS_SQL, {**where, "limit": review.MAX_PROBLEMS}) if problems else []
+    )
+    sql = review.neighbours_sql("kind" in schema.get("near_pairs", set()))
+    params = {"id": row["id"], "limit": review.MAX_NEIGHBOURS}
+    found["neighbours"] = await _rows(db, sql, params) if has_pairs else []
+    return found
+
+
+async def _review(datasette: Any, request: Any) -> Response:
+    name, db, row = await _image_row(datasette, request)
+    src, why_not = _picture_src(datasette, name, row)
+    page = review.Review(image=row, picture_src=src, why_no_picture=why_not, **await _review_data(db, row))
+    links = review.Links(
+        images=str(datasette.urls.path(f"{ROUTE_PREFIX}/image/")),
+        query=review.db_query(name),
+        table=str(datasette.urls.table(name, "images")),
+        problems=str(datasette.urls.table(name, "label_problems")),
+    )
+    context = {
+        "database": name,
+        "title": f"{row['rel_path'] or row['path']} ({row['split']}): review",
+        "body": review.review_html(page, links),
+    }
+    template = datasette.jinja_env.from_string(review.TEMPLATE)
+    return Response.html(await datasette.render_template(template, context, request=request))
