@@ -380,7 +380,10 @@ def test_review_page_groups_neighbours_by_grade(labelled: dict[str, Any]) -> Non
         others = [r[0] for r in conn.execute("select id from images where id <> ? order by id", [again])]
         for other, kind in zip(others, ["similar-scene", "rejected", "odd-grade", "byte-identical"]):
             a, b = sorted([again, other])
-            conn.execute("insert or replace into near_pairs values (?, ?, 5, 40, ?)", [a, b, kind])
+            conn.execute(
+                "insert or replace into near_pairs (a, b, distance, distance_256, kind) values (?, ?, 5, 40, ?)",
+                [a, b, kind],
+            )
     page = get(db, review_url(again)).text
     headings = list(grade_sections(page))
     assert headings == [

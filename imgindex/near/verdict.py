@@ -202,7 +202,7 @@ def _graded_pairs(db: sqlite_utils.Database, max_distance: int) -> _Graded:
     maybe = [k for k in range(len(a)) if kind[k] == "copy" and not grades.change[k] <= verify.CLEAR_COPY]
     known = label_check.load(db, {x for k in maybe for x in (a[k], b[k])})
     for k in maybe:
-        if label_check.compare(known.get(a[k]), known.get(b[k])) is not None:
+        if label_check.compare(known.get(a[k]), known.get(b[k]), shifted=True) is not None:
             kind[k] = "similar-scene"
     return _Graded(a, b, [str(k) for k in kind], pairs.distance.tolist())
 
@@ -247,7 +247,11 @@ class _Checker:
         signed = s.has_signature[ra] & s.has_signature[rb]
         ok = ~(compared.scene & signed)
         disagree = np.array(
-            [label_check.compare(self.labels.get(x), self.labels.get(y)) is not None for x, y in zip(a, b)], dtype=bool
+            [
+                label_check.compare(self.labels.get(x), self.labels.get(y), shifted=True) is not None
+                for x, y in zip(a, b)
+            ],
+            dtype=bool,
         )
         ok &= ~(disagree & ~(compared.clear_copy & signed))
         return identical | ok, identical

@@ -1,0 +1,127 @@
+"""One verdict everywhere: the CLI, the report's summary.json and the canned queries agree; other
+photos of one scene are scenes, not leakage; a duplicate labelled two ways is a label conflict."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DATA, invoke
+from datasette.app import Datasette
+
+from imgindex.near import verify
+from imgindex.report import build_report
+
+CHESS = DATA / "chess_coco"  # one board, a fixed tripod, pieces moved between shots
+BCCD = DATA / "bccd_voc"  # BloodImage_00037 (val) and _00038 (train): the slide's field moved
+RUBY = DATA / "rubyrizz_yolo"
+
+
+def verdict_json(db: Path, *args: str) -> dict[str, Any]:
+    return json.loads(invoke("duplicates", "--db", str(db), "--json", *args).output)
+
+
+def summary_duplicates(db: Path, tmp_path: Path) -> dict[str, Any]:
+    outcome = build_report(db, tmp_path / "logs", title="t")
+    summary = json.loads((outcome.directory / "summary.json").read_text())
+    return next(f for f in summary["features"] if f["name"] == "ImageDuplicates")
+
+
+def canned(db: Path, name: str) -> list[dict[str, Any]]:
+    async def run() -> Any:
+        return await Datasette([str(db)]).client.get(f"/{db.stem}/{name}.json?_shape=objects")
+
+    response = asyncio.run(run())
+    assert response.status_code == 200, response.text
+    return list(response.json()["rows"])
+
+
+def scan_splits(db: Path, root: Path, *splits: str) -> None:
+    invoke("scan", "--db", str(db), "-q", *(f"{s}={root / s}" for s in splits))
+
+
+def test_photos_of_one_fixed_scene_are_a_shared_scene_not_leakage(tmp_path: Path) -> None:
+    db = tmp_path / "chess.db"
+    scan_splits(db, CHESS, "train", "valid", "test")
+    doc = verdict_json(db)
+    assert all(item["groups"] == [] for item in doc["intersections"])  # no leakage claimed
+    shared = [item for item in doc["intersections"] if item["scenes"]]
+    assert shared, "the board photos are reported as one scene shared by the splits"
+    text = invoke("duplicates", "--db", str(db)).output
+    assert "different photos of one scene (not copies)" in text
+    feature = summary_duplicates(db, tmp_path)
+    assert not any("overstates accuracy" in n for n in feature["notices"])
+    assert feature["stats"]["Scene overlap"] and feature["stats"]["Rule"]["name"] == "imgindex"
+    assert {(r["split_a"], r["split_b"]) for r in canned(db, "scenes_between_splits")} == {
+        tuple(item["splits"]) for item in shared
+    }
+    assert canned(db, "leakage_between_splits") == []
+
+
+def test_the_shifted_blood_smear_pair_is_found_alike_by_cli_and_report(tmp_path: Path) -> None:
+    db = tmp_path / "bccd.db"
+    invoke("scan", "--db", str(db), "-q", f"train={BCCD}", f"val={BCCD}", f"test={BCCD}")
+    doc = verdict_json(db)
+    pair = next(item for item in doc["intersections"] if item["splits"] == ["train", "val"])
+    names = [Path(p).name for p in pair["scenes"][0]]
+    assert names == ["BloodImage_00037.jpg", "BloodImage_00038.jpg"]
+    feature = summary_duplicates(db, tmp_path)
+    [scene] = [s for s in feature["stats"]["Scene overlap"] if s["splits"] == ["train", "val"]]
+    assert scene["scenes"] == pair["scenes"]
+    assert "train and val share 1 scene(s), 2 images" in feature["description"]
+
+
+@pytest.fixture()
+def conflicting(tmp_path: Path) -> Path:
+    """rubyrizz with a train image copied byte for byte into test, its boxes moved there."""
+    root = tmp_path / "ruby"
+    shutil.copytree(RUBY, root)
+    image = next((root / "train" / "images").glob("image_3*.jpg"))
+    shutil.copy(image, root / "test" / "images" / "copied.jpg")
+    rows = (root / "train" / "labels" / f"{image.stem}.txt").read_text().split("\n")
+    moved = [" ".join([r.split()[0], "0.1", "0.1", *r.split()[3:]]) for r in rows if r.strip()]
+    (root / "test" / "labels" / "copied.txt").write_text("\n".join(moved) + "\n")
+    db = tmp_path / "ruby.db"
+    scan_splits(db, root, "train", "valid", "test")
+    return db
+
+
+def test_a_byte_identical_pair_with_different_boxes_is_a_label_conflict(conflicting: Path, tmp_path: Path) -> None:
+    doc = verdict_json(conflicting)
+    [conflict] = doc["label_conflicts"]
+    assert conflict["grade"] == "byte-identical" and conflict["kind"] == "boxes differ"
+    assert sorted(conflict["splits"]) == ["test", "train"]
+    assert (
+        "Label conflicts: 1 duplicate pair(s) are labelled two ways (boxes differ)."
+        in invoke("duplicates", "--db", str(conflicting)).output
+    )
+    feature = summary_duplicates(conflicting, tmp_path)
+    assert [c["paths"] for c in feature["stats"]["Label conflicts"]] == [conflict["paths"]]
+    assert any("labelled two ways" in n for n in feature["notices"])
+    rows = canned(conflicting, "label_conflicts")
+    assert [(r["path_a"], r["path_b"], r["kind"]) for r in rows] == [(*conflict["paths"], "boxes differ")]
+
+
+def test_cli_report_and_canned_queries_read_one_verdict(conflicting: Path, tmp_path: Path) -> None:
+    doc = verdict_json(conflicting)
+    feature = summary_duplicates(conflicting, tmp_path)
+    assert feature["stats"]["Rule"] == doc["rule"]
+    leaks = {tuple(i["splits"]): i["groups"] for i in doc["intersections"] if i["groups"]}
+    assert leaks == {("test", "train"): [sorted(doc["label_conflicts"][0]["paths"])]}
+    assert feature["stats"]["Intersection duplicates (train, test)"] == leaks[("test", "train")]
+    rows = canned(conflicting, "leakage_between_splits")
+    assert [sorted(json.loads(r["paths_a"]) + json.loads(r["paths_b"])) for r in rows] == leaks[("test", "train")]
+    assert doc["rule"]["description"] in invoke("duplicates", "--db", str(conflicting)).output
+    assert canned(conflicting, "verdict_rule")[0]["verification"] == verify.VERSION
+
+
+def test_datagradients_rule_is_named_and_computed_on_demand(conflicting: Path) -> None:
+    text = invoke("duplicates", "--db", str(conflicting), "--rule", "datagradients").output
+    assert text.startswith("Rule: DataGradients' rule: equal 64-bit dHash, nothing else")
+    doc = verdict_json(conflicting, "--rule", "datagradients")
+    assert doc["rule"]["verification"] is None
+    assert any(i["groups"] for i in doc["intersections"])  # the byte copy has an equal dHash too
