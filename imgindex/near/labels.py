@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -55,6 +55,14 @@ def load(db: sqlite_utils.Database, image_ids: Iterable[int]) -> dict[int, Image
         if None not in box:
             labels.boxes.setdefault(class_id, []).append((box[0], box[1], box[2], box[3]))
     return out
+
+
+def key(labels: ImageLabels | None) -> Hashable:
+    """Equal for label sets that are the same (None for unknown labels)."""
+    if labels is None:
+        return None
+    boxes = tuple(sorted((str(c), tuple(sorted(b))) for c, b in labels.boxes.items()))
+    return tuple(sorted((str(c), n) for c, n in labels.classes.items())), boxes
 
 
 def compare(a: ImageLabels | None, b: ImageLabels | None, shifted: bool = False) -> Disagreement | None:

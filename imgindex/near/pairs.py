@@ -189,16 +189,19 @@ def classify(pairs: CandidatePairs, signals: Signals) -> Grades:
         np.abs(signals.brightness[ra] - signals.brightness[rb]) <= MAX_BRIGHTNESS_DIFF
     )
     agree &= ~low | (colour <= LOW_INFO_COLOUR)
-    compared = verify.compare_chunked(signals.signatures[ra], signals.signatures[rb])
-    signed = signals.has_signature[ra] & signals.has_signature[rb]
-    scene = compared.scene & signed
     same_bytes = _same(signals.sha256[ra], signals.sha256[rb])
     same_pixels = _same(signals.pixel_hash[ra], signals.pixel_hash[rb])
+    signed = signals.has_signature[ra] & signals.has_signature[rb]
+    change, background = np.full(len(ra), np.nan), np.full(len(ra), np.nan)
+    scene = np.zeros(len(ra), dtype=bool)
+    todo = np.flatnonzero(agree & signed & ~same_pixels & ~same_bytes)  # identical pixels need no look
+    compared = verify.compare_chunked(signals.signatures[ra[todo]], signals.signatures[rb[todo]])
+    change[todo], background[todo], scene[todo] = compared.change, compared.background, compared.scene
+    identical = np.flatnonzero((same_bytes | same_pixels) & signed)
+    change[identical] = background[identical] = 0.0
     kind = np.select(
         [same_bytes, same_pixels, ~agree, scene], [KINDS[0], KINDS[1], KINDS[4], KINDS[3]], default=KINDS[2]
     )
-    change = np.where(signed, compared.change, np.nan)
-    background = np.where(signed, compared.background, np.nan)
     return Grades(d256, kind.astype(object), change, background)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -256,27 +256,29 @@ class _Checker:
         ok &= ~(disagree & ~(compared.clear_copy & signed))
         return identical | ok, identical
 
+    def key(self, image_id: int) -> Hashable:
+        """Equal for images that pass or fail alike against any other: the same pixels (or
+        bytes) and the same labels."""
+        s = self.signals
+        row = int(s.rows(np.array([image_id], dtype=np.int64))[0])
+        return s.pixel_hash[row] or s.sha256[row] or image_id, label_check.key(self.labels.get(image_id))
+
     def cut(self, component: list[int], graded: _Graded) -> list[list[int]]:
-        """The component cut into groups whose members all pass against each other."""
-        if len(component) <= 2 or len(component) > MAX_CHECKED_MEMBERS:
+        """The component cut into groups whose members all pass against each other. Members alike
+        (key) are checked once, through one of them."""
+        alike: dict[Hashable, list[int]] = {}
+        for x in component:
+            alike.setdefault(self.key(x), []).append(x)
+        reps = [same[0] for same in alike.values()]
+        if len(reps) < 2 or len(reps) > MAX_CHECKED_MEMBERS:
             return [component]
-        pairs = list(itertools.combinations(component, 2))
+        pairs = list(itertools.combinations(sorted(reps), 2))
         passes, _ = self.verified([p[0] for p in pairs], [p[1] for p in pairs])
         fails = {p for p, ok in zip(pairs, passes) if not ok}
         if not fails:
             return [component]
-        degree = {x: 0 for x in component}
-        for x, y in graded.edges(near_pairs.DUPLICATE_KINDS):
-            if x in degree and y in degree:
-                degree[x] += 1
-                degree[y] += 1
-        groups: list[list[int]] = []
-        for x in sorted(component, key=lambda m: (-degree[m], m)):
-            home = next((g for g in groups if all((min(x, y), max(x, y)) not in fails for y in g)), None)
-            if home is None:
-                groups.append([x])
-            else:
-                home.append(x)
+        members = {same[0]: same for same in alike.values()}
+        groups = [[x for rep in part for x in members[rep]] for part in _cliques(reps, fails, graded)]
         return [sorted(g) for g in groups if len(g) >= 2]
 
     def grade(self, ids: list[int]) -> str:
@@ -287,6 +289,23 @@ class _Checker:
         if len({s.pixel_hash[r] for r in rows}) == 1:
             return "pixel-identical"
         return "copy"
+
+
+def _cliques(reps: list[int], fails: set[tuple[int, int]], graded: _Graded) -> list[list[int]]:
+    """reps split greedily into parts with no failing pair inside, the best linked first."""
+    degree = dict.fromkeys(reps, 0)
+    for x, y in graded.edges(near_pairs.DUPLICATE_KINDS):
+        if x in degree and y in degree:
+            degree[x] += 1
+            degree[y] += 1
+    parts: list[list[int]] = []
+    for x in sorted(reps, key=lambda m: (-degree[m], m)):
+        home = next((p for p in parts if all((min(x, y), max(x, y)) not in fails for y in p)), None)
+        if home is None:
+            parts.append([x])
+        else:
+            home.append(x)
+    return parts
 
 
 def _group(kind: str, ids: list[int], members: dict[int, Member], checker: _Checker) -> Group:
@@ -311,14 +330,17 @@ def _scenes(groups: list[Group], graded: _Graded, members: dict[int, Member]) ->
 
 
 def _conflicts(groups: list[Group], checker: _Checker, graded: _Graded) -> list[Conflict]:
-    """Pairs of one duplicate group whose labels disagree."""
+    """Pairs of one duplicate group whose labels disagree: one pair (the lowest ids) for each two
+    label sets of the group that disagree."""
     found = []
     for group in groups:
-        for a, b in itertools.combinations(sorted(group.members, key=lambda m: m.id), 2):
+        by_labels: dict[Hashable, Member] = {}
+        for m in sorted(group.members, key=lambda m: m.id):
+            by_labels.setdefault(label_check.key(checker.labels.get(m.id)), m)
+        for a, b in itertools.combinations(sorted(by_labels.values(), key=lambda m: m.id), 2):
             why = label_check.compare(checker.labels.get(a.id), checker.labels.get(b.id))
             if why is not None:
-                grade = checker.grade([a.id, b.id])
-                found.append(Conflict(a, b, grade, why.kind, why.detail))
+                found.append(Conflict(a, b, checker.grade([a.id, b.id]), why.kind, why.detail))
     return found
 
 
