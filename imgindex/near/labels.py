@@ -65,35 +65,16 @@ def key(labels: ImageLabels | None) -> Hashable:
     return tuple(sorted((str(c), n) for c, n in labels.classes.items())), boxes
 
 
-def compare(a: ImageLabels | None, b: ImageLabels | None, shifted: bool = False) -> Disagreement | None:
-    """How two label sets disagree; None when they agree or either is unknown. ``shifted``: a's
-    boxes may all be moved by one offset first (the field of view moved: another crop of the same
-    picture), the median offset from each box to the nearest box of its class in b."""
+def compare(a: ImageLabels | None, b: ImageLabels | None) -> Disagreement | None:
+    """How two label sets disagree; None when they agree or either is unknown."""
     if a is None or b is None:
         return None
     if a.classes != b.classes:
         return Disagreement("classes differ", _class_difference(a.classes, b.classes))
-    dx, dy = _common_offset(a, b) if shifted else (0.0, 0.0)
-    moved = {c: [(x + dx, y + dy, w, h) for x, y, w, h in boxes] for c, boxes in a.boxes.items()}
-    unmatched = sum(_unmatched(moved.get(c, []), b.boxes.get(c, [])) for c in a.classes)
+    unmatched = sum(_unmatched(a.boxes.get(c, []), b.boxes.get(c, [])) for c in a.classes)
     if unmatched:
         return Disagreement("boxes differ", f"{unmatched} box(es) without a match of IoU >= {MIN_IOU}")
     return None
-
-
-def _common_offset(a: ImageLabels, b: ImageLabels) -> tuple[float, float]:
-    """Median (dx, dy) from each box of a to the nearest box of its class in b."""
-    offsets = []
-    for c, boxes in a.boxes.items():
-        others = b.boxes.get(c, [])
-        for x, y, _, _ in boxes:
-            near = min(others, key=lambda o: (o[0] - x) ** 2 + (o[1] - y) ** 2, default=None)
-            if near is not None:
-                offsets.append((near[0] - x, near[1] - y))
-    if not offsets:
-        return 0.0, 0.0
-    xs, ys = sorted(o[0] for o in offsets), sorted(o[1] for o in offsets)
-    return xs[len(xs) // 2], ys[len(ys) // 2]
 
 
 def _class_difference(a: Counter[int | None], b: Counter[int | None]) -> str:

@@ -6,10 +6,12 @@ images are searched among themselves and against an in-memory index of all other
 (imgindex.near), and each candidate pair is classified with the second signals of the index:
 
 - byte-identical: same sha256;  pixel-identical: same decoded pixels (pixel_hash);
-- the second signals: the 256-bit dHashes agree (distance_256 <= MAX_DISTANCE_256) and the mean
-  luma too (within MAX_BRIGHTNESS_DIFF); when either image carries little information (flat, or a
-  dHash with almost every bit equal) the per-channel colour means must also agree (LOW_INFO_COLOUR);
-  a pair they contradict is ``different`` (kept, so SQL can show it);
+- the second signals: the mean luma agrees (within MAX_BRIGHTNESS_DIFF); when either image
+  carries little information (flat, or a dHash with almost every bit equal) the per-channel colour
+  means must also agree (LOW_INFO_COLOUR); and the aligned signatures differ little somewhere
+  (background <= imgindex.near.verify.MAX_BACKGROUND: unrelated photos differ everywhere), or,
+  for an image without a signature, the 256-bit dHashes agree (distance_256 <= MAX_DISTANCE_256).
+  A pair they contradict is ``different`` (kept, so SQL can show it);
 - then the signatures say where the two differ (imgindex.near.verify): a lot in one place and little
   elsewhere is ``similar-scene`` (another photo of the same scene), anything else ``copy``. A pair
   with an image lacking a signature (a row of an older imgindex, until the next scan) is ``copy``.
@@ -44,7 +46,7 @@ MAX_GROUP = 64
 MAX_PARTNERS = 64  # other dHash values whose images a recomputed image keeps (its nearest)
 FLAT_STD = 5.0  # every channel's standard deviation below this: a flat image
 FEW_BITS = 6  # a dHash with at most this many 1 bits (or 0 bits): almost no gradient information
-MAX_DISTANCE_256 = 48  # of 256 bits; scripts/bench_near_accuracy.py keeps precision 1.000 at every K with it
+MAX_DISTANCE_256 = 48  # of 256 bits: the check of pairs whose images have no signature yet
 MAX_BRIGHTNESS_DIFF = 20.0
 LOW_INFO_COLOUR = 4.0
 KINDS = ("byte-identical", "pixel-identical", "copy", "similar-scene", "different")
@@ -185,20 +187,21 @@ def classify(pairs: CandidatePairs, signals: Signals) -> Grades:
     d256 = near.popcount(signals.dhash_256[ra] ^ signals.dhash_256[rb]).sum(axis=1, dtype=np.int64)
     low = signals.low_information[ra] | signals.low_information[rb]
     colour = np.abs(signals.means[ra] - signals.means[rb]).max(axis=1, initial=0.0)
-    agree = (d256 <= MAX_DISTANCE_256) & (
-        np.abs(signals.brightness[ra] - signals.brightness[rb]) <= MAX_BRIGHTNESS_DIFF
-    )
-    agree &= ~low | (colour <= LOW_INFO_COLOUR)
+    tone = np.abs(signals.brightness[ra] - signals.brightness[rb]) <= MAX_BRIGHTNESS_DIFF
+    tone &= ~low | (colour <= LOW_INFO_COLOUR)
     same_bytes = _same(signals.sha256[ra], signals.sha256[rb])
     same_pixels = _same(signals.pixel_hash[ra], signals.pixel_hash[rb])
     signed = signals.has_signature[ra] & signals.has_signature[rb]
     change, background = np.full(len(ra), np.nan), np.full(len(ra), np.nan)
-    scene = np.zeros(len(ra), dtype=bool)
-    todo = np.flatnonzero(agree & signed & ~same_pixels & ~same_bytes)  # identical pixels need no look
+    todo = np.flatnonzero(tone & signed & ~same_pixels & ~same_bytes)  # identical pixels need no look
     compared = verify.compare_chunked(signals.signatures[ra[todo]], signals.signatures[rb[todo]])
-    change[todo], background[todo], scene[todo] = compared.change, compared.background, compared.scene
+    change[todo], background[todo] = compared.change, compared.background
     identical = np.flatnonzero((same_bytes | same_pixels) & signed)
     change[identical] = background[identical] = 0.0
+    # with signatures, they decide whether the images agree at all (a light crop moves the 256-bit
+    # dHash's gradients, not the aligned signatures); without, the 256-bit dHash does
+    agree = tone & np.where(signed, ~(background > verify.MAX_BACKGROUND), d256 <= MAX_DISTANCE_256)
+    scene = (change > verify.SCENE_CHANGE) & (change > verify.SCENE_RATIO * background)
     kind = np.select(
         [same_bytes, same_pixels, ~agree, scene], [KINDS[0], KINDS[1], KINDS[4], KINDS[3]], default=KINDS[2]
     )

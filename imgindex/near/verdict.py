@@ -202,7 +202,7 @@ def _graded_pairs(db: sqlite_utils.Database, max_distance: int) -> _Graded:
     maybe = [k for k in range(len(a)) if kind[k] == "copy" and not grades.change[k] <= verify.CLEAR_COPY]
     known = label_check.load(db, {x for k in maybe for x in (a[k], b[k])})
     for k in maybe:
-        if label_check.compare(known.get(a[k]), known.get(b[k]), shifted=True) is not None:
+        if label_check.compare(known.get(a[k]), known.get(b[k])) is not None:
             kind[k] = "similar-scene"
     return _Graded(a, b, [str(k) for k in kind], pairs.distance.tolist())
 
@@ -245,12 +245,9 @@ class _Checker:
         identical = near_pairs._same(s.sha256[ra], s.sha256[rb]) | near_pairs._same(s.pixel_hash[ra], s.pixel_hash[rb])
         compared = verify.compare_chunked(s.signatures[ra], s.signatures[rb])
         signed = s.has_signature[ra] & s.has_signature[rb]
-        ok = ~(compared.scene & signed)
+        ok = ~((compared.scene | compared.unrelated) & signed)
         disagree = np.array(
-            [
-                label_check.compare(self.labels.get(x), self.labels.get(y), shifted=True) is not None
-                for x, y in zip(a, b)
-            ],
+            [label_check.compare(self.labels.get(x), self.labels.get(y)) is not None for x, y in zip(a, b)],
             dtype=bool,
         )
         ok &= ~(disagree & ~(compared.clear_copy & signed))

@@ -12,7 +12,8 @@ Every image stores a signature: its grey levels, upright, box-resized to 32x32
 3. Where: the aligned difference is averaged over 2x2 cells (16x16), which cancels the small
    alternating errors of resampling and re-encoding but keeps a solid object that moved.
 4. Verdict: ``change`` is the largest cell of that difference, ``background`` its 75th percentile.
-   A re-encode, resize, recolour or light crop differs a little everywhere (low change, or change
+   Above MAX_BACKGROUND the images differ everywhere: not the same picture at all (unrelated
+   photos differ by more than 1 standard deviation in most cells). A re-encode, resize, recolour or light crop differs a little everywhere (low change, or change
    close to background); a different photo of one scene differs a lot in one place and little
    elsewhere: change > SCENE_CHANGE and change > SCENE_RATIO * background.
 
@@ -33,7 +34,8 @@ SIDE = 32  # signature side (imgindex.extract.measures.SIGNATURE_SIDE)
 SCALES = (1.0, 0.99, 0.98, 0.97, 0.96, 0.95, 0.94)  # crops of up to 6 % per axis are lined up
 SCENE_CHANGE = 0.8  # in standard deviations of the image's grey levels
 SCENE_RATIO = 8.0
-CLEAR_COPY = 0.3  # below this change the pixels agree everywhere: labels cannot make it a scene
+CLEAR_COPY = 0.1  # below this change the pixels agree everywhere: labels cannot make it a scene
+MAX_BACKGROUND = 0.5  # a typical cell differing more: not the same picture (unrelated photos: > 1)
 VERSION = "signature-v1"
 
 F32 = NDArray[np.float32]
@@ -50,6 +52,11 @@ class Comparison:
     def scene(self) -> NDArray[np.bool_]:
         """A lot in one place, little elsewhere: a different photo of the same scene."""
         return (self.change > SCENE_CHANGE) & (self.change > SCENE_RATIO * self.background)
+
+    @property
+    def unrelated(self) -> NDArray[np.bool_]:
+        """Different everywhere: not the same picture."""
+        return self.background > MAX_BACKGROUND
 
     @property
     def clear_copy(self) -> NDArray[np.bool_]:
