@@ -77,6 +77,7 @@ class Signals:
     low_information: NDArray[np.bool_]
     signatures: NDArray[np.float32]  # (n, 32, 32)
     has_signature: NDArray[np.bool_]
+    cells: NDArray[np.float32]  # verify.cells(signatures): (n, 256)
 
     def rows(self, image_ids: I64) -> I64:
         return np.searchsorted(self.ids, image_ids)
@@ -167,6 +168,7 @@ def load_signals(db: sqlite_utils.Database, image_ids: I64) -> Signals:
         low_information=np.array(cols[8], dtype=bool),
         signatures=signatures,
         has_signature=present,
+        cells=verify.cells(signatures),
     )
 
 
@@ -194,7 +196,7 @@ def classify(pairs: CandidatePairs, signals: Signals) -> Grades:
     signed = signals.has_signature[ra] & signals.has_signature[rb]
     change, background = np.full(len(ra), np.nan), np.full(len(ra), np.nan)
     todo = np.flatnonzero(tone & signed & ~same_pixels & ~same_bytes)  # identical pixels need no look
-    compared = verify.compare_chunked(signals.signatures[ra[todo]], signals.signatures[rb[todo]])
+    compared = verify.compare_rows(signals.signatures, signals.cells, ra[todo], rb[todo])
     change[todo], background[todo] = compared.change, compared.background
     identical = np.flatnonzero((same_bytes | same_pixels) & signed)
     change[identical] = background[identical] = 0.0

@@ -243,7 +243,7 @@ class _Checker:
         s = self.signals
         ra, rb = s.rows(np.array(a, dtype=np.int64)), s.rows(np.array(b, dtype=np.int64))
         identical = near_pairs._same(s.sha256[ra], s.sha256[rb]) | near_pairs._same(s.pixel_hash[ra], s.pixel_hash[rb])
-        compared = verify.compare_chunked(s.signatures[ra], s.signatures[rb])
+        compared = verify.compare_rows(s.signatures, s.cells, ra, rb)
         signed = s.has_signature[ra] & s.has_signature[rb]
         ok = ~((compared.scene | compared.unrelated) & signed)
         disagree = np.array(

@@ -7,8 +7,9 @@ Every image stores a signature: its grey levels, upright, box-resized to 32x32
    grey copies of a colour photo compare equal.
 2. Geometry: a light crop or a change of aspect moves content across the grid. For each axis the
    scale (1 down to 0.94) and offset (start, centre, end) that best line up the two images' mean
-   profiles are chosen, one image is resampled onto the other's grid, and the direction (a onto b
-   or b onto a) with the smaller median difference is kept.
+   profiles are chosen (no resampling unless it lines them up 10 % better), one image is
+   resampled onto the other's grid, and the direction (a onto b or b onto a) whose profiles line
+   up better is kept.
 3. Where: the aligned difference is averaged over 2x2 cells (16x16), which cancels the small
    alternating errors of resampling and re-encoding but keeps a solid object that moved.
 4. Verdict: ``change`` is the largest cell of that difference, ``background`` its 75th percentile.
@@ -36,6 +37,9 @@ SCENE_CHANGE = 0.8  # in standard deviations of the image's grey levels
 SCENE_RATIO = 8.0
 CLEAR_COPY = 0.1  # below this change the pixels agree everywhere: labels cannot make it a scene
 MAX_BACKGROUND = 0.5  # a typical cell differing more: not the same picture (unrelated photos: > 1)
+ALIGN_ABOVE = 0.1  # a pair differing more than this in a typical cell is tried lined up
+IDENTITY_MARGIN = 1.1  # another resampler must line the profiles up 10 % better than none
+BACKGROUND_RANK = (SIDE // 2) ** 2 * 3 // 4  # the 75th percentile of the 16x16 cells
 VERSION = "signature-v1"
 
 F32 = NDArray[np.float32]
@@ -98,45 +102,88 @@ def _standard(x: F32, axes: tuple[int, ...]) -> F32:
     return (x - mean) / np.maximum(std, 1e-3)
 
 
-def _best_resampler(src: F32, dst: F32) -> NDArray[np.intp]:
-    """Per pair, the resampler that best lines src's profile (n, 32) up with dst's."""
+def _best_resamplers(src: F32, dst: F32) -> tuple[NDArray[np.intp], NDArray[np.float32]]:
+    """Per pair, the resampler that best lines src's profile (n, 32) up with dst's, and its error.
+    The identity is kept unless another is clearly better (noise does not move an image)."""
     warped = np.einsum("kij,nj->nki", _resamplers(), src)
     error = np.abs(_standard(warped, (-1,)) - _standard(dst, (-1,))[:, None, :]).mean(axis=-1)
-    return np.asarray(error.argmin(axis=1))
+    best = error.argmin(axis=1)
+    lowest = error[np.arange(len(best)), best]
+    keep = error[:, 0] <= IDENTITY_MARGIN * lowest + 1e-3
+    best[keep] = 0
+    return best, np.where(keep, error[:, 0], lowest)
 
 
-def _onto(src: F32, dst: F32) -> tuple[F32, F32]:
-    """src resampled onto dst's grid, both standardised."""
+def _aligned(src: F32, dst: F32) -> tuple[F32, NDArray[np.float32]]:
+    """src resampled onto dst's grid by the best resamplers of its row and column profiles (the
+    identity costs nothing), and how well the profiles line up."""
     m = _resamplers()
-    rows, cols = (
-        _best_resampler(src.mean(axis=2), dst.mean(axis=2)),
-        _best_resampler(src.mean(axis=1), dst.mean(axis=1)),
-    )
-    warped = m[rows] @ src @ m[cols].transpose(0, 2, 1)
-    return _standard(warped, (1, 2)), _standard(dst, (1, 2))
+    rows, row_error = _best_resamplers(src.mean(axis=2), dst.mean(axis=2))
+    cols, col_error = _best_resamplers(src.mean(axis=1), dst.mean(axis=1))
+    out = src.copy()
+    moved = np.flatnonzero(rows)
+    out[moved] = m[rows[moved]] @ out[moved]
+    moved = np.flatnonzero(cols)
+    out[moved] = out[moved] @ m[cols[moved]].transpose(0, 2, 1)
+    return out, row_error + col_error
 
 
 def _pooled(x: F32) -> F32:
     return x.reshape(len(x), SIDE // 2, 2, SIDE // 2, 2).mean(axis=(2, 4))
 
 
-def compare(a: F32, b: F32) -> Comparison:
-    """Compare signatures a[k] and b[k] for every k (see the module docstring)."""
+def cells(signatures: F32) -> F32:
+    """Each signature standardised and averaged over 2x2 cells: (n, 256). Per image, so a scan
+    computes it once for all the pairs an image is in."""
+    return _pooled(_standard(signatures, (1, 2))).reshape(len(signatures), -1)
+
+
+def _measure(x: F32, y: F32) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """(change, background) of signatures on one grid: standardised, pooled, their difference."""
+    return _cell_measure(cells(x), cells(y))
+
+
+def _cell_measure(x: F32, y: F32) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    diff = np.abs(x - y)
+    return diff.max(axis=1), np.partition(diff, BACKGROUND_RANK, axis=1)[:, BACKGROUND_RANK]
+
+
+def _lined_up(a: F32, b: F32) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """_measure after one image is resampled onto the other (the direction whose profiles line up
+    better)."""
+    a_on_b, a_error = _aligned(a, b)
+    b_on_a, b_error = _aligned(b, a)
+    first = (a_error <= b_error)[:, None, None]
+    return _measure(np.where(first, a_on_b, b_on_a), np.where(first, b, a))
+
+
+def compare(a: F32, b: F32, a_cells: F32 | None = None, b_cells: F32 | None = None) -> Comparison:
+    """Compare signatures a[k] and b[k] for every k (see the module docstring); ``*_cells``: their
+    cells() when already computed. Pairs that already agree on the grid as it is (background up to
+    ALIGN_ABOVE) are not resampled; the others are, and keep whichever measure differs less."""
     if len(a) == 0:
         empty = np.zeros(0)
         return Comparison(empty, empty)
-    diffs = []
-    for src, dst in ((a, b), (b, a)):
-        x, y = _onto(src, dst)
-        diffs.append((np.abs(_pooled(x) - _pooled(y)).reshape(len(a), -1), np.abs(x - y).reshape(len(a), -1)))
-    first = np.median(diffs[0][1], axis=1) <= np.median(diffs[1][1], axis=1)
-    pooled = np.where(first[:, None], diffs[0][0], diffs[1][0])
-    return Comparison(pooled.max(axis=1).astype(np.float64), np.percentile(pooled, 75, axis=1).astype(np.float64))
+    a_cells = cells(a) if a_cells is None else a_cells
+    b_cells = cells(b) if b_cells is None else b_cells
+    change, background = _cell_measure(a_cells, b_cells)
+    todo = np.flatnonzero(background > ALIGN_ABOVE)
+    if len(todo):
+        moved_change, moved_background = _lined_up(a[todo], b[todo])
+        better = moved_background < background[todo]
+        change[todo[better]], background[todo[better]] = moved_change[better], moved_background[better]
+    return Comparison(change.astype(np.float64), background.astype(np.float64))
 
 
-def compare_chunked(a: F32, b: F32, chunk: int = 4096) -> Comparison:
-    """compare() in chunks of pairs, so memory stays bounded for many candidate pairs."""
-    parts = [compare(a[k : k + chunk], b[k : k + chunk]) for k in range(0, len(a), chunk)]
+def compare_rows(
+    signatures: F32, image_cells: F32, ra: NDArray[np.intp], rb: NDArray[np.intp], chunk: int = 4096
+) -> Comparison:
+    """compare() of signatures[ra[k]] and signatures[rb[k]], in chunks of pairs so that memory
+    stays bounded for many candidate pairs; image_cells = cells(signatures)."""
+    parts = [
+        compare(signatures[x], signatures[y], image_cells[x], image_cells[y])
+        for x, y in ((ra[k : k + chunk], rb[k : k + chunk]) for k in range(0, len(ra), chunk))
+    ]
     if not parts:
-        return compare(a, b)
+        return compare(signatures[:0], signatures[:0])
     return Comparison(np.concatenate([p.change for p in parts]), np.concatenate([p.background for p in parts]))
