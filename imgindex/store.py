@@ -279,9 +279,10 @@ def _readonly_attach(action: int, arg1: str | None, arg2: str | None, db: str | 
 
 
 def near_pairs_out_of_date(db: sqlite_utils.Database) -> bool:
-    """True when images were written since near_pairs were computed (by a program other than
-    imgindex's scan and watch, which keep them current)."""
-    return db.execute("SELECT EXISTS (SELECT 1 FROM near_stale)").fetchone()[0] == 1
+    """True when images or labels were written since near_pairs and the verdict were computed (by a
+    program other than imgindex's scan and watch, which keep them current)."""
+    row = db.execute("SELECT EXISTS (SELECT 1 FROM near_stale) OR EXISTS (SELECT 1 FROM verdict_stale)").fetchone()
+    return bool(row[0])
 
 
 def open_db(path: str | Path) -> sqlite_utils.Database:

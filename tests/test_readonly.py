@@ -242,7 +242,9 @@ def make_older(db: Path) -> None:
 
 
 def stale_triggers(db: Path) -> list[str]:
-    rows = sqlite3.connect(db).execute("select name from sqlite_master where type = 'trigger' order by name")
+    rows = sqlite3.connect(db).execute(
+        "select name from sqlite_master where type = 'trigger' and name like 'near_on%' order by name"
+    )
     return [r[0] for r in rows]
 
 

@@ -125,3 +125,16 @@ def test_datagradients_rule_is_named_and_computed_on_demand(conflicting: Path) -
     doc = verdict_json(conflicting, "--rule", "datagradients")
     assert doc["rule"]["verification"] is None
     assert any(i["groups"] for i in doc["intersections"])  # the byte copy has an equal dHash too
+
+
+def test_a_label_fix_alone_updates_the_verdict_and_a_warm_scan_keeps_it(conflicting: Path, tmp_path: Path) -> None:
+    root = tmp_path / "ruby"
+    before = verdict_json(conflicting)
+    invoke("scan", "--db", str(conflicting), "-q", *(f"{s}={root / s}" for s in ("train", "valid", "test")))
+    assert verdict_json(conflicting) == before  # nothing changed: the stored verdict is kept
+    image = next((root / "train" / "images").glob("image_3*.jpg"))
+    shutil.copy(root / "train" / "labels" / f"{image.stem}.txt", root / "test" / "labels" / "copied.txt")
+    invoke("scan", "--db", str(conflicting), "-q", *(f"{s}={root / s}" for s in ("train", "valid", "test")))
+    after = verdict_json(conflicting)
+    assert before["label_conflicts"] and after["label_conflicts"] == []
+    assert [i["groups"] for i in after["intersections"]] == [i["groups"] for i in before["intersections"]]

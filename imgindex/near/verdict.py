@@ -366,8 +366,12 @@ def _equal_dhash_groups(db: sqlite_utils.Database) -> list[Group]:
 # ---------------------------------------------------------------- storing and loading
 
 
-def store(db: sqlite_utils.Database) -> Verdict:
-    """Compute the default rule's verdict and write it (call inside the writer's transaction)."""
+def store(db: sqlite_utils.Database) -> bool:
+    """Compute the default rule's verdict and write it, when what it reads changed since it was
+    last written (verdict_stale, set by triggers); call inside the writer's transaction. Returns
+    whether it was written."""
+    if db.execute("SELECT EXISTS (SELECT 1 FROM verdict_stale)").fetchone()[0] == 0:
+        return False
     verdict = compute(db, RULES[DEFAULT_RULE](DEFAULT_MAX_DISTANCE))
     db.execute("DELETE FROM verdict_members")
     db.execute("DELETE FROM verdict_groups")
@@ -388,7 +392,8 @@ def store(db: sqlite_utils.Database) -> Verdict:
     db.execute(
         "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", [RULE_SETTING, json.dumps(verdict.rule.as_json())]
     )
-    return verdict
+    db.execute("DELETE FROM verdict_stale")
+    return True
 
 
 def stored_rule(db: sqlite_utils.Database) -> Rule | None:

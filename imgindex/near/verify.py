@@ -135,7 +135,7 @@ def _pooled(x: F32) -> F32:
 def cells(signatures: F32) -> F32:
     """Each signature standardised and averaged over 2x2 cells: (n, 256). Per image, so a scan
     computes it once for all the pairs an image is in."""
-    return _pooled(_standard(signatures, (1, 2))).reshape(len(signatures), -1)
+    return _pooled(_standard(signatures, (1, 2))).reshape(len(signatures), (SIDE // 2) ** 2)
 
 
 def _measure(x: F32, y: F32) -> tuple[NDArray[np.float32], NDArray[np.float32]]:

@@ -196,7 +196,14 @@ DATABASE_DESCRIPTION = (
 )
 
 # Bookkeeping tables: still queryable, just not listed on the database page.
-HIDDEN_TABLES = {"_sqlite_migrations", "near_stale", "near_images", "label_file_images", "verdict_members"}
+HIDDEN_TABLES = {
+    "_sqlite_migrations",
+    "near_stale",
+    "near_images",
+    "label_file_images",
+    "verdict_members",
+    "verdict_stale",
+}
 
 FACETS = {
     "images": ["split", "format"],
