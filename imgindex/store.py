@@ -377,7 +377,15 @@ def delete_images(db: sqlite_utils.Database, split: str, paths: Iterable[str]) -
     batch = [(split, p) for p in paths]
     with db.atomic():
         db.conn.executemany("DELETE FROM images WHERE split = ? AND path = ?", batch)
+        if batch:
+            mark_verdict_stale(db)
     return len(batch)
+
+
+def mark_verdict_stale(db: sqlite_utils.Database) -> None:
+    """Note that something the stored verdict reads has changed (imgindex.near.verdict.store then
+    recomputes it). Called by every writer of near pairs, labels and removed images."""
+    db.conn.execute("INSERT OR IGNORE INTO verdict_stale VALUES (1)")
 
 
 def start_scan(db: sqlite_utils.Database, arguments: dict[str, Any]) -> int:

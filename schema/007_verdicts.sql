@@ -65,23 +65,8 @@ CREATE TABLE IF NOT EXISTS label_conflicts (
     PRIMARY KEY (a, b)
 ) WITHOUT ROWID;
 
--- Set when anything the verdict reads changes (near pairs, labels, which images a label file
--- covers, removed images); the writer then recomputes the verdict and clears it, and a write
--- that changed none of these leaves the stored verdict as it is.
+-- Set by the code that writes what the verdict reads (near pairs, labels, which images a label
+-- file covers, removed images: imgindex.store.mark_verdict_stale); the writer then recomputes the
+-- verdict and clears it, so a write that changed none of these leaves the stored verdict as it is.
 CREATE TABLE IF NOT EXISTS verdict_stale (flag INTEGER PRIMARY KEY CHECK (flag = 1));
 INSERT OR IGNORE INTO verdict_stale VALUES (1);
-
-CREATE TRIGGER IF NOT EXISTS verdict_on_pair_insert AFTER INSERT ON near_pairs
-BEGIN INSERT INTO verdict_stale SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM verdict_stale); END;
-CREATE TRIGGER IF NOT EXISTS verdict_on_pair_delete AFTER DELETE ON near_pairs
-BEGIN INSERT INTO verdict_stale SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM verdict_stale); END;
-CREATE TRIGGER IF NOT EXISTS verdict_on_label_insert AFTER INSERT ON labels
-BEGIN INSERT INTO verdict_stale SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM verdict_stale); END;
-CREATE TRIGGER IF NOT EXISTS verdict_on_label_delete AFTER DELETE ON labels
-BEGIN INSERT INTO verdict_stale SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM verdict_stale); END;
-CREATE TRIGGER IF NOT EXISTS verdict_on_cover_insert AFTER INSERT ON label_file_images
-BEGIN INSERT INTO verdict_stale SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM verdict_stale); END;
-CREATE TRIGGER IF NOT EXISTS verdict_on_cover_delete AFTER DELETE ON label_file_images
-BEGIN INSERT INTO verdict_stale SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM verdict_stale); END;
-CREATE TRIGGER IF NOT EXISTS verdict_on_image_delete AFTER DELETE ON images
-BEGIN INSERT INTO verdict_stale SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM verdict_stale); END;

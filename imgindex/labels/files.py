@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlite_utils
 
+from .. import store
 from .formats import LabelPlan, Parsed, Problem
 from .formats.base import Stat
 from .formats.model import UNREADABLE_FILE
@@ -54,6 +55,7 @@ def write_file(
     scan_id: int,
 ) -> None:
     """Replace everything stored for one label file by what was just read (inside a transaction)."""
+    store.mark_verdict_stale(db)
     lf_id = _file_row(db, (split, path), plan.format, (stat, parsed.error, scan_id), known)
     conn = db.conn
     conn.executemany(
@@ -114,6 +116,8 @@ def _box_values(box: Any) -> tuple[Any, ...]:
 def remove_files(db: sqlite_utils.Database, ids: list[int]) -> int:
     """Forget label files gone from disk, with their rows; returns how many."""
     with db.atomic():
+        if ids:
+            store.mark_verdict_stale(db)
         for lf_id in ids:
             for table in _PER_FILE:
                 db.conn.execute(f"DELETE FROM {table} WHERE label_file_id = ?", [lf_id])

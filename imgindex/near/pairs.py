@@ -38,6 +38,7 @@ import numpy as np
 import sqlite_utils
 from numpy.typing import NDArray
 
+from .. import store
 from . import search as near
 from . import verify
 
@@ -78,6 +79,8 @@ class Signals:
     signatures: NDArray[np.float32]  # (n, 32, 32)
     has_signature: NDArray[np.bool_]
     cells: NDArray[np.float32]  # verify.cells(signatures): (n, 256)
+    sha_code: I64  # equal codes for equal sha256, -1 for none
+    pixel_code: I64  # equal codes for equal pixel_hash, -1 for none
 
     def rows(self, image_ids: I64) -> I64:
         return np.searchsorted(self.ids, image_ids)
@@ -169,7 +172,39 @@ def load_signals(db: sqlite_utils.Database, image_ids: I64) -> Signals:
         signatures=signatures,
         has_signature=present,
         cells=verify.cells(signatures),
+        sha_code=_codes(cols[1]),
+        pixel_code=_codes(cols[2]),
     )
+
+
+def _codes(values: Any) -> I64:
+    """An integer per value, equal for equal values; -1 for None."""
+    present = np.array([v is not None for v in values], dtype=bool)
+    codes = np.full(len(present), -1, dtype=np.int64)
+    if present.any():
+        _, codes[present] = np.unique(np.array([v for v in values if v is not None], dtype=object), return_inverse=True)
+    return codes
+
+
+def _same_code(codes: I64, ra: I64, rb: I64) -> NDArray[np.bool_]:
+    return (codes[ra] == codes[rb]) & (codes[ra] >= 0)
+
+
+def _compare_distinct(signals: Signals, ra: I64, rb: I64) -> verify.Comparison:
+    """verify.compare_rows of the pairs, each pair of distinct pictures compared once (a picture
+    copied many times, e.g. the same file linked into many folders, is one picture)."""
+    first_of = np.unique(
+        np.where(signals.pixel_code >= 0, signals.pixel_code, -1 - np.arange(len(signals.ids))),
+        return_index=True,
+        return_inverse=True,
+    )
+    canon = first_of[1][first_of[2]]
+    ca, cb = canon[ra], canon[rb]
+    keys = np.stack([np.minimum(ca, cb), np.maximum(ca, cb)], axis=1)
+    distinct, back = np.unique(keys, axis=0, return_inverse=True)
+    compared = verify.compare_rows(signals.signatures, signals.cells, distinct[:, 0], distinct[:, 1])
+    back = back.ravel()
+    return verify.Comparison(compared.change[back], compared.background[back])
 
 
 @dataclass(frozen=True)
@@ -191,12 +226,12 @@ def classify(pairs: CandidatePairs, signals: Signals) -> Grades:
     colour = np.abs(signals.means[ra] - signals.means[rb]).max(axis=1, initial=0.0)
     tone = np.abs(signals.brightness[ra] - signals.brightness[rb]) <= MAX_BRIGHTNESS_DIFF
     tone &= ~low | (colour <= LOW_INFO_COLOUR)
-    same_bytes = _same(signals.sha256[ra], signals.sha256[rb])
-    same_pixels = _same(signals.pixel_hash[ra], signals.pixel_hash[rb])
+    same_bytes = _same_code(signals.sha_code, ra, rb)
+    same_pixels = _same_code(signals.pixel_code, ra, rb)
     signed = signals.has_signature[ra] & signals.has_signature[rb]
     change, background = np.full(len(ra), np.nan), np.full(len(ra), np.nan)
     todo = np.flatnonzero(tone & signed & ~same_pixels & ~same_bytes)  # identical pixels need no look
-    compared = verify.compare_rows(signals.signatures, signals.cells, ra[todo], rb[todo])
+    compared = _compare_distinct(signals, ra[todo], rb[todo])
     change[todo], background[todo] = compared.change, compared.background
     identical = np.flatnonzero((same_bytes | same_pixels) & signed)
     change[identical] = background[identical] = 0.0
@@ -235,13 +270,21 @@ def refresh(db: sqlite_utils.Database) -> int:
         db.conn.executemany("INSERT OR REPLACE INTO near_pairs VALUES (?, ?, ?, ?, ?, ?, ?)", _rows(pairs, grades))
         db.execute("DELETE FROM near_stale")
         db.execute("DELETE FROM temp.near_dirty")
+        store.mark_verdict_stale(db)
     return int(dirty.sum())
+
+
+def _nullable(values: NDArray[np.float64]) -> list[float | None]:
+    """Rounded to 4 decimals; NaN as None (NULL)."""
+    rounded = np.round(values, 4).astype(object)
+    rounded[np.isnan(values)] = None
+    return list(rounded.tolist())
 
 
 def _rows(pairs: CandidatePairs, grades: Grades) -> Iterator[tuple[Any, ...]]:
     """near_pairs rows; NaN comparisons stored as NULL."""
-    change = [None if np.isnan(x) else round(float(x), 4) for x in grades.change]
-    background = [None if np.isnan(x) else round(float(x), 4) for x in grades.background]
+    change = _nullable(grades.change)
+    background = _nullable(grades.background)
     columns = (pairs.a.tolist(), pairs.b.tolist(), pairs.distance.tolist(), grades.distance_256.tolist())
     return zip(*columns, grades.kind.tolist(), change, background)
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import sqlite_utils
+from numpy.typing import NDArray
 
 from . import labels as label_check
 from . import pairs as near_pairs
@@ -164,68 +165,82 @@ def compute(db: sqlite_utils.Database, rule: Rule) -> Verdict:
         verdict.groups = _equal_dhash_groups(db)
         return verdict
     graded = _graded_pairs(db, rule.max_distance)
-    checker = _Checker(db, graded.ids())
-    duplicate_edges = graded.edges(near_pairs.DUPLICATE_KINDS)
+    duplicate_a, duplicate_b = graded.edges(near_pairs.DUPLICATE_KINDS)
+    checker = _Checker(db, set(np.concatenate([duplicate_a, duplicate_b]).tolist()), graded)
     members = load_members(db, graded.ids())
-    for component in _components(duplicate_edges):
-        for part in checker.cut(component, graded):
+    for component in _components(duplicate_a, duplicate_b):
+        for part in checker.cut(component):
             verdict.groups.append(_group("duplicates", part, members, checker))
     verdict.scenes = _scenes(verdict.groups, graded, members)
-    verdict.conflicts = _conflicts(verdict.groups, checker, graded)
+    verdict.conflicts = _conflicts(verdict.groups, checker)
     return verdict
 
 
 @dataclass
 class _Graded:
-    """Candidate pairs with their final grade (labels applied)."""
+    """Candidate pairs with their final grade (labels applied), as arrays."""
 
-    a: list[int]
-    b: list[int]
-    grade: list[str]
-    distance: list[int]
+    a: NDArray[np.int64]
+    b: NDArray[np.int64]
+    grade: NDArray[np.object_]
 
     def ids(self) -> set[int]:
-        return set(self.a) | set(self.b)
+        return set(np.unique(np.concatenate([self.a, self.b])).tolist())
 
-    def edges(self, grades: Iterable[str]) -> list[tuple[int, int]]:
-        wanted = set(grades)
-        return [(x, y) for x, y, g in zip(self.a, self.b, self.grade) if g in wanted]
+    def edges(self, grades: Iterable[str]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        keep = np.isin(self.grade, list(grades))
+        return self.a[keep], self.b[keep]
 
-    def grade_of(self) -> dict[tuple[int, int], str]:
-        return {(x, y): g for x, y, g in zip(self.a, self.b, self.grade)}
+
+class _LabelVerdicts:
+    """Label comparisons of images, each two distinct label sets compared once."""
+
+    def __init__(self, db: sqlite_utils.Database, ids: Iterable[int]) -> None:
+        self.labels = label_check.load(db, ids)
+        self.keys = {i: label_check.key(v) for i, v in self.labels.items()}
+        self.cache: dict[tuple[Hashable, Hashable], bool] = {}
+
+    def disagree(self, x: int, y: int) -> bool:
+        kx, ky = self.keys.get(x), self.keys.get(y)
+        if kx is None or ky is None or kx == ky:
+            return False
+        if (kx, ky) not in self.cache:
+            self.cache[(kx, ky)] = label_check.compare(self.labels[x], self.labels[y]) is not None
+        return self.cache[(kx, ky)]
 
 
 def _graded_pairs(db: sqlite_utils.Database, max_distance: int) -> _Graded:
     pairs, grades = near_pairs.all_pairs(db, max_distance)
     kind = grades.kind.copy()
-    a, b = pairs.a.tolist(), pairs.b.tolist()
-    maybe = [k for k in range(len(a)) if kind[k] == "copy" and not grades.change[k] <= verify.CLEAR_COPY]
-    known = label_check.load(db, {x for k in maybe for x in (a[k], b[k])})
-    for k in maybe:
-        if label_check.compare(known.get(a[k]), known.get(b[k])) is not None:
-            kind[k] = "similar-scene"
-    return _Graded(a, b, [str(k) for k in kind], pairs.distance.tolist())
+    maybe = np.flatnonzero((kind == "copy") & ~(grades.change <= verify.CLEAR_COPY))
+    if len(maybe):
+        labels = _LabelVerdicts(db, np.unique(np.concatenate([pairs.a[maybe], pairs.b[maybe]])).tolist())
+        for k in maybe.tolist():
+            if labels.disagree(int(pairs.a[k]), int(pairs.b[k])):
+                kind[k] = "similar-scene"
+    return _Graded(pairs.a, pairs.b, kind)
 
 
-def _components(edges: Iterable[tuple[int, int]]) -> list[list[int]]:
-    """Connected components (of 2+ nodes) of an undirected graph, each sorted, by first member."""
-    parent: dict[int, int] = {}
-
-    def root(x: int) -> int:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in edges:
-        ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    out: dict[int, list[int]] = {}
-    for x in parent:
-        out.setdefault(root(x), []).append(x)
-    return sorted((sorted(c) for c in out.values()), key=lambda c: c[0])
+def _components(a: NDArray[np.int64], b: NDArray[np.int64]) -> list[list[int]]:
+    """Connected components (of 2+ nodes) of the undirected graph of edges (a[k], b[k]), each
+    sorted, by first member: labels propagated to the smallest node with pointer jumping."""
+    if len(a) == 0:
+        return []
+    nodes, index = np.unique(np.concatenate([a, b]), return_inverse=True)
+    ia, ib = index[: len(a)], index[len(a) :]
+    label = np.arange(len(nodes))
+    while True:
+        low = np.minimum(label[ia], label[ib])
+        new = label.copy()
+        np.minimum.at(new, ia, low)
+        np.minimum.at(new, ib, low)
+        new = new[new]
+        if np.array_equal(new, label):
+            break
+        label = new
+    order = np.lexsort((nodes, label))
+    cuts = np.flatnonzero(np.diff(label[order])) + 1
+    return [part.tolist() for part in np.split(nodes[order], cuts) if len(part) >= 2]
 
 
 class _Checker:
@@ -233,70 +248,65 @@ class _Checker:
     signatures must not show a scene change, and labels that disagree fail unless the pixels
     agree everywhere."""
 
-    def __init__(self, db: sqlite_utils.Database, ids: set[int]) -> None:
-        self.db = db
+    def __init__(self, db: sqlite_utils.Database, ids: set[int], graded: _Graded) -> None:
         self.signals = near_pairs.load_signals(db, np.array(sorted(ids), dtype=np.int64))
-        self.labels = label_check.load(db, ids)
+        self.labels = _LabelVerdicts(db, ids)
+        a, b = graded.edges(near_pairs.DUPLICATE_KINDS)
+        linked, counts = np.unique(np.concatenate([a, b]), return_counts=True)
+        self.degree = dict(zip(linked.tolist(), counts.tolist()))
 
-    def verified(self, a: list[int], b: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """(passes, identical: same bytes or pixels) for the pairs a[k], b[k]."""
+    def verified(self, a: list[int], b: list[int]) -> NDArray[np.bool_]:
+        """Whether each pair a[k], b[k] passes."""
         s = self.signals
         ra, rb = s.rows(np.array(a, dtype=np.int64)), s.rows(np.array(b, dtype=np.int64))
-        identical = near_pairs._same(s.sha256[ra], s.sha256[rb]) | near_pairs._same(s.pixel_hash[ra], s.pixel_hash[rb])
+        identical = near_pairs._same_code(s.sha_code, ra, rb) | near_pairs._same_code(s.pixel_code, ra, rb)
         compared = verify.compare_rows(s.signatures, s.cells, ra, rb)
         signed = s.has_signature[ra] & s.has_signature[rb]
         ok = ~((compared.scene | compared.unrelated) & signed)
-        disagree = np.array(
-            [label_check.compare(self.labels.get(x), self.labels.get(y)) is not None for x, y in zip(a, b)],
-            dtype=bool,
-        )
+        disagree = np.array([self.labels.disagree(x, y) for x, y in zip(a, b)], dtype=bool)
         ok &= ~(disagree & ~(compared.clear_copy & signed))
-        return identical | ok, identical
+        return np.asarray(identical | ok)
 
-    def key(self, image_id: int) -> Hashable:
+    def keys(self, ids: list[int]) -> list[Hashable]:
         """Equal for images that pass or fail alike against any other: the same pixels (or
         bytes) and the same labels."""
         s = self.signals
-        row = int(s.rows(np.array([image_id], dtype=np.int64))[0])
-        return s.pixel_hash[row] or s.sha256[row] or image_id, label_check.key(self.labels.get(image_id))
+        rows = s.rows(np.array(ids, dtype=np.int64))
+        codes = np.where(s.pixel_code[rows] >= 0, s.pixel_code[rows], -1 - np.array(ids)).tolist()
+        return [(c, self.labels.keys.get(x)) for c, x in zip(codes, ids)]
 
-    def cut(self, component: list[int], graded: _Graded) -> list[list[int]]:
+    def cut(self, component: list[int]) -> list[list[int]]:
         """The component cut into groups whose members all pass against each other. Members alike
-        (key) are checked once, through one of them."""
+        (keys) are checked once, through one of them."""
         alike: dict[Hashable, list[int]] = {}
-        for x in component:
-            alike.setdefault(self.key(x), []).append(x)
+        for x, k in zip(component, self.keys(component)):
+            alike.setdefault(k, []).append(x)
         reps = [same[0] for same in alike.values()]
         if len(reps) < 2 or len(reps) > MAX_CHECKED_MEMBERS:
             return [component]
         pairs = list(itertools.combinations(sorted(reps), 2))
-        passes, _ = self.verified([p[0] for p in pairs], [p[1] for p in pairs])
-        fails = {p for p, ok in zip(pairs, passes) if not ok}
+        passes = self.verified([p[0] for p in pairs], [p[1] for p in pairs])
+        fails = {p for p, ok in zip(pairs, passes.tolist()) if not ok}
         if not fails:
             return [component]
         members = {same[0]: same for same in alike.values()}
-        groups = [[x for rep in part for x in members[rep]] for part in _cliques(reps, fails, graded)]
+        groups = [[x for rep in part for x in members[rep]] for part in _cliques(reps, fails, self.degree)]
         return [sorted(g) for g in groups if len(g) >= 2]
 
     def grade(self, ids: list[int]) -> str:
         s = self.signals
         rows = s.rows(np.array(ids, dtype=np.int64))
-        if len({s.sha256[r] for r in rows}) == 1:
+        if len(set(s.sha_code[rows].tolist())) == 1 and s.sha_code[rows[0]] >= 0:
             return "byte-identical"
-        if len({s.pixel_hash[r] for r in rows}) == 1:
+        if len(set(s.pixel_code[rows].tolist())) == 1 and s.pixel_code[rows[0]] >= 0:
             return "pixel-identical"
         return "copy"
 
 
-def _cliques(reps: list[int], fails: set[tuple[int, int]], graded: _Graded) -> list[list[int]]:
+def _cliques(reps: list[int], fails: set[tuple[int, int]], degree: dict[int, int]) -> list[list[int]]:
     """reps split greedily into parts with no failing pair inside, the best linked first."""
-    degree = dict.fromkeys(reps, 0)
-    for x, y in graded.edges(near_pairs.DUPLICATE_KINDS):
-        if x in degree and y in degree:
-            degree[x] += 1
-            degree[y] += 1
     parts: list[list[int]] = []
-    for x in sorted(reps, key=lambda m: (-degree[m], m)):
+    for x in sorted(reps, key=lambda m: (-degree.get(m, 0), m)):
         home = next((p for p in parts if all((min(x, y), max(x, y)) not in fails for y in p)), None)
         if home is None:
             parts.append([x])
@@ -306,8 +316,7 @@ def _cliques(reps: list[int], fails: set[tuple[int, int]], graded: _Graded) -> l
 
 
 def _group(kind: str, ids: list[int], members: dict[int, Member], checker: _Checker) -> Group:
-    hashes = near.hex_to_u64([members[x].dhash for x in ids])
-    largest = max(int(near.hamming(hashes, h).max()) for h in hashes)
+    largest = _largest_distance(near.hex_to_u64([members[x].dhash for x in ids]))
     grade = checker.grade(ids) if kind == "duplicates" else "similar-scene"
     return Group(kind, grade, [members[x] for x in ids], largest)
 
@@ -315,27 +324,35 @@ def _group(kind: str, ids: list[int], members: dict[int, Member], checker: _Chec
 def _scenes(groups: list[Group], graded: _Graded, members: dict[int, Member]) -> list[Group]:
     """Components of duplicate and similar-scene pairs holding more than one group or image."""
     unit = {m.id: k for k, g in enumerate(groups) for m in g.members}
-    edges = graded.edges((*near_pairs.DUPLICATE_KINDS, "similar-scene"))
     scenes = []
-    for component in _components(edges):
+    for component in _components(*graded.edges((*near_pairs.DUPLICATE_KINDS, "similar-scene"))):
         units = {unit.get(x, -1 - x) for x in component}
         if len(units) > 1:
             hashes = near.hex_to_u64([members[x].dhash for x in component])
-            largest = max(int(near.hamming(hashes, h).max()) for h in hashes)
+            largest = _largest_distance(hashes)
             scenes.append(Group("scene", "similar-scene", [members[x] for x in component], largest))
     return scenes
 
 
-def _conflicts(groups: list[Group], checker: _Checker, graded: _Graded) -> list[Conflict]:
+def _largest_distance(hashes: near.U64) -> int:
+    """The largest dHash distance between two of the hashes (distinct values only)."""
+    values = np.unique(hashes)
+    if len(values) > 2000:  # a very large scene: the distance to its first value, doubled at most
+        return int(min(64, 2 * int(near.hamming(values, values[0]).max())))
+    return max(int(near.hamming(values, h).max()) for h in values)
+
+
+def _conflicts(groups: list[Group], checker: _Checker) -> list[Conflict]:
     """Pairs of one duplicate group whose labels disagree: one pair (the lowest ids) for each two
     label sets of the group that disagree."""
     found = []
+    labels = checker.labels
     for group in groups:
         by_labels: dict[Hashable, Member] = {}
         for m in sorted(group.members, key=lambda m: m.id):
-            by_labels.setdefault(label_check.key(checker.labels.get(m.id)), m)
+            by_labels.setdefault(labels.keys.get(m.id), m)
         for a, b in itertools.combinations(sorted(by_labels.values(), key=lambda m: m.id), 2):
-            why = label_check.compare(checker.labels.get(a.id), checker.labels.get(b.id))
+            why = label_check.compare(labels.labels.get(a.id), labels.labels.get(b.id))
             if why is not None:
                 found.append(Conflict(a, b, checker.grade([a.id, b.id]), why.kind, why.detail))
     return found

@@ -105,8 +105,12 @@ def _standard(x: F32, axes: tuple[int, ...]) -> F32:
 def _best_resamplers(src: F32, dst: F32) -> tuple[NDArray[np.intp], NDArray[np.float32]]:
     """Per pair, the resampler that best lines src's profile (n, 32) up with dst's, and its error.
     The identity is kept unless another is clearly better (noise does not move an image)."""
-    warped = np.einsum("kij,nj->nki", _resamplers(), src)
-    error = np.abs(_standard(warped, (-1,)) - _standard(dst, (-1,))[:, None, :]).mean(axis=-1)
+    options = _resamplers()
+    warped = (src @ options.reshape(-1, SIDE).T).reshape(len(src), len(options), SIDE)
+    warped -= warped.mean(axis=2, keepdims=True)
+    warped /= np.maximum(np.sqrt((warped * warped).mean(axis=2, keepdims=True)), 1e-3)
+    warped -= _standard(dst, (-1,))[:, None, :]
+    error = np.abs(warped).mean(axis=2)
     best = error.argmin(axis=1)
     lowest = error[np.arange(len(best)), best]
     keep = error[:, 0] <= IDENTITY_MARGIN * lowest + 1e-3
@@ -114,18 +118,18 @@ def _best_resamplers(src: F32, dst: F32) -> tuple[NDArray[np.intp], NDArray[np.f
     return best, np.where(keep, error[:, 0], lowest)
 
 
-def _aligned(src: F32, dst: F32) -> tuple[F32, NDArray[np.float32]]:
-    """src resampled onto dst's grid by the best resamplers of its row and column profiles (the
-    identity costs nothing), and how well the profiles line up."""
+def _resample(src: F32, rows: NDArray[np.intp], cols: NDArray[np.intp]) -> F32:
+    """src with the chosen resampler applied to its rows and columns: one matrix product per
+    resampler for all the pairs using it (the identity costs nothing)."""
     m = _resamplers()
-    rows, row_error = _best_resamplers(src.mean(axis=2), dst.mean(axis=2))
-    cols, col_error = _best_resamplers(src.mean(axis=1), dst.mean(axis=1))
     out = src.copy()
-    moved = np.flatnonzero(rows)
-    out[moved] = m[rows[moved]] @ out[moved]
-    moved = np.flatnonzero(cols)
-    out[moved] = out[moved] @ m[cols[moved]].transpose(0, 2, 1)
-    return out, row_error + col_error
+    for k in np.unique(rows[rows > 0]):
+        sel = np.flatnonzero(rows == k)
+        out[sel] = np.einsum("ij,njk->nik", m[k], out[sel], optimize=True)
+    for k in np.unique(cols[cols > 0]):
+        sel = np.flatnonzero(cols == k)
+        out[sel] = (out[sel].reshape(-1, SIDE) @ m[k].T).reshape(len(sel), SIDE, SIDE)
+    return out
 
 
 def _pooled(x: F32) -> F32:
@@ -149,41 +153,43 @@ def _cell_measure(x: F32, y: F32) -> tuple[NDArray[np.float32], NDArray[np.float
 
 
 def _lined_up(a: F32, b: F32) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """_measure after one image is resampled onto the other (the direction whose profiles line up
-    better)."""
-    a_on_b, a_error = _aligned(a, b)
-    b_on_a, b_error = _aligned(b, a)
-    first = (a_error <= b_error)[:, None, None]
-    return _measure(np.where(first, a_on_b, b_on_a), np.where(first, b, a))
+    """_measure after one image is resampled onto the other: the direction (a onto b, or b onto a)
+    and the resamplers whose row and column profiles line up best."""
+    a_rows, a_cols, b_rows, b_cols = a.mean(axis=2), a.mean(axis=1), b.mean(axis=2), b.mean(axis=1)
+    ab_rows, ab_row_error = _best_resamplers(a_rows, b_rows)
+    ab_cols, ab_col_error = _best_resamplers(a_cols, b_cols)
+    ba_rows, ba_row_error = _best_resamplers(b_rows, a_rows)
+    ba_cols, ba_col_error = _best_resamplers(b_cols, a_cols)
+    first = ab_row_error + ab_col_error <= ba_row_error + ba_col_error
+    src, dst = np.where(first[:, None, None], a, b), np.where(first[:, None, None], b, a)
+    rows, cols = np.where(first, ab_rows, ba_rows), np.where(first, ab_cols, ba_cols)
+    return _measure(_resample(src, rows, cols), dst)
 
 
-def compare(a: F32, b: F32, a_cells: F32 | None = None, b_cells: F32 | None = None) -> Comparison:
-    """Compare signatures a[k] and b[k] for every k (see the module docstring); ``*_cells``: their
-    cells() when already computed. Pairs that already agree on the grid as it is (background up to
-    ALIGN_ABOVE) are not resampled; the others are, and keep whichever measure differs less."""
-    if len(a) == 0:
-        empty = np.zeros(0)
-        return Comparison(empty, empty)
-    a_cells = cells(a) if a_cells is None else a_cells
-    b_cells = cells(b) if b_cells is None else b_cells
-    change, background = _cell_measure(a_cells, b_cells)
-    todo = np.flatnonzero(background > ALIGN_ABOVE)
-    if len(todo):
-        moved_change, moved_background = _lined_up(a[todo], b[todo])
-        better = moved_background < background[todo]
-        change[todo[better]], background[todo[better]] = moved_change[better], moved_background[better]
-    return Comparison(change.astype(np.float64), background.astype(np.float64))
+def compare(a: F32, b: F32) -> Comparison:
+    """Compare signatures a[k] and b[k] for every k (see the module docstring)."""
+    image_cells = cells(np.concatenate([a, b]))
+    index = np.arange(len(a))
+    return compare_rows(np.concatenate([a, b]), image_cells, index, index + len(a))
 
 
 def compare_rows(
     signatures: F32, image_cells: F32, ra: NDArray[np.intp], rb: NDArray[np.intp], chunk: int = 4096
 ) -> Comparison:
-    """compare() of signatures[ra[k]] and signatures[rb[k]], in chunks of pairs so that memory
-    stays bounded for many candidate pairs; image_cells = cells(signatures)."""
-    parts = [
-        compare(signatures[x], signatures[y], image_cells[x], image_cells[y])
-        for x, y in ((ra[k : k + chunk], rb[k : k + chunk]) for k in range(0, len(ra), chunk))
-    ]
-    if not parts:
-        return compare(signatures[:0], signatures[:0])
-    return Comparison(np.concatenate([p.change for p in parts]), np.concatenate([p.background for p in parts]))
+    """Compare signatures[ra[k]] and signatures[rb[k]] for every k; image_cells = cells(signatures),
+    computed once per image. Pairs that already agree on the grid as it is (background up to
+    ALIGN_ABOVE) are not resampled; the others are, and keep whichever measure differs less.
+    In chunks of pairs, so that memory stays bounded."""
+    change = np.zeros(len(ra), dtype=np.float32)
+    background = np.zeros(len(ra), dtype=np.float32)
+    for k in range(0, len(ra), chunk):
+        change[k : k + chunk], background[k : k + chunk] = _cell_measure(
+            image_cells[ra[k : k + chunk]], image_cells[rb[k : k + chunk]]
+        )
+    todo = np.flatnonzero(background > ALIGN_ABOVE)
+    for k in range(0, len(todo), chunk):
+        part = todo[k : k + chunk]
+        moved_change, moved_background = _lined_up(signatures[ra[part]], signatures[rb[part]])
+        better = moved_background < background[part]
+        change[part[better]], background[part[better]] = moved_change[better], moved_background[better]
+    return Comparison(change.astype(np.float64), background.astype(np.float64))
