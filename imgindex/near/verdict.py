@@ -168,7 +168,9 @@ def compute(db: sqlite_utils.Database, rule: Rule) -> Verdict:
     duplicate_a, duplicate_b = graded.edges(near_pairs.DUPLICATE_KINDS)
     checker = _Checker(db, set(np.concatenate([duplicate_a, duplicate_b]).tolist()), graded)
     members = load_members(db, graded.ids())
-    for component in _components(duplicate_a, duplicate_b):
+    components = _components(duplicate_a, duplicate_b)
+    checker.known = _known_inside(components, graded)
+    for component in components:
         for part in checker.cut(component):
             verdict.groups.append(_group("duplicates", part, members, checker))
     verdict.scenes = _scenes(verdict.groups, graded, members)
@@ -221,6 +223,24 @@ def _graded_pairs(db: sqlite_utils.Database, max_distance: int) -> _Graded:
     return _Graded(pairs.a, pairs.b, kind)
 
 
+def _known_inside(components: list[list[int]], graded: _Graded) -> dict[tuple[int, int], bool]:
+    """Whether each graded pair with both ends in one component passes (a duplicate grade)."""
+    if not components:
+        return {}
+    nodes = np.concatenate([np.array(c, dtype=np.int64) for c in components])
+    label = np.concatenate([np.full(len(c), k) for k, c in enumerate(components)])
+    order = np.argsort(nodes)
+    nodes, label = nodes[order], label[order]
+
+    def component_of(x: NDArray[np.int64]) -> NDArray[np.int64]:
+        at = np.minimum(np.searchsorted(nodes, x), len(nodes) - 1)
+        return np.where(nodes[at] == x, label[at], -1 - np.arange(len(x)))
+
+    inside = np.flatnonzero(component_of(graded.a) == component_of(graded.b))
+    passes = np.isin(graded.grade[inside], near_pairs.DUPLICATE_KINDS)
+    return dict(zip(zip(graded.a[inside].tolist(), graded.b[inside].tolist()), passes.tolist()))
+
+
 def _components(a: NDArray[np.int64], b: NDArray[np.int64]) -> list[list[int]]:
     """Connected components (of 2+ nodes) of the undirected graph of edges (a[k], b[k]), each
     sorted, by first member: labels propagated to the smallest node with pointer jumping."""
@@ -254,6 +274,7 @@ class _Checker:
         a, b = graded.edges(near_pairs.DUPLICATE_KINDS)
         linked, counts = np.unique(np.concatenate([a, b]), return_counts=True)
         self.degree = dict(zip(linked.tolist(), counts.tolist()))
+        self.known: dict[tuple[int, int], bool] = {}  # pairs already graded: do they pass?
 
     def verified(self, a: list[int], b: list[int]) -> NDArray[np.bool_]:
         """Whether each pair a[k], b[k] passes."""
@@ -285,8 +306,10 @@ class _Checker:
         if len(reps) < 2 or len(reps) > MAX_CHECKED_MEMBERS:
             return [component]
         pairs = list(itertools.combinations(sorted(reps), 2))
-        passes = self.verified([p[0] for p in pairs], [p[1] for p in pairs])
-        fails = {p for p, ok in zip(pairs, passes.tolist()) if not ok}
+        unknown = [p for p in pairs if p not in self.known]
+        passes = self.verified([p[0] for p in unknown], [p[1] for p in unknown]).tolist() if unknown else []
+        checked = {**{p: self.known[p] for p in pairs if p in self.known}, **dict(zip(unknown, passes))}
+        fails = {p for p, ok in checked.items() if not ok}
         if not fails:
             return [component]
         members = {same[0]: same for same in alike.values()}
