@@ -54,6 +54,17 @@ CREATE TABLE IF NOT EXISTS verdict_members (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS verdict_members_image ON verdict_members (image_id);
 
+-- Near pairs the verdict grades otherwise than their pixels (near_pairs.kind): a copy by the pixels
+-- whose labels disagree is a similar scene. The grade every output shows is
+-- coalesce(verdict_pairs.grade, near_pairs.kind).
+CREATE TABLE IF NOT EXISTS verdict_pairs (
+    a INTEGER NOT NULL,
+    b INTEGER NOT NULL,
+    grade TEXT NOT NULL,
+    reason TEXT,
+    PRIMARY KEY (a, b)
+) WITHOUT ROWID;
+
 -- Duplicate pairs whose labels disagree: the same picture labelled two ways.
 CREATE TABLE IF NOT EXISTS label_conflicts (
     a INTEGER NOT NULL,            -- images.id, a < b

@@ -48,7 +48,7 @@ class Rule:
             return "DataGradients' rule: equal 64-bit dHash, nothing else (no verification)"
         return (
             f"imgindex rule ({verify.VERSION}): dHash within {self.max_distance} of 64 bits, confirmed by the "
-            "256-bit dHash and tone, graded by where the pixels differ; duplicates are byte-identical, "
+            "tone and the aligned signatures, graded by where the pixels differ and by the labels; duplicates are byte-identical, "
             "pixel-identical and copy pairs, every two members of a group verified"
         )
 
@@ -118,6 +118,7 @@ class Verdict:
     groups: list[Group] = field(default_factory=list)
     scenes: list[Group] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
+    overrides: list[tuple[int, int, str]] = field(default_factory=list)  # pairs labels regraded
 
     def within(self, split: str, scenes: bool = False) -> list[Group]:
         """Groups with two or more members in split, restricted to them, sorted by paths."""
@@ -165,6 +166,7 @@ def compute(db: sqlite_utils.Database, rule: Rule) -> Verdict:
         verdict.groups = _equal_dhash_groups(db)
         return verdict
     graded = _graded_pairs(db, rule.max_distance)
+    verdict.overrides = graded.overrides
     duplicate_a, duplicate_b = graded.edges(near_pairs.DUPLICATE_KINDS)
     checker = _Checker(db, set(np.concatenate([duplicate_a, duplicate_b]).tolist()), graded)
     members = load_members(db, graded.ids())
@@ -185,6 +187,7 @@ class _Graded:
     a: NDArray[np.int64]
     b: NDArray[np.int64]
     grade: NDArray[np.object_]
+    overrides: list[tuple[int, int, str]]
 
     def ids(self) -> set[int]:
         return set(np.unique(np.concatenate([self.a, self.b])).tolist())
@@ -215,12 +218,14 @@ def _graded_pairs(db: sqlite_utils.Database, max_distance: int) -> _Graded:
     pairs, grades = near_pairs.all_pairs(db, max_distance)
     kind = grades.kind.copy()
     maybe = np.flatnonzero((kind == "copy") & ~(grades.change <= verify.CLEAR_COPY))
+    overrides = []
     if len(maybe):
         labels = _LabelVerdicts(db, np.unique(np.concatenate([pairs.a[maybe], pairs.b[maybe]])).tolist())
         for k in maybe.tolist():
             if labels.disagree(int(pairs.a[k]), int(pairs.b[k])):
                 kind[k] = "similar-scene"
-    return _Graded(pairs.a, pairs.b, kind)
+                overrides.append((int(pairs.a[k]), int(pairs.b[k]), "similar-scene"))
+    return _Graded(pairs.a, pairs.b, kind, overrides)
 
 
 def _known_inside(components: list[list[int]], graded: _Graded) -> dict[tuple[int, int], bool]:
@@ -416,6 +421,8 @@ def store(db: sqlite_utils.Database) -> bool:
     db.execute("DELETE FROM verdict_members")
     db.execute("DELETE FROM verdict_groups")
     db.execute("DELETE FROM label_conflicts")
+    db.execute("DELETE FROM verdict_pairs")
+    db.conn.executemany("INSERT INTO verdict_pairs VALUES (?, ?, ?, 'labels disagree')", verdict.overrides)
     group_of: dict[int, int] = {}
     for number, group in enumerate([*verdict.groups, *verdict.scenes], start=1):
         db.execute(

@@ -112,7 +112,13 @@ def _near_query(columns: set[str]) -> dict[str, Any]:
         "description": f"Candidate pairs within `distance` bits of dHash (default {default}) and their grade "
         "(pairs the second signals contradict, 'different', left out).",
         "sql": (
-            "select p.distance" + (", p.kind" if kind else "") + ", ia.split as split_a, ia.path as path_a,"
+            "select p.distance"
+            + (
+                ", coalesce((select v.grade from verdict_pairs v where v.a = p.a and v.b = p.b), p.kind) as kind"
+                if kind
+                else ""
+            )
+            + ", ia.split as split_a, ia.path as path_a,"
             " ib.split as split_b, ib.path as path_b\n"
             "from near_pairs p join images ia on ia.id = p.a join images ib on ib.id = p.b\n"
             f"where p.distance <= cast(coalesce(nullif(:distance, ''), {default}) as integer)\n"
@@ -167,7 +173,7 @@ def canned_queries(schema: Schema) -> dict[str, dict[str, Any]]:
     if _has(schema, "label_conflict_pairs", "path_a", "path_b", "kind"):
         queries["label_conflicts"] = _conflict_query()
     if _has(schema, "near_pairs", "a", "b", "distance"):
-        queries["near_duplicates"] = _near_query(schema["near_pairs"])
+        queries["near_duplicates"] = _near_query(schema["near_pairs"] if "verdict_pairs" in schema else set())
     if _has(schema, "images", "error"):
         queries["unreadable_files"] = _unreadable_query()
     if "label_problems" in schema:

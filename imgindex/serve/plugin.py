@@ -318,7 +318,7 @@ async def _review_data(db: Database, row: dict[str, Any]) -> dict[str, Any]:
     found["problems"] = (
         await _rows(db, review.PROBLEMS_SQL, {**where, "limit": review.MAX_PROBLEMS}) if problems else []
     )
-    sql = review.neighbours_sql("kind" in schema.get("near_pairs", set()))
+    sql = review.neighbours_sql("kind" in schema.get("near_pairs", set()), "verdict_pairs" in schema)
     params = {"id": row["id"], "limit": review.MAX_NEIGHBOURS}
     found["neighbours"] = await _rows(db, sql, params) if has_pairs else []
     return found

@@ -56,9 +56,13 @@ limit :limit
 """
 
 
-def neighbours_sql(has_kind: bool) -> str:
-    """NEIGHBOURS_SQL for a near_pairs table with or without its `kind` column."""
-    return NEIGHBOURS_SQL.format(kind="p.kind" if has_kind else "'near'")
+def neighbours_sql(has_kind: bool, has_verdict: bool = False) -> str:
+    """NEIGHBOURS_SQL for a near_pairs table with or without its `kind` column; with the verdict's
+    regraded pairs (verdict_pairs), the grade the verdict gives."""
+    kind = "p.kind" if has_kind else "'near'"
+    if has_kind and has_verdict:
+        kind = f"coalesce((select v.grade from verdict_pairs v where v.a = p.a and v.b = p.b), {kind})"
+    return NEIGHBOURS_SQL.format(kind=kind)
 
 
 # ---------------------------------------------------------------- geometry
