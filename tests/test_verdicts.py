@@ -138,3 +138,28 @@ def test_a_label_fix_alone_updates_the_verdict_and_a_warm_scan_keeps_it(conflict
     after = verdict_json(conflicting)
     assert before["label_conflicts"] and after["label_conflicts"] == []
     assert [i["groups"] for i in after["intersections"]] == [i["groups"] for i in before["intersections"]]
+
+
+def test_the_review_page_shows_the_grade_the_labels_gave(tmp_path: Path) -> None:
+    db = tmp_path / "chess.db"
+    scan_splits(db, CHESS, "train", "valid", "test")
+    [regraded] = [
+        r for r in json.loads(invoke("sql", "--db", str(db), "--json", "select a, b, grade from verdict_pairs").output)
+    ][:1]
+    assert json.loads(
+        invoke(
+            "sql",
+            "--db",
+            str(db),
+            "--json",
+            f"select kind from near_pairs where a = {regraded['a']} and b = {regraded['b']}",
+        ).output
+    ) == [{"kind": "copy"}]  # the pixels alone call it a copy; the boards' pieces differ
+
+    async def run() -> Any:
+        return await Datasette([str(db)]).client.get(f"/-/imgindex/image/{regraded['a']}/review")
+
+    page = asyncio.run(run()).text
+    partner = page.index(f"/-/imgindex/image/{regraded['b']}/review")
+    section = page.rfind("Same scene, another photo", 0, partner)
+    assert section != -1 and page.rfind("Copies (", 0, partner) < section
