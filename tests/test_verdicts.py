@@ -143,9 +143,8 @@ def test_a_label_fix_alone_updates_the_verdict_and_a_warm_scan_keeps_it(conflict
 def test_the_review_page_shows_the_grade_the_labels_gave(tmp_path: Path) -> None:
     db = tmp_path / "chess.db"
     scan_splits(db, CHESS, "train", "valid", "test")
-    [regraded] = [
-        r for r in json.loads(invoke("sql", "--db", str(db), "--json", "select a, b, grade from verdict_pairs").output)
-    ][:1]
+    rows = json.loads(invoke("sql", "--db", str(db), "--json", "select a, b, grade from verdict_pairs").output)
+    regraded = rows[0]
     assert json.loads(
         invoke(
             "sql",
