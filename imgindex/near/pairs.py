@@ -267,7 +267,11 @@ def refresh(db: sqlite_utils.Database) -> int:
         db.execute(
             f"INSERT INTO near_images SELECT i.id, {LOW_INFORMATION_SQL} FROM temp.near_dirty d JOIN images i ON i.id = d.id"
         )
-        db.conn.executemany("INSERT OR REPLACE INTO near_pairs VALUES (?, ?, ?, ?, ?, ?, ?)", _rows(pairs, grades))
+        for start in range(0, len(pairs.a), READ_CHUNK):
+            part = slice(start, start + READ_CHUNK)
+            db.conn.executemany(
+                "INSERT OR REPLACE INTO near_pairs VALUES (?, ?, ?, ?, ?, ?, ?)", _rows(pairs, grades, part)
+            )
         db.execute("DELETE FROM near_stale")
         db.execute("DELETE FROM temp.near_dirty")
         store.mark_verdict_stale(db)
@@ -281,26 +285,54 @@ def _nullable(values: NDArray[np.float64]) -> list[float | None]:
     return list(rounded.tolist())
 
 
-def _rows(pairs: CandidatePairs, grades: Grades) -> Iterator[tuple[Any, ...]]:
-    """near_pairs rows; NaN comparisons stored as NULL."""
-    change = _nullable(grades.change)
-    background = _nullable(grades.background)
-    columns = (pairs.a.tolist(), pairs.b.tolist(), pairs.distance.tolist(), grades.distance_256.tolist())
-    return zip(*columns, grades.kind.tolist(), change, background)
+def _rows(pairs: CandidatePairs, grades: Grades, part: slice) -> Iterator[tuple[Any, ...]]:
+    """near_pairs rows of a slice of the pairs; NaN comparisons stored as NULL."""
+    change = _nullable(grades.change[part])
+    background = _nullable(grades.background[part])
+    columns = (pairs.a[part].tolist(), pairs.b[part].tolist(), pairs.distance[part].tolist())
+    return zip(*columns, grades.distance_256[part].tolist(), grades.kind[part].tolist(), change, background)
+
+
+READ_CHUNK = 100_000  # near_pairs rows turned into arrays at a time
+
+
+def _stored_pairs(db: sqlite_utils.Database, max_distance: int) -> tuple[CandidatePairs, Grades]:
+    """The stored pairs within max_distance, read in chunks straight into arrays (a dense cluster
+    stores millions: as Python rows they would take gigabytes)."""
+    cursor = db.execute(
+        "SELECT a, b, distance, distance_256, kind, coalesce(change, 'nan'), coalesce(background, 'nan') "
+        "FROM near_pairs WHERE distance <= ? ORDER BY a, b",
+        [max_distance],
+    )
+    parts: list[list[NDArray[Any]]] = []
+    code = {k: n for n, k in enumerate(KINDS)}
+    while rows := cursor.fetchmany(READ_CHUNK):
+        a, b, d, d256, kind, change, background = zip(*rows)
+        parts.append(
+            [
+                np.array(a, np.int64),
+                np.array(b, np.int64),
+                np.array(d, np.uint8),
+                np.array(d256, np.int64),
+                np.array([code.get(k, len(KINDS) - 1) for k in kind], np.int8),
+                np.array(change, np.float64),
+                np.array(background, np.float64),
+            ]
+        )
+    cols = [np.concatenate(c) for c in zip(*parts)] if parts else _no_pairs()
+    pairs = CandidatePairs(cols[0], cols[1], cols[2])
+    return pairs, Grades(cols[3], np.array(KINDS, dtype=object)[cols[4]], cols[5], cols[6])
+
+
+def _no_pairs() -> list[NDArray[Any]]:
+    types = (np.int64, np.int64, np.uint8, np.int64, np.int8, np.float64, np.float64)
+    return [np.zeros(0, t) for t in types]
 
 
 def all_pairs(db: sqlite_utils.Database, max_distance: int) -> tuple[CandidatePairs, Grades]:
     """Every pair within max_distance and its grades: from near_pairs up to CEILING, computed above."""
     if max_distance <= CEILING:
-        rows = db.execute(
-            "SELECT a, b, distance, distance_256, kind, change, background FROM near_pairs WHERE distance <= ? "
-            "ORDER BY a, b",
-            [max_distance],
-        ).fetchall()
-        cols = list(zip(*rows)) if rows else [()] * 7
-        pairs = CandidatePairs(np.array(cols[0], np.int64), np.array(cols[1], np.int64), np.array(cols[2], np.uint8))
-        floats = [np.array([np.nan if x is None else x for x in c], dtype=np.float64) for c in cols[5:7]]
-        return pairs, Grades(np.array(cols[3], np.int64), np.array(cols[4], dtype=object), *floats)
+        return _stored_pairs(db, max_distance)
     ids, hashes = load_hashes(db)
     pairs = candidate_pairs(ids, hashes, np.ones(len(ids), dtype=bool), max_distance, MAX_PARTNERS)
     return pairs, classify(pairs, load_signals(db, np.concatenate([pairs.a, pairs.b])))
