@@ -24,7 +24,6 @@ from . import query, store
 from .executors import DEFAULT_EXECUTOR, Executor, make_executor
 from .labels import LabelOptions, MissingAnswers, prepare
 from .near import groups, verdict
-from .near import pairs as near_pairs
 from .scan import Progress, ScanSummary, Splits
 from .scan import scan as run_scan
 from .watch import Watcher
@@ -49,10 +48,7 @@ class Index:
         if not info.is_index:
             raise store.NotAnIndexError(str(path), info.tables)
         with cls(path) as index:  # migrations and views; refuses an index of a newer imgindex
-            with index.db.atomic():
-                recomputed = near_pairs.refresh(index.db)
-                verdict.store(index.db)
-            return list(info.pending), recomputed
+            return list(info.pending), verdict.refresh(index.db)
 
     @property
     def pairs_out_of_date(self) -> bool:

@@ -34,7 +34,6 @@ from .labels import (
     prepare,
     remember_options,
 )
-from .near import pairs as near_index
 from .near import verdict
 from .walk import FileEntry, Stamped, is_image_name, relative, walk_stamped
 
@@ -222,8 +221,7 @@ def update_files(
             summary.removed += store.delete_images(db, split, gone)
         if also is not None:
             also(plan)
-        near_index.refresh(db)
-        verdict.store(db)
+        verdict.refresh(db)
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -375,9 +373,7 @@ def scan_images_and_labels(
     for split, roots in splits.items():
         store.record_split(db, split, [str(r) for r in roots])
     summary.labels = index_split_labels(db, plan, setup, summary.scan_id)
-    with db.atomic():  # near_pairs of the new, changed and removed images, then the verdict
-        near_index.refresh(db)
-        verdict.store(db)
+    verdict.refresh(db)  # near_pairs of the new, changed and removed images, then the verdict
     summary.seconds = time.monotonic() - started
     store.finish_scan(db, summary.scan_id, summary.counts())
     return summary

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# The grade a near pair `p` has in the verdict: the labels' regrade (verdict_pairs) or its pixels'.
+PAIR_GRADE = "coalesce((select v.grade from verdict_pairs v where v.a = p.a and v.b = p.b), p.kind)"
+
 # Members of each stored verdict group per split, paths sorted (imgindex.near.verdict).
 _GROUP_SPLITS = """
 SELECT group_id, kind, grade, max_distance, split, COUNT(*) AS n, json_group_array(path) AS paths

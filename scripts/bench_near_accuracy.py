@@ -46,6 +46,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import sqlite_utils
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont
 
@@ -194,25 +195,6 @@ def scan(db: Path, folders: dict[str, Path]) -> None:
     subprocess.run(args, check=True, capture_output=True, text=True)
 
 
-def components(edges: Iterable[tuple[int, int]]) -> list[list[int]]:
-    """Connected components of an undirected graph (union-find)."""
-    parent: dict[int, int] = {}
-
-    def root(x: int) -> int:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in edges:
-        parent[root(a)] = root(b)
-    out: dict[int, list[int]] = {}
-    for x in parent:
-        out.setdefault(root(x), []).append(x)
-    return list(out.values())
-
-
 def positive_pairs(keys: list[str], sha: dict[str, str], listed: Iterable[Pair]) -> set[Pair]:
     """Ground-truth duplicate pairs: classes joined by the listed pairs and by identical bytes,
     every two members of a class; byte-identical pairs left out."""
@@ -223,7 +205,8 @@ def positive_pairs(keys: list[str], sha: dict[str, str], listed: Iterable[Pair])
     edges = [(index[a], index[b]) for a, b in listed if a in index and b in index]
     edges += [(g[0], x) for g in by_sha.values() for x in g[1:]]
     out = set()
-    for comp in components(edges):
+    ends = np.array(edges, dtype=np.int64).reshape(-1, 2)
+    for comp in verdict.components(ends[:, 0], ends[:, 1]):
         members = sorted(keys[x] for x in comp)
         out |= {(a, b) for a, b in itertools.combinations(members, 2) if sha[a] != sha[b]}
     return out

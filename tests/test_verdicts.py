@@ -162,3 +162,24 @@ def test_the_review_page_shows_the_grade_the_labels_gave(tmp_path: Path) -> None
     partner = page.index(f"/-/imgindex/image/{regraded['b']}/review")
     section = page.rfind("Same scene, another photo", 0, partner)
     assert section != -1 and page.rfind("Copies (", 0, partner) < section
+
+
+def test_copies_brightened_apart_stay_in_their_photos_group(tmp_path: Path) -> None:
+    """+10 % and -10 % copies differ in mean luma by more than a candidate pair may; both are still
+    copies of the photo, so one group holds all three (the group check compares tone-free)."""
+    from PIL import Image, ImageEnhance
+
+    folder = tmp_path / "train"
+    folder.mkdir()
+    source = DATA / "coco8" / "images" / "train" / "000000000009.jpg"
+    shutil.copy(source, folder / "photo.jpg")
+    with Image.open(source) as im:
+        rgb = im.convert("RGB")
+    for name, factor in (("brighter.jpg", 1.1), ("darker.jpg", 0.9)):
+        ImageEnhance.Brightness(rgb).enhance(factor).save(folder / name, quality=90)
+    db = tmp_path / "b.db"
+    invoke("scan", "--db", str(db), "-q", f"train={folder}")
+    kinds = json.loads(invoke("sql", "--db", str(db), "--json", "select kind from near_pairs order by a, b").output)
+    assert {"different"} <= {k["kind"] for k in kinds}  # the two copies alone are too far apart in tone
+    [group] = verdict_json(db)["splits"]["train"]["groups"]
+    assert sorted(Path(p).name for p in group) == ["brighter.jpg", "darker.jpg", "photo.jpg"]

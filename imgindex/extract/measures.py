@@ -72,9 +72,14 @@ class Analysis:
     drafted: bool
 
     @cached_property
+    def luma(self) -> Image.Image:
+        """The analysis image in grey (Pillow's L conversion), converted once for every measure."""
+        return self.small.convert("L")
+
+    @cached_property
     def gray(self) -> Floats:
-        """The analysis image in grey levels (Pillow's L conversion)."""
-        return np.asarray(self.small.convert("L"), dtype=np.float64)
+        """The analysis image in grey levels, as floats."""
+        return np.asarray(self.luma, dtype=np.float64)
 
 
 def colour(analysis: Analysis) -> Row:
@@ -99,7 +104,7 @@ SIGNATURE_SIDE = 32  # the verification signature: grey levels on a 32x32 grid, 
 def signature(analysis: Analysis) -> Row:
     """The image as displayed, grey, box-resized to SIGNATURE_SIDE squared: what near pairs are
     verified with (imgindex.near.verify looks at where two images differ, cell by cell)."""
-    (gray,) = upright(analysis.small.convert("L"), orientation=analysis.orientation)
+    (gray,) = upright(analysis.luma, orientation=analysis.orientation)
     side = SIGNATURE_SIDE
     return {"signature": gray.resize((side, side), Image.Resampling.BOX).tobytes()}
 

@@ -231,22 +231,19 @@ def classify(pairs: CandidatePairs, signals: Signals) -> Grades:
     signed = signals.has_signature[ra] & signals.has_signature[rb]
     change, background = np.full(len(ra), np.nan), np.full(len(ra), np.nan)
     todo = np.flatnonzero(tone & signed & ~same_pixels & ~same_bytes)  # identical pixels need no look
-    compared = _compare_distinct(signals, ra[todo], rb[todo])
-    change[todo], background[todo] = compared.change, compared.background
+    distinct = _compare_distinct(signals, ra[todo], rb[todo])
+    change[todo], background[todo] = distinct.change, distinct.background
     identical = np.flatnonzero((same_bytes | same_pixels) & signed)
     change[identical] = background[identical] = 0.0
     # with signatures, they decide whether the images agree at all (a light crop moves the 256-bit
     # dHash's gradients, not the aligned signatures); without, the 256-bit dHash does
-    agree = tone & np.where(signed, ~(background > verify.MAX_BACKGROUND), d256 <= MAX_DISTANCE_256)
-    scene = (change > verify.SCENE_CHANGE) & (change > verify.SCENE_RATIO * background)
+    compared = verify.Comparison(change, background)
+    agree = tone & np.where(signed, ~compared.unrelated, d256 <= MAX_DISTANCE_256)
+    scene = compared.scene
     kind = np.select(
         [same_bytes, same_pixels, ~agree, scene], [KINDS[0], KINDS[1], KINDS[4], KINDS[3]], default=KINDS[2]
     )
     return Grades(d256, kind.astype(object), change, background)
-
-
-def _same(x: NDArray[np.object_], y: NDArray[np.object_]) -> NDArray[np.bool_]:
-    return np.array([a is not None and a == b for a, b in zip(x, y)], dtype=bool)
 
 
 def refresh(db: sqlite_utils.Database) -> int:

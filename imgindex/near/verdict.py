@@ -170,9 +170,9 @@ def compute(db: sqlite_utils.Database, rule: Rule) -> Verdict:
     duplicate_a, duplicate_b = graded.edges(near_pairs.DUPLICATE_KINDS)
     checker = _Checker(db, set(np.concatenate([duplicate_a, duplicate_b]).tolist()), graded)
     members = load_members(db, graded.ids())
-    components = _components(duplicate_a, duplicate_b)
-    checker.known = _known_inside(components, graded)
-    for component in components:
+    duplicate_components = components(duplicate_a, duplicate_b)
+    checker.known = _known_inside(duplicate_components, graded)
+    for component in duplicate_components:
         for part in checker.cut(component):
             verdict.groups.append(_group("duplicates", part, members, checker))
     verdict.scenes = _scenes(verdict.groups, graded, members)
@@ -229,7 +229,9 @@ def _graded_pairs(db: sqlite_utils.Database, max_distance: int) -> _Graded:
 
 
 def _known_inside(components: list[list[int]], graded: _Graded) -> dict[tuple[int, int], bool]:
-    """Whether each graded pair with both ends in one component passes (a duplicate grade)."""
+    """Whether each graded pair with both ends in one component passes: a duplicate grade passes, a
+    similar scene fails. A pair graded 'different' is left to the check, which, unlike the
+    candidate grading, does not compare tone (two copies of one photo may be brightened apart)."""
     if not components:
         return {}
     nodes = np.concatenate([np.array(c, dtype=np.int64) for c in components])
@@ -241,12 +243,12 @@ def _known_inside(components: list[list[int]], graded: _Graded) -> dict[tuple[in
         at = np.minimum(np.searchsorted(nodes, x), len(nodes) - 1)
         return np.where(nodes[at] == x, label[at], -1 - np.arange(len(x)))
 
-    inside = np.flatnonzero(component_of(graded.a) == component_of(graded.b))
+    inside = np.flatnonzero((component_of(graded.a) == component_of(graded.b)) & (graded.grade != "different"))
     passes = np.isin(graded.grade[inside], near_pairs.DUPLICATE_KINDS)
     return dict(zip(zip(graded.a[inside].tolist(), graded.b[inside].tolist()), passes.tolist()))
 
 
-def _components(a: NDArray[np.int64], b: NDArray[np.int64]) -> list[list[int]]:
+def components(a: NDArray[np.int64], b: NDArray[np.int64]) -> list[list[int]]:
     """Connected components (of 2+ nodes) of the undirected graph of edges (a[k], b[k]), each
     sorted, by first member: labels propagated to the smallest node with pointer jumping."""
     if len(a) == 0:
@@ -353,7 +355,7 @@ def _scenes(groups: list[Group], graded: _Graded, members: dict[int, Member]) ->
     """Components of duplicate and similar-scene pairs holding more than one group or image."""
     unit = {m.id: k for k, g in enumerate(groups) for m in g.members}
     scenes = []
-    for component in _components(*graded.edges((*near_pairs.DUPLICATE_KINDS, "similar-scene"))):
+    for component in components(*graded.edges((*near_pairs.DUPLICATE_KINDS, "similar-scene"))):
         units = {unit.get(x, -1 - x) for x in component}
         if len(units) > 1:
             hashes = near.hex_to_u64([members[x].dhash for x in component])
@@ -411,6 +413,16 @@ def _equal_dhash_groups(db: sqlite_utils.Database) -> list[Group]:
 # ---------------------------------------------------------------- storing and loading
 
 
+def refresh(db: sqlite_utils.Database) -> int:
+    """What every write ends with, in one transaction: the near pairs of the changed images
+    (imgindex.near.pairs.refresh), then the verdict when what it reads changed. Returns how many
+    images' pairs were recomputed."""
+    with db.atomic():
+        recomputed = near_pairs.refresh(db)
+        store(db)
+    return recomputed
+
+
 def store(db: sqlite_utils.Database) -> bool:
     """Compute the default rule's verdict and write it, when what it reads changed since it was
     last written (verdict_stale, set by triggers); call inside the writer's transaction. Returns
@@ -423,15 +435,16 @@ def store(db: sqlite_utils.Database) -> bool:
     db.execute("DELETE FROM label_conflicts")
     db.execute("DELETE FROM verdict_pairs")
     db.conn.executemany("INSERT INTO verdict_pairs VALUES (?, ?, ?, 'labels disagree')", verdict.overrides)
-    group_of: dict[int, int] = {}
-    for number, group in enumerate([*verdict.groups, *verdict.scenes], start=1):
-        db.execute(
-            "INSERT INTO verdict_groups (id, kind, grade, size, max_distance) VALUES (?, ?, ?, ?, ?)",
-            [number, group.kind, group.grade, len(group.members), group.max_distance],
-        )
-        db.conn.executemany("INSERT INTO verdict_members VALUES (?, ?)", ((number, m.id) for m in group.members))
-        if group.kind == "duplicates":
-            group_of.update((m.id, number) for m in group.members)
+    groups = [*verdict.groups, *verdict.scenes]
+    db.conn.executemany(
+        "INSERT INTO verdict_groups (id, kind, grade, size, max_distance) VALUES (?, ?, ?, ?, ?)",
+        ((n, g.kind, g.grade, len(g.members), g.max_distance) for n, g in enumerate(groups, start=1)),
+    )
+    db.conn.executemany(
+        "INSERT INTO verdict_members VALUES (?, ?)",
+        ((n, m.id) for n, g in enumerate(groups, start=1) for m in g.members),
+    )
+    group_of = {m.id: n for n, g in enumerate(verdict.groups, start=1) for m in g.members}
     db.conn.executemany(
         "INSERT OR REPLACE INTO label_conflicts VALUES (?, ?, ?, ?, ?, ?)",
         ((c.a.id, c.b.id, group_of.get(c.a.id), c.grade, c.kind, c.detail) for c in verdict.conflicts),

@@ -166,13 +166,6 @@ def _lined_up(a: F32, b: F32) -> tuple[NDArray[np.float32], NDArray[np.float32]]
     return _measure(_resample(src, rows, cols), dst)
 
 
-def compare(a: F32, b: F32) -> Comparison:
-    """Compare signatures a[k] and b[k] for every k (see the module docstring)."""
-    image_cells = cells(np.concatenate([a, b]))
-    index = np.arange(len(a))
-    return compare_rows(np.concatenate([a, b]), image_cells, index, index + len(a))
-
-
 def compare_rows(
     signatures: F32, image_cells: F32, ra: NDArray[np.intp], rb: NDArray[np.intp], chunk: int = 4096
 ) -> Comparison:

@@ -14,6 +14,8 @@ from urllib.parse import quote
 
 from markupsafe import Markup, escape
 
+from ..views import PAIR_GRADE
+
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
 Row = Mapping[str, Any]
 
@@ -61,7 +63,7 @@ def neighbours_sql(has_kind: bool, has_verdict: bool = False) -> str:
     regraded pairs (verdict_pairs), the grade the verdict gives."""
     kind = "p.kind" if has_kind else "'near'"
     if has_kind and has_verdict:
-        kind = f"coalesce((select v.grade from verdict_pairs v where v.a = p.a and v.b = p.b), {kind})"
+        kind = PAIR_GRADE
     return NEIGHBOURS_SQL.format(kind=kind)
 
 
