@@ -229,14 +229,13 @@ def test_a_newer_index_is_refused_by_reads_and_writes(index: Path) -> None:
 
 
 def make_older(db: Path) -> None:
-    """As an index written before the last schema file (the verdict tables and signatures): its
-    changes absent, its record too."""
+    """As an index written before the last schema file (the window hashes): its changes absent, its
+    record too."""
     write(
         db,
         "drop trigger near_on_update",
         *(f"drop view {name}" for name in VIEWS),
-        *(f"drop table {name}" for name in ("verdict_members", "verdict_groups", "label_conflicts")),
-        "alter table images drop column signature",
+        "alter table images drop column window_hashes",
         f"delete from _sqlite_migrations where name = '{LAST_MIGRATION}'",
     )
 
@@ -301,7 +300,7 @@ def test_an_index_of_the_first_schema_files_only_is_upgraded(tmp_path: Path) -> 
     conn.close()
     assert "extractor" not in sqlite_utils.Database(db)["images"].columns_dict
     line = error_line(["sql", "--db", str(db), "select 1"])
-    assert "older imgindex (schema 005_extractor.sql, 006_stale_triggers.sql, 007_verdicts.sql not applied yet)" in line
+    assert "older imgindex (schema 005_extractor.sql, 006_stale_triggers.sql, 007_verdicts.sql, 008_windows.sql not" in line
     invoke("upgrade", "--db", str(db))
     assert invoke("sql", "--db", str(db), "--json", "select count(extractor) n from images").output.strip() == (
         '[\n  {\n    "n": 0\n  }\n]'

@@ -183,3 +183,41 @@ def test_copies_brightened_apart_stay_in_their_photos_group(tmp_path: Path) -> N
     assert {"different"} <= {k["kind"] for k in kinds}  # the two copies alone are too far apart in tone
     [group] = verdict_json(db)["splits"]["train"]["groups"]
     assert sorted(Path(p).name for p in group) == ["brighter.jpg", "darker.jpg", "photo.jpg"]
+
+
+def test_copies_cropped_five_percent_from_a_corner_join_their_photo(tmp_path: Path) -> None:
+    """A 5 % corner crop moves these photos' dHash by more than 8 bits; the window hashes find the
+    pair, the signatures confirm it, and each crop joins its own photo's group (and no other)."""
+    from PIL import Image
+
+    from imgindex.near import pairs as near_pairs
+
+    folder = tmp_path / "train"
+    folder.mkdir()
+    sources = [
+        DATA / "coco8" / "images" / "train" / "000000000009.jpg",
+        DATA / "coco128_sample" / "images" / "train2017" / "000000000030.jpg",
+        DATA / "coco128_sample" / "images" / "train2017" / "000000000072.jpg",
+    ]
+    for source, corner in zip(sources, ("top-left", "bottom-right", "top-right")):
+        shutil.copy(source, folder / source.name)
+        with Image.open(source) as im:
+            w, h = im.size
+            dx, dy = round(w * 0.05), round(h * 0.05)
+            box = {"top-left": (dx, dy, w, h), "bottom-right": (0, 0, w - dx, h - dy), "top-right": (0, dy, w - dx, h)}
+            im.crop(box[corner]).save(folder / f"{source.stem}_crop.jpg", quality=90)
+    db = tmp_path / "c.db"
+    invoke("scan", "--db", str(db), "-q", f"train={folder}")
+    groups = verdict_json(db)["splits"]["train"]["groups"]
+    assert sorted(sorted(Path(p).stem for p in g) for g in groups) == [[s.stem, f"{s.stem}_crop"] for s in sources]
+    found = json.loads(
+        invoke(
+            "sql",
+            "--db",
+            str(db),
+            "--json",
+            "select distance, window_distance, kind from near_pairs where kind = 'copy'",
+        ).output
+    )
+    by_window = [p for p in found if p["distance"] > near_pairs.CEILING]
+    assert by_window and all(p["window_distance"] <= near_pairs.WINDOW_MAX for p in by_window)

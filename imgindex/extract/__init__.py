@@ -41,7 +41,7 @@ __all__ = [
     "extract",
 ]
 
-EXTRACTOR = 3  # version of what extract() computes; rows of another version are extracted again
+EXTRACTOR = 4  # version of what extract() computes; rows of another version are extracted again
 READ_BLOCK = 1 << 16  # bytes read at a time for the content hash
 Row = dict[str, Any]
 

@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -101,12 +101,49 @@ def hashes(analysis: Analysis) -> Row:
 SIGNATURE_SIDE = 32  # the verification signature: grey levels on a 32x32 grid, 1,024 bytes
 
 
+WINDOW_SHARE = 0.95  # the windows of window_hashes: 95 % of each axis, at the corners and centre
+WINDOW_ANCHORS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (0.5, 0.5))
+
+
 def signature(analysis: Analysis) -> Row:
     """The image as displayed, grey, box-resized to SIGNATURE_SIDE squared: what near pairs are
-    verified with (imgindex.near.verify looks at where two images differ, cell by cell)."""
+    verified with (imgindex.near.verify looks at where two images differ, cell by cell); and the
+    window hashes of that grid, what finds crops (imgindex.near.pairs)."""
     (gray,) = upright(analysis.luma, orientation=analysis.orientation)
     side = SIGNATURE_SIDE
-    return {"signature": gray.resize((side, side), Image.Resampling.BOX).tobytes()}
+    grid = gray.resize((side, side), Image.Resampling.BOX)
+    return {"signature": grid.tobytes(), "window_hashes": window_hashes(np.asarray(grid, dtype=np.float64))}
+
+
+def window_hashes(grid: Floats) -> bytes:
+    """Six 64-bit difference hashes of a signature grid, big-endian: of the whole grid, then of
+    windows of WINDOW_SHARE of each axis at the four corners and the centre. A copy cropped by up
+    to about 5 % has a whole-grid hash close to one of its source's window hashes, where its dHash
+    may be 10 to 20 bits away."""
+    rows, cols = _window_matrices(grid.shape[0])
+    sampled = np.einsum("wri,ij,wcj->wrc", rows, grid, cols)  # (6, 8, 9)
+    bits = (sampled[:, :, 1:] > sampled[:, :, :-1]).reshape(len(sampled), 64)
+    return np.packbits(bits, axis=1).tobytes()
+
+
+@lru_cache(maxsize=2)
+def _window_matrices(side: int) -> tuple[Floats, Floats]:
+    """Box-averaging matrices (6, 8, side) and (6, 9, side) of the whole grid and each window."""
+    windows = [(0.0, 0.0, 1.0)] + [
+        (ax * (1 - WINDOW_SHARE), ay * (1 - WINDOW_SHARE), WINDOW_SHARE) for ax, ay in WINDOW_ANCHORS
+    ]
+    rows = np.stack([_box_matrix(8, side, y, share) for _, y, share in windows])
+    cols = np.stack([_box_matrix(9, side, x, share) for x, _, share in windows])
+    return rows, cols
+
+
+def _box_matrix(out: int, side: int, start: float, share: float) -> Floats:
+    """Matrix averaging side cells into out samples of the window [start, start + share] of them."""
+    edges = (start + np.arange(out + 1) / out * share) * side
+    lo, hi = edges[:-1, None], edges[1:, None]
+    cells = np.arange(side)[None, :]
+    overlap = np.clip(np.minimum(hi, cells + 1) - np.maximum(lo, cells), 0.0, None)
+    return overlap / overlap.sum(axis=1, keepdims=True)
 
 
 Measure = Callable[[Analysis], Row]

@@ -1,4 +1,11 @@
-"""The near_pairs table: every pair of images within CEILING dHash bits, with its kind.
+"""The near_pairs table: every pair of images within CEILING dHash bits, or found by its window
+hashes, with its kind.
+
+Window hashes (imgindex.extract.measures.window_hashes): every image stores the difference hash of
+its whole signature grid and of five windows of 95 % of each axis (four corners, centre). A copy
+cropped by up to about 5 % moves the dHash by 10 to 20 bits, but its whole-grid hash lands within a
+few bits of the source's window at the kept corner; pairs whose window distance (either way round)
+is at most WINDOW_MAX are candidates too, graded like the others (window_pairs).
 
 Triggers (schema/003_near.sql) put the dHash of every inserted, changed or removed image into
 near_stale. ``refresh`` then recomputes the pairs of the images holding a stale value only: those
@@ -50,6 +57,10 @@ FEW_BITS = 6  # a dHash with at most this many 1 bits (or 0 bits): almost no gra
 MAX_DISTANCE_256 = 48  # of 256 bits: the check of pairs whose images have no signature yet
 MAX_BRIGHTNESS_DIFF = 20.0
 LOW_INFO_COLOUR = 4.0
+WINDOWS = 6  # window hashes per image: the whole signature grid, then four corners and the centre
+WINDOW_BYTES = WINDOWS * 8
+WINDOW_MAX = 5  # a whole-grid hash this close to a window hash of another image: a candidate
+NO_WINDOWS = 255  # window_distance of a pair with an image without window hashes
 KINDS = ("byte-identical", "pixel-identical", "copy", "similar-scene", "different")
 DUPLICATE_KINDS = KINDS[:3]
 
@@ -58,11 +69,25 @@ I64 = NDArray[np.int64]
 
 @dataclass(frozen=True)
 class CandidatePairs:
-    """Image id pairs a < b with their 64-bit dHash distance."""
+    """Image id pairs a < b with their 64-bit dHash distance and their window distance (the fewest
+    bits between one image's whole-grid hash and a window hash of the other; NO_WINDOWS when an
+    image has no window hashes)."""
 
     a: I64
     b: I64
     distance: NDArray[np.uint8]
+    window_distance: NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class Hashes:
+    """The candidate hashes of every readable image, by id: the dHash and the window hashes
+    ((n, 6): whole grid, then the windows; see imgindex.extract.measures.window_hashes)."""
+
+    ids: I64
+    dhash: near.U64
+    windows: near.U64
+    has_windows: NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
@@ -86,16 +111,76 @@ class Signals:
         return np.searchsorted(self.ids, image_ids)
 
 
-def load_hashes(db: sqlite_utils.Database) -> tuple[I64, near.U64]:
-    """(ids, dHashes as uint64) of every readable image, by id."""
-    rows = db.execute("SELECT id, dhash FROM images WHERE dhash IS NOT NULL AND error IS NULL ORDER BY id").fetchall()
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    return ids, near.hex_to_u64([r[1] for r in rows])
+def load_hashes(db: sqlite_utils.Database) -> Hashes:
+    """The dHashes and window hashes of every readable image, by id."""
+    rows = db.execute(
+        "SELECT id, dhash, window_hashes FROM images WHERE dhash IS NOT NULL AND error IS NULL ORDER BY id"
+    ).fetchall()
+    blobs = [r[2] if r[2] is not None and len(r[2]) == WINDOW_BYTES else None for r in rows]
+    raw = b"".join(b if b is not None else bytes(WINDOW_BYTES) for b in blobs)
+    return Hashes(
+        ids=np.array([r[0] for r in rows], dtype=np.int64),
+        dhash=near.hex_to_u64([r[1] for r in rows]),
+        windows=np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(-1, WINDOWS),
+        has_windows=np.array([b is not None for b in blobs], dtype=bool),
+    )
 
 
 def candidate_pairs(
-    ids: I64, hashes: near.U64, dirty: NDArray[np.bool_], max_distance: int, cap: int | None = None
+    hashes: Hashes, dirty: NDArray[np.bool_], max_distance: int, cap: int | None = None
 ) -> CandidatePairs:
+    """Pairs having at least one dirty image, within max_distance dHash bits or WINDOW_MAX window
+    bits (see window_pairs); with a cap, each dirty image keeps its nearest cap partners (see
+    dhash_pairs and window_pairs)."""
+    a0, b0, _ = dhash_pairs(hashes.ids, hashes.dhash, dirty, max_distance, cap)
+    a1, b1 = window_pairs(hashes, dirty, cap)
+    ra1, rb1 = np.searchsorted(hashes.ids, a1), np.searchsorted(hashes.ids, b1)
+    beyond = near.popcount(hashes.dhash[ra1] ^ hashes.dhash[rb1]) > max_distance  # the others: the dHash's
+    keys = np.stack([np.concatenate((a0, a1[beyond])), np.concatenate((b0, b1[beyond]))], axis=1)
+    keys = np.unique(keys.reshape(-1, 2), axis=0)
+    a, b = keys[:, 0], keys[:, 1]
+    ra, rb = np.searchsorted(hashes.ids, a), np.searchsorted(hashes.ids, b)
+    distance = near.popcount(hashes.dhash[ra] ^ hashes.dhash[rb]).astype(np.uint8)
+    return CandidatePairs(a, b, distance, window_distance(hashes, ra, rb))
+
+
+def window_distance(hashes: Hashes, ra: I64, rb: I64) -> NDArray[np.uint8]:
+    """Per pair of rows: the fewest bits between one image's whole-grid hash and a window hash of
+    the other, either way round; NO_WINDOWS where an image has none."""
+    w = hashes.windows
+    ab = near.popcount(w[ra, :1] ^ w[rb, 1:]).min(axis=1, initial=64)
+    ba = near.popcount(w[rb, :1] ^ w[ra, 1:]).min(axis=1, initial=64)
+    out = np.minimum(ab, ba).astype(np.uint8)
+    out[~(hashes.has_windows[ra] & hashes.has_windows[rb])] = NO_WINDOWS
+    return out
+
+
+def window_pairs(hashes: Hashes, dirty: NDArray[np.bool_], cap: int | None = None) -> tuple[I64, I64]:
+    """Pairs (a < b, ids) with a dirty image where one image's whole-grid hash is within WINDOW_MAX
+    bits of a window hash of the other: a copy cropped by a few per cent, which the dHash misses.
+    Two searches: the dirty whole-grid hashes among every window hash, the dirty window hashes
+    among every whole-grid hash; with a cap, each dirty hash keeps its nearest cap partners."""
+    rows = np.flatnonzero(hashes.has_windows)
+    dirty_rows = rows[dirty[rows]]
+    if len(dirty_rows) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    whole, crops = hashes.windows[:, 0], hashes.windows[:, 1:]
+    found = []
+    index = near.NearIndex(crops[rows].ravel(), WINDOW_MAX, MAX_GROUP)
+    q, i, _ = index.query(whole[dirty_rows], new_max_group=MAX_GROUP, cap=cap)
+    found.append((dirty_rows[q], rows[i // (WINDOWS - 1)]))
+    index = near.NearIndex(whole[rows], WINDOW_MAX, MAX_GROUP)
+    q, i, _ = index.query(crops[dirty_rows].ravel(), new_max_group=MAX_GROUP, cap=cap)
+    found.append((dirty_rows[q // (WINDOWS - 1)], rows[i]))
+    x, y = (np.concatenate(v) for v in zip(*found))
+    keep = x != y
+    a, b = hashes.ids[x[keep]], hashes.ids[y[keep]]
+    return np.minimum(a, b), np.maximum(a, b)
+
+
+def dhash_pairs(
+    ids: I64, hashes: near.U64, dirty: NDArray[np.bool_], max_distance: int, cap: int | None = None
+) -> tuple[I64, I64, NDArray[np.uint8]]:
     """Pairs within max_distance having at least one dirty image: dirty among themselves, and
     dirty against an index of the clean ones; with a cap, only pairs that a dirty image keeps
     among its nearest cap partners with another hash (ties by id), plus every identical pair."""
@@ -111,7 +196,7 @@ def candidate_pairs(
     if cap is not None:
         keep = _nearest_of_dirty(a, b, d, ids, hashes, ids[dirty_at], cap)
         a, b, d = a[keep], b[keep], d[keep]
-    return CandidatePairs(a, b, d)
+    return a, b, d
 
 
 def _nearest_of_dirty(
@@ -251,9 +336,10 @@ def refresh(db: sqlite_utils.Database) -> int:
     stale = [r[0] for r in db.execute("SELECT dhash FROM near_stale")]
     if not stale:
         return 0
-    ids, hashes = load_hashes(db)
-    dirty = np.isin(hashes, near.hex_to_u64(stale))
-    pairs = candidate_pairs(ids, hashes, dirty, CEILING, MAX_PARTNERS)
+    hashes = load_hashes(db)
+    ids = hashes.ids
+    dirty = np.isin(hashes.dhash, near.hex_to_u64(stale))
+    pairs = candidate_pairs(hashes, dirty, CEILING, MAX_PARTNERS)
     grades = classify(pairs, load_signals(db, np.concatenate([pairs.a, pairs.b])))
     with db.atomic():
         db.execute("CREATE TEMP TABLE IF NOT EXISTS near_dirty (id INTEGER PRIMARY KEY)")
@@ -267,7 +353,7 @@ def refresh(db: sqlite_utils.Database) -> int:
         for start in range(0, len(pairs.a), READ_CHUNK):
             part = slice(start, start + READ_CHUNK)
             db.conn.executemany(
-                "INSERT OR REPLACE INTO near_pairs VALUES (?, ?, ?, ?, ?, ?, ?)", _rows(pairs, grades, part)
+                "INSERT OR REPLACE INTO near_pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _rows(pairs, grades, part)
             )
         db.execute("DELETE FROM near_stale")
         db.execute("DELETE FROM temp.near_dirty")
@@ -286,8 +372,12 @@ def _rows(pairs: CandidatePairs, grades: Grades, part: slice) -> Iterator[tuple[
     """near_pairs rows of a slice of the pairs; NaN comparisons stored as NULL."""
     change = _nullable(grades.change[part])
     background = _nullable(grades.background[part])
+    window = pairs.window_distance[part].astype(object)
+    window[window == NO_WINDOWS] = None
     columns = (pairs.a[part].tolist(), pairs.b[part].tolist(), pairs.distance[part].tolist())
-    return zip(*columns, grades.distance_256[part].tolist(), grades.kind[part].tolist(), change, background)
+    return zip(
+        *columns, grades.distance_256[part].tolist(), grades.kind[part].tolist(), change, background, window.tolist()
+    )
 
 
 READ_CHUNK = 100_000  # near_pairs rows turned into arrays at a time
@@ -297,14 +387,15 @@ def _stored_pairs(db: sqlite_utils.Database, max_distance: int) -> tuple[Candida
     """The stored pairs within max_distance, read in chunks straight into arrays (a dense cluster
     stores millions: as Python rows they would take gigabytes)."""
     cursor = db.execute(
-        "SELECT a, b, distance, distance_256, kind, coalesce(change, 'nan'), coalesce(background, 'nan') "
-        "FROM near_pairs WHERE distance <= ? ORDER BY a, b",
-        [max_distance],
+        "SELECT a, b, distance, distance_256, kind, coalesce(change, 'nan'), coalesce(background, 'nan'), "
+        f"coalesce(window_distance, {NO_WINDOWS}) FROM near_pairs WHERE distance <= ? OR window_distance <= ? "
+        "ORDER BY a, b",
+        [max_distance, WINDOW_MAX],
     )
     parts: list[list[NDArray[Any]]] = []
     code = {k: n for n, k in enumerate(KINDS)}
     while rows := cursor.fetchmany(READ_CHUNK):
-        a, b, d, d256, kind, change, background = zip(*rows)
+        a, b, d, d256, kind, change, background, window = zip(*rows)
         parts.append(
             [
                 np.array(a, np.int64),
@@ -314,15 +405,16 @@ def _stored_pairs(db: sqlite_utils.Database, max_distance: int) -> tuple[Candida
                 np.array([code.get(k, len(KINDS) - 1) for k in kind], np.int8),
                 np.array(change, np.float64),
                 np.array(background, np.float64),
+                np.array(window, np.uint8),
             ]
         )
     cols = [np.concatenate(c) for c in zip(*parts)] if parts else _no_pairs()
-    pairs = CandidatePairs(cols[0], cols[1], cols[2])
+    pairs = CandidatePairs(cols[0], cols[1], cols[2], cols[7])
     return pairs, Grades(cols[3], np.array(KINDS, dtype=object)[cols[4]], cols[5], cols[6])
 
 
 def _no_pairs() -> list[NDArray[Any]]:
-    types = (np.int64, np.int64, np.uint8, np.int64, np.int8, np.float64, np.float64)
+    types = (np.int64, np.int64, np.uint8, np.int64, np.int8, np.float64, np.float64, np.uint8)
     return [np.zeros(0, t) for t in types]
 
 
@@ -330,6 +422,6 @@ def all_pairs(db: sqlite_utils.Database, max_distance: int) -> tuple[CandidatePa
     """Every pair within max_distance and its grades: from near_pairs up to CEILING, computed above."""
     if max_distance <= CEILING:
         return _stored_pairs(db, max_distance)
-    ids, hashes = load_hashes(db)
-    pairs = candidate_pairs(ids, hashes, np.ones(len(ids), dtype=bool), max_distance, MAX_PARTNERS)
+    hashes = load_hashes(db)
+    pairs = candidate_pairs(hashes, np.ones(len(hashes.ids), dtype=bool), max_distance, MAX_PARTNERS)
     return pairs, classify(pairs, load_signals(db, np.concatenate([pairs.a, pairs.b])))

@@ -5,7 +5,8 @@ verdict_groups, verdict_members, label_conflicts and the rule in settings); the 
 the views and Datasette read it back (``load``). Another rule (DataGradients' equal dHash, or
 another distance) is computed on demand by the same code (``compute``), never stored.
 
-The default rule (imgindex): candidate pairs within 8 of 64 dHash bits, graded by imgindex.near.pairs
+The default rule (imgindex): candidate pairs within 8 of 64 dHash bits, or whose window hashes say
+one is a crop of the other (imgindex.near.pairs.window_pairs), graded by imgindex.near.pairs
 (the second signals, then where the signatures differ); a copy pair whose labels disagree is a
 similar scene unless its pixels agree everywhere (then it is a copy with a label conflict).
 Duplicates are byte-identical, pixel-identical and copy pairs; a duplicate group is a connected
@@ -47,7 +48,8 @@ class Rule:
         if not self.verified:
             return "DataGradients' rule: equal 64-bit dHash, nothing else (no verification)"
         return (
-            f"imgindex rule ({verify.VERSION}): dHash within {self.max_distance} of 64 bits, confirmed by the "
+            f"imgindex rule ({verify.VERSION}): dHash within {self.max_distance} of 64 bits or, for crops, "
+            f"window hashes within {near_pairs.WINDOW_MAX} bits, confirmed by the "
             "tone and the aligned signatures, graded by where the pixels differ and by the labels; duplicates are byte-identical, "
             "pixel-identical and copy pairs, every two members of a group verified"
         )
@@ -56,6 +58,7 @@ class Rule:
         return {
             "name": self.name,
             "max_distance": self.max_distance,
+            "window_max_distance": near_pairs.WINDOW_MAX if self.verified else None,
             "verification": verify.VERSION if self.verified else None,
             "description": self.describe(),
         }

@@ -14,6 +14,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from ..near import groups as duplicates
+from ..near import pairs as near_pairs
 
 Schema = dict[str, set[str]]  # table or view name -> its column names
 
@@ -106,13 +107,20 @@ def near_default_distance() -> int:
 
 def _near_query(columns: set[str]) -> dict[str, Any]:
     kind = "kind" in columns  # every candidate pair is kept with its grade
+    window = "window_distance" in columns  # crops found by their window hashes
     default = near_default_distance()
     return {
         "title": "Near pairs of any two splits, with their grade",
-        "description": f"Candidate pairs within `distance` bits of dHash (default {default}) and their grade "
-        "(pairs the second signals contradict, 'different', left out).",
+        "description": f"Candidate pairs within `distance` bits of dHash (default {default})"
+        + (
+            f", or found by their window hashes (a crop: `window_distance` <= {near_pairs.WINDOW_MAX})"
+            if window
+            else ""
+        )
+        + ", and their grade (pairs the second signals contradict, 'different', left out).",
         "sql": (
             "select p.distance"
+            + (", p.window_distance" if window else "")
             + (
                 ", coalesce((select v.grade from verdict_pairs v where v.a = p.a and v.b = p.b), p.kind) as kind"
                 if kind
@@ -121,7 +129,9 @@ def _near_query(columns: set[str]) -> dict[str, Any]:
             + ", ia.split as split_a, ia.path as path_a,"
             " ib.split as split_b, ib.path as path_b\n"
             "from near_pairs p join images ia on ia.id = p.a join images ib on ib.id = p.b\n"
-            f"where p.distance <= cast(coalesce(nullif(:distance, ''), {default}) as integer)\n"
+            f"where (p.distance <= cast(coalesce(nullif(:distance, ''), {default}) as integer)"
+            + (f" or p.window_distance <= {near_pairs.WINDOW_MAX}" if window else "")
+            + ")\n"
             + ("  and p.kind not in ('different', 'rejected')\n" if kind else "")
             + "order by p.distance, ia.split, ia.path, ib.path"
         ),
