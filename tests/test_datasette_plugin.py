@@ -204,7 +204,9 @@ def test_near_duplicates_query_leaves_different_pairs_out(dataset: dict[str, Pat
     copy = image_id(db, dataset["train"] / "copy of 000000000009.jpg")
     other = image_id(db, dataset["train"] / "000000000030.jpg")
     with sqlite3.connect(db) as conn:
-        conn.execute("insert into near_pairs values (?, ?, 1, 40, 'different', null, null, null)", sorted([copy, other]))
+        conn.execute(
+            "insert into near_pairs values (?, ?, 1, 40, 'different', null, null, null)", sorted([copy, other])
+        )
     near = query_rows(db, "near_duplicates?distance=1")
     assert sorted(r["kind"] for r in near) == ["byte-identical", "copy"]
     pairs = {(Path(r["path_a"]).name, Path(r["path_b"]).name) for r in near}

@@ -300,7 +300,10 @@ def test_an_index_of_the_first_schema_files_only_is_upgraded(tmp_path: Path) -> 
     conn.close()
     assert "extractor" not in sqlite_utils.Database(db)["images"].columns_dict
     line = error_line(["sql", "--db", str(db), "select 1"])
-    assert "older imgindex (schema 005_extractor.sql, 006_stale_triggers.sql, 007_verdicts.sql, 008_windows.sql not" in line
+    assert (
+        "older imgindex (schema 005_extractor.sql, 006_stale_triggers.sql, 007_verdicts.sql, 008_windows.sql not"
+        in line
+    )
     invoke("upgrade", "--db", str(db))
     assert invoke("sql", "--db", str(db), "--json", "select count(extractor) n from images").output.strip() == (
         '[\n  {\n    "n": 0\n  }\n]'
