@@ -133,7 +133,7 @@ def candidate_pairs(
     bits (see window_pairs); with a cap, each dirty image keeps its nearest cap partners (see
     dhash_pairs and window_pairs)."""
     a0, b0, _ = dhash_pairs(hashes.ids, hashes.dhash, dirty, max_distance, cap)
-    a1, b1 = window_pairs(hashes, dirty, cap)
+    a1, b1 = window_pairs(hashes, dirty)
     ra1, rb1 = np.searchsorted(hashes.ids, a1), np.searchsorted(hashes.ids, b1)
     beyond = near.popcount(hashes.dhash[ra1] ^ hashes.dhash[rb1]) > max_distance  # the others: the dHash's
     keys = np.stack([np.concatenate((a0, a1[beyond])), np.concatenate((b0, b1[beyond]))], axis=1)
@@ -155,11 +155,12 @@ def window_distance(hashes: Hashes, ra: I64, rb: I64) -> NDArray[np.uint8]:
     return out
 
 
-def window_pairs(hashes: Hashes, dirty: NDArray[np.bool_], cap: int | None = None) -> tuple[I64, I64]:
+def window_pairs(hashes: Hashes, dirty: NDArray[np.bool_]) -> tuple[I64, I64]:
     """Pairs (a < b, ids) with a dirty image where one image's whole-grid hash is within WINDOW_MAX
     bits of a window hash of the other: a copy cropped by a few per cent, which the dHash misses.
     Two searches: the dirty whole-grid hashes among every window hash, the dirty window hashes
-    among every whole-grid hash; with a cap, each dirty hash keeps its nearest cap partners."""
+    among every whole-grid hash. Not capped (the pairs kept are those beyond the dHash's
+    distance, few even in a dense cluster), so each pair depends on its two images alone."""
     rows = np.flatnonzero(hashes.has_windows)
     dirty_rows = rows[dirty[rows]]
     if len(dirty_rows) == 0:
@@ -167,10 +168,10 @@ def window_pairs(hashes: Hashes, dirty: NDArray[np.bool_], cap: int | None = Non
     whole, crops = hashes.windows[:, 0], hashes.windows[:, 1:]
     found = []
     index = near.NearIndex(crops[rows].ravel(), WINDOW_MAX, MAX_GROUP)
-    q, i, _ = index.query(whole[dirty_rows], new_max_group=MAX_GROUP, cap=cap)
+    q, i, _ = index.query(whole[dirty_rows], new_max_group=MAX_GROUP)
     found.append((dirty_rows[q], rows[i // (WINDOWS - 1)]))
     index = near.NearIndex(whole[rows], WINDOW_MAX, MAX_GROUP)
-    q, i, _ = index.query(crops[dirty_rows].ravel(), new_max_group=MAX_GROUP, cap=cap)
+    q, i, _ = index.query(crops[dirty_rows].ravel(), new_max_group=MAX_GROUP)
     found.append((dirty_rows[q // (WINDOWS - 1)], rows[i]))
     x, y = (np.concatenate(v) for v in zip(*found))
     keep = x != y
@@ -338,8 +339,9 @@ def refresh(db: sqlite_utils.Database) -> int:
         return 0
     hashes = load_hashes(db)
     ids = hashes.ids
-    dirty = np.isin(hashes.dhash, near.hex_to_u64(stale))
-    pairs = candidate_pairs(hashes, dirty, CEILING, MAX_PARTNERS)
+    dirty, partners = neighbourhood(hashes.dhash, near.hex_to_u64(stale), CEILING)
+    found = candidate_pairs(hashes, partners, CEILING, MAX_PARTNERS)
+    pairs = _touching(found, ids[dirty])
     grades = classify(pairs, load_signals(db, np.concatenate([pairs.a, pairs.b])))
     with db.atomic():
         db.execute("CREATE TEMP TABLE IF NOT EXISTS near_dirty (id INTEGER PRIMARY KEY)")
@@ -359,6 +361,34 @@ def refresh(db: sqlite_utils.Database) -> int:
         db.execute("DELETE FROM temp.near_dirty")
         store.mark_verdict_stale(db)
     return int(dirty.sum())
+
+
+def neighbourhood(hashes: near.U64, stale: near.U64, max_distance: int) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """(dirty, partners) masks over the images. Dirty: an image within max_distance of a stale
+    value (added, changed or removed): which partners it keeps under the cap may have changed, so
+    its pairs are recomputed. Partners: the dirty images and every image within max_distance of
+    one, whose own choices decide, with the dirty image's, whether a pair is kept. Recomputing
+    this neighbourhood, not only the changed images, makes an incremental refresh store exactly
+    the pairs a clean one stores, whatever order the changes came in."""
+    values, of_image = np.unique(hashes, return_inverse=True)
+    of_image = of_image.ravel()
+    if len(values) == 0 or len(stale) == 0:
+        none = np.zeros(len(hashes), dtype=bool)
+        return none, none
+    index = near.ValueIndex(values, max_distance, expected_queries=len(stale))
+    _, near_stale, _ = index.query(np.unique(stale))
+    dirty_values = np.zeros(len(values), dtype=bool)
+    dirty_values[near_stale] = True
+    _, near_dirty, _ = index.query(values[dirty_values])
+    partner_values = dirty_values.copy()
+    partner_values[near_dirty] = True
+    return dirty_values[of_image], partner_values[of_image]
+
+
+def _touching(pairs: CandidatePairs, image_ids: I64) -> CandidatePairs:
+    """The pairs with an end among image_ids."""
+    keep = np.isin(pairs.a, image_ids) | np.isin(pairs.b, image_ids)
+    return CandidatePairs(pairs.a[keep], pairs.b[keep], pairs.distance[keep], pairs.window_distance[keep])
 
 
 def _nullable(values: NDArray[np.float64]) -> list[float | None]:
