@@ -58,7 +58,7 @@ def _pairs(db: sqlite_utils.Database, table: str) -> Rows:
     for a, b, *rest in db.execute(f'SELECT a, b, {quoted} FROM "{table}"'):
         ends = sorted([images.get(a) or ("?", str(a)), images.get(b) or ("?", str(b))])
         values = tuple(round(x, 4) if isinstance(x, float) else x for x in rest)
-        out[(*ends[0], *ends[1], *values)] += 1
+        out[ends[0] + ends[1] + values] += 1
     return out
 
 
