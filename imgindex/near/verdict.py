@@ -175,6 +175,7 @@ def compute(db: sqlite_utils.Database, rule: Rule) -> Verdict:
     members = load_members(db, graded.ids())
     duplicate_components = components(duplicate_a, duplicate_b)
     checker.known = _known_inside(duplicate_components, graded)
+    checker.place = {x: (m.split, m.path) for x, m in members.items()}
     for component in duplicate_components:
         for part in checker.cut(component):
             verdict.groups.append(_group("duplicates", part, members, checker))
@@ -285,6 +286,7 @@ class _Checker:
         linked, counts = np.unique(np.concatenate([a, b]), return_counts=True)
         self.degree = dict(zip(linked.tolist(), counts.tolist()))
         self.known: dict[tuple[int, int], bool] = {}  # pairs already graded: do they pass?
+        self.place: dict[int, tuple[str, str]] = {}  # (split, path): ties broken by the files, not ids
 
     def verified(self, a: list[int], b: list[int]) -> NDArray[np.bool_]:
         """Whether each pair a[k], b[k] passes."""
@@ -323,7 +325,8 @@ class _Checker:
         if not fails:
             return [component]
         members = {same[0]: same for same in alike.values()}
-        groups = [[x for rep in part for x in members[rep]] for part in _cliques(reps, fails, self.degree)]
+        parts = _cliques(reps, fails, self.degree, self.place)
+        groups = [[x for rep in part for x in members[rep]] for part in parts]
         return [sorted(g) for g in groups if len(g) >= 2]
 
     def grade(self, ids: list[int]) -> str:
@@ -336,10 +339,13 @@ class _Checker:
         return "copy"
 
 
-def _cliques(reps: list[int], fails: set[tuple[int, int]], degree: dict[int, int]) -> list[list[int]]:
-    """reps split greedily into parts with no failing pair inside, the best linked first."""
+def _cliques(
+    reps: list[int], fails: set[tuple[int, int]], degree: dict[int, int], place: dict[int, tuple[str, str]]
+) -> list[list[int]]:
+    """reps split greedily into parts with no failing pair inside, the best linked first (ties by
+    split and path, so that the parts do not depend on the order images were indexed in)."""
     parts: list[list[int]] = []
-    for x in sorted(reps, key=lambda m: (-degree.get(m, 0), m)):
+    for x in sorted(reps, key=lambda m: (-degree.get(m, 0), place.get(m, ("", "")), m)):
         home = next((p for p in parts if all((min(x, y), max(x, y)) not in fails for y in p)), None)
         if home is None:
             parts.append([x])
@@ -376,19 +382,24 @@ def _largest_distance(hashes: near.U64) -> int:
 
 
 def _conflicts(groups: list[Group], checker: _Checker) -> list[Conflict]:
-    """Pairs of one duplicate group whose labels disagree: one pair (the lowest ids) for each two
-    label sets of the group that disagree."""
+    """Pairs of one duplicate group whose labels disagree: for each two label sets of the group
+    that disagree, one pair, each image the first of its label set by (split, path); the pair in
+    that order (a conflict names files, whatever order they were indexed in)."""
     found = []
     labels = checker.labels
     for group in groups:
         by_labels: dict[Hashable, Member] = {}
-        for m in sorted(group.members, key=lambda m: m.id):
+        for m in sorted(group.members, key=_place):
             by_labels.setdefault(labels.keys.get(m.id), m)
-        for a, b in itertools.combinations(sorted(by_labels.values(), key=lambda m: m.id), 2):
+        for a, b in itertools.combinations(sorted(by_labels.values(), key=_place), 2):
             why = label_check.compare(labels.labels.get(a.id), labels.labels.get(b.id))
             if why is not None:
                 found.append(Conflict(a, b, checker.grade([a.id, b.id]), why.kind, why.detail))
     return found
+
+
+def _place(m: Member) -> tuple[str, str]:
+    return (m.split, m.path)
 
 
 def _equal_dhash_groups(db: sqlite_utils.Database) -> list[Group]:
@@ -480,7 +491,10 @@ def load(db: sqlite_utils.Database) -> Verdict:
         batch = list(items)
         group = Group(batch[0][1], batch[0][2], [Member(*r[4:]) for r in batch], batch[0][3] or 0)
         (verdict.scenes if group.kind == "scene" else verdict.groups).append(group)
-    conflicts = db.execute("SELECT a, b, grade, kind, detail FROM label_conflicts ORDER BY a, b").fetchall()
+    conflicts = db.execute(
+        "SELECT c.a, c.b, c.grade, c.kind, c.detail FROM label_conflicts c JOIN images ia ON ia.id = c.a "
+        "JOIN images ib ON ib.id = c.b ORDER BY ia.split, ia.path, ib.split, ib.path"
+    ).fetchall()
     members = load_members(db, {x for c in conflicts for x in c[:2]})
     verdict.conflicts = [Conflict(members[a], members[b], g, k, d or "") for a, b, g, k, d in conflicts]
     return verdict
