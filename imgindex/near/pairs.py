@@ -372,17 +372,31 @@ def neighbourhood(hashes: near.U64, stale: near.U64, max_distance: int) -> tuple
     the pairs a clean one stores, whatever order the changes came in."""
     values, of_image = np.unique(hashes, return_inverse=True)
     of_image = of_image.ravel()
+    stale = np.unique(stale)
     if len(values) == 0 or len(stale) == 0:
         none = np.zeros(len(hashes), dtype=bool)
         return none, none
+    if np.isin(values, stale).all():  # a cold scan: everything is recomputed
+        every = np.ones(len(hashes), dtype=bool)
+        return every, every
     index = near.ValueIndex(values, max_distance, expected_queries=len(stale))
-    _, near_stale, _ = index.query(np.unique(stale))
-    dirty_values = np.zeros(len(values), dtype=bool)
-    dirty_values[near_stale] = True
-    _, near_dirty, _ = index.query(values[dirty_values])
-    partner_values = dirty_values.copy()
-    partner_values[near_dirty] = True
+    dirty_values = _hit(index, stale)
+    partner_values = dirty_values | _hit(index, values[dirty_values])
     return dirty_values[of_image], partner_values[of_image]
+
+
+def _hit(index: near.ValueIndex, queries: near.U64) -> NDArray[np.bool_]:
+    """Which indexed values lie within the index's distance of a query, queries taken in chunks
+    sized to find about near.CAP_CHUNK_PAIRS pairs each (a dense cluster holds millions)."""
+    hit = np.zeros(len(index.values), dtype=bool)
+    lo, size = 0, 1024
+    while lo < len(queries):
+        part = queries[lo : lo + size]
+        _, found, _ = index.query(part)
+        hit[found] = True
+        size = int(np.clip(near.CAP_CHUNK_PAIRS * len(part) / max(len(found), 1), 64, 1 << 20))
+        lo += len(part)
+    return hit
 
 
 def _touching(pairs: CandidatePairs, image_ids: I64) -> CandidatePairs:
