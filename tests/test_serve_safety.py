@@ -5,6 +5,7 @@ server's internals off unless --debug-pages."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import shutil
@@ -22,10 +23,12 @@ from urllib.parse import unquote
 import httpx
 import pytest
 from conftest import DATA, ROOT
+from datasette.app import Datasette
 from PIL import Image
 
 from imgindex.scan import scan
 from imgindex.serve.files import content_disposition
+from imgindex.serve.plugin import is_debug_page
 
 JPEG = DATA / "coco8" / "images" / "train" / "000000000009.jpg"
 OTHER_JPEG = DATA / "coco8" / "images" / "train" / "000000000030.jpg"
@@ -272,3 +275,30 @@ def test_content_disposition_has_an_ascii_fallback_and_the_exact_name(name: str,
     header = content_disposition(name)
     assert header.isascii() and header.startswith(f'attachment; filename="{fallback}"; ')
     assert unquote(header.split("UTF-8''", 1)[1], errors="surrogateescape") == name
+
+
+def test_plain_datasette_keeps_its_pages_unless_configured(dataset: tuple[Path, Path, Path]) -> None:
+    db = dataset[0]
+
+    async def status(metadata: dict[str, object]) -> int:
+        response = await Datasette([str(db)], metadata=metadata).client.get("/-/threads.json")
+        return response.status_code
+
+    assert asyncio.run(status({})) == 200
+    assert asyncio.run(status({"plugins": {"imgindex": {"debug_pages": False}}})) == 404
+
+
+@pytest.mark.parametrize(
+    "path, raw, base_url, hidden",
+    [
+        ("/-/threads", b"/-/threads", "/", True),
+        ("/-/threads", b"/-/%74hreads", "/", True),
+        ("//-//databases.json", b"//-//databases.json", "/", True),
+        ("/prefix/-/versions.json", b"/prefix/-/versions.json", "/prefix/", True),
+        ("/-/imgindex/image/1", b"/-/imgindex/image/1", "/", False),
+        ("/index/threads", b"/index/threads", "/", False),
+        ("/-/static/app.css", b"/-/static/app.css", "/", False),
+    ],
+)
+def test_debug_pages_are_recognised_however_spelled(path: str, raw: bytes, base_url: str, hidden: bool) -> None:
+    assert is_debug_page({"path": path, "raw_path": raw}, base_url) is hidden

@@ -72,12 +72,21 @@ def serve_options(datasette: Any) -> ServeOptions:
         config = datasette.plugin_config("imgindex") or {}
         default = ServeOptions()
         found = ServeOptions(
-            debug_pages=bool(config.get("debug_pages", default.debug_pages)),
-            thumbnail_max_pixels=max(1, int(config.get("thumbnail_max_pixels", default.thumbnail_max_pixels))),
-            thumbnail_concurrency=max(1, int(config.get("thumbnail_concurrency", default.thumbnail_concurrency))),
+            debug_pages=config.get("debug_pages", default.debug_pages) not in (False, "false", "0", 0),
+            thumbnail_max_pixels=_positive(config.get("thumbnail_max_pixels"), default.thumbnail_max_pixels),
+            thumbnail_concurrency=_positive(config.get("thumbnail_concurrency"), default.thumbnail_concurrency),
         )
         _options[datasette] = found
     return found
+
+
+def _positive(value: Any, default: int) -> int:
+    """A whole number of at least 1 from the configuration; the default for anything else."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return default
+    return number if number >= 1 else default
 
 
 def is_debug_page(scope: dict[str, Any], base_url: str = "/") -> bool:
