@@ -27,6 +27,7 @@ from .labels import prompt as labelprompt
 from .labels.formats import CHOICES, LabelError
 from .near import groups as duplicates
 from .scan import Progress, Splits
+from .serve.thumbnails import DEFAULT_CONCURRENT, DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:
     from .report.config import Section
@@ -493,10 +494,32 @@ def stop_on_signals(stop: threading.Event) -> None:
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True, help="Port to listen on.")
-def serve_command(db_path: str, host: str, port: int) -> None:
+@click.option(
+    "--thumbnail-max-pixels",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    help="Largest decoded image (pixels, after JPEG's reduced decode) made into a thumbnail; larger ones get a placeholder (HTTP 413).",
+)
+@click.option(
+    "--thumbnail-concurrency",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CONCURRENT,
+    show_default=True,
+    help="Thumbnails decoded at once; more requests wait their turn.",
+)
+@click.option(
+    "--debug-pages",
+    is_flag=True,
+    help="Also serve Datasette's pages about the server (/-/databases, /-/threads, /-/versions, /-/settings, ...), off by default.",
+)
+def serve_command(
+    db_path: str, host: str, port: int, thumbnail_max_pixels: int, thumbnail_concurrency: int, debug_pages: bool
+) -> None:
     """Browse the index in Datasette: thumbnails, duplicate and leakage groups, canned queries.
 
-    The index is only read: Datasette opens it read-only.
+    The index is only read: Datasette opens it read-only. Only files inside the folders each split
+    was scanned from are served.
     """
     import asyncio
 
@@ -504,7 +527,12 @@ def serve_command(db_path: str, host: str, port: int) -> None:
     from datasette.app import Datasette
 
     read_index(db_path).close()  # an index of this version; Datasette reads it through mode=ro connections
-    datasette = Datasette([db_path])
+    options = {
+        "debug_pages": debug_pages,
+        "thumbnail_max_pixels": thumbnail_max_pixels,
+        "thumbnail_concurrency": thumbnail_concurrency,
+    }
+    datasette = Datasette([db_path], metadata={"plugins": {"imgindex": options}})
     asyncio.run(datasette.invoke_startup())
     name = next(n for n in datasette.databases if n != "_internal")
     click.echo(f"Serving {db_path} at http://{host}:{port}/{name} (Ctrl-C to stop)")

@@ -116,7 +116,7 @@ def served(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     server = start([sys.executable, "-m", "imgindex", "serve", "--db", str(db), "--port", str(port)])
     try:
-        wait_http(f"http://127.0.0.1:{port}/-/versions.json")
+        wait_http(f"http://127.0.0.1:{port}/")
         yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()

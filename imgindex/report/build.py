@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,13 +11,14 @@ from typing import Any
 import sqlite_utils
 
 from .. import __version__, store
-from . import summary
+from . import outputs, summary
 from .config import FeatureRequest, Section, default_sections, load_config
 from .features import FEATURES, NEEDS_PIXELS, Context, FeatureResult
 from .pdf import Block, write_pdf
 from .plots import png_bytes
 
 FINISHED = "We have finished evaluating your dataset!"
+PDF_SUBJECT = "imgindex report"  # + summary.json's metadata.timestamp: the PDF's Subject names its summary
 
 
 class ReportError(Exception):
@@ -145,17 +145,24 @@ def _write(
     config_json: dict[str, Any],
     seconds: dict[str, float],
 ) -> ReportOutcome:
+    """Write both files into a new archive folder, then publish them (outputs.publish: the archive
+    completed, then Report.pdf and summary.json replaced, in that order, each complete)."""
     directory = (out_dir / title.replace("/", "_")).resolve()
-    archive = directory / f"archive_{now:%Y%m%d-%H%M%S}"
-    archive.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    outputs.recover(directory)
+    stamp = f"{now:%Y%m%d-%H%M%S}"
+    staging = outputs.staging_folder(directory, stamp)
     subtitle = f"{db_path.name} - {now:%Y-%m-%d %H:%M:%S %Z} - imgindex {__version__}"
+    timestamp = now.isoformat(timespec="seconds")
     started = time.perf_counter()
-    write_pdf(archive / "Report.pdf", title, subtitle, blocks, errors)
+    outputs.write_synced(
+        staging / outputs.PDF,
+        lambda path: write_pdf(path, title, subtitle, blocks, errors, subject=f"{PDF_SUBJECT} {timestamp}"),
+    )
     seconds["pdf"] = time.perf_counter() - started
     started = time.perf_counter()
-    doc = summary.document(title, now.isoformat(timespec="seconds"), config_json, errors, [b.result for b in blocks])
-    summary.write(archive / "summary.json", doc)
-    for name in ("Report.pdf", "summary.json"):
-        shutil.copy2(archive / name, directory / name)
+    doc = summary.document(title, timestamp, config_json, errors, [b.result for b in blocks])
+    outputs.write_synced(staging / outputs.SUMMARY, lambda path: summary.write(path, doc))
+    archive = outputs.publish(directory, staging, stamp)
     seconds["summary"] = time.perf_counter() - started
     return ReportOutcome(directory, archive, [b.result.name for b in blocks], errors, seconds)

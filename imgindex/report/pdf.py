@@ -127,7 +127,9 @@ def _feature(block: Block, styles: dict[str, ParagraphStyle], heading: list[Flow
     return [KeepTogether(head + tail), Spacer(1, 8)]
 
 
-def write_pdf(path: Path, title: str, subtitle: str, blocks: list[Block], errors: list[dict[str, str]]) -> None:
+def write_pdf(
+    path: Path, title: str, subtitle: str, blocks: list[Block], errors: list[dict[str, str]], subject: str = ""
+) -> None:
     styles = _styles()
     story: list[Flowable] = [_para(escape(title), styles["title"]), _para(escape(subtitle), styles["meta"])]
     section = None
@@ -151,6 +153,7 @@ def write_pdf(path: Path, title: str, subtitle: str, blocks: list[Block], errors
         bottomMargin=MARGIN,
         title=title,
         author="imgindex",
+        subject=subject,
     )
     doc.build(story, onFirstPage=_footer, onLaterPages=_footer)
 

@@ -4,27 +4,32 @@ and the review page of each image.
 Registered as the `imgindex` entry point of the `datasette` group, so `datasette imgindex.db` uses it.
 Images are served only by index id (`/-/imgindex/image/<id>`, `/-/imgindex/image/<id>/thumbnail` and
 the review page `/-/imgindex/image/<id>/review`): the file path always comes from the `images` table,
-never from the request.
+never from the request, and the file is served only while it lies inside its split's scanned
+folders (`files.py`). Options come from the plugin's configuration (`imgindex serve` sets them):
+`debug_pages` (Datasette's pages about the server, `DEBUG_PAGES`), `thumbnail_max_pixels` and
+`thumbnail_concurrency`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import re
 import sqlite3
-import stat
 import time
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from datasette import Response, hookimpl
 from datasette.database import Database
-from datasette.utils.asgi import NotFound, asgi_send_file
+from datasette.utils.asgi import Forbidden, NotFound, asgi_start
 from markupsafe import Markup, escape
 
+from . import files, review, thumbnails
 from . import pages as browse
-from . import review, thumbnails
 
 ROUTE_PREFIX = "/-/imgindex"
 SCHEMA_TTL_SECONDS = 2.0
@@ -34,6 +39,93 @@ _SCHEMA_SQL = (
     "select m.name, p.name from sqlite_master m join pragma_table_info(m.name) p where m.type in ('table', 'view')"
 )
 _schema_cache: dict[str, tuple[float, browse.Schema]] = {}
+
+# Datasette's pages about the server rather than the data: its file paths, versions, plugins,
+# settings, metadata, threads, the visitor's actor and the debug tools. Off unless debug_pages.
+DEBUG_PAGES = re.compile(
+    r"^/+-/+(metadata|versions|plugins|settings|config|threads|databases|actor|allow-debug|permissions|messages"
+    r"|patterns)(\.json)?/*$",
+    re.IGNORECASE,
+)
+SEND_CHUNK = 256 * 1024
+
+_thumbnail_cache = thumbnails.ThumbnailCache()
+_decode_slots = thumbnails.DecodeSlots()
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """The plugin's configuration (`plugins.imgindex` in Datasette's metadata)."""
+
+    debug_pages: bool = True  # plain `datasette` keeps its pages; `imgindex serve` turns them off
+    thumbnail_max_pixels: int = thumbnails.DEFAULT_MAX_PIXELS
+    thumbnail_concurrency: int = thumbnails.DEFAULT_CONCURRENT
+
+
+_options: weakref.WeakKeyDictionary[Any, ServeOptions] = weakref.WeakKeyDictionary()
+
+
+def serve_options(datasette: Any) -> ServeOptions:
+    """The options of this Datasette instance, read from its metadata once."""
+    found = _options.get(datasette)
+    if found is None:
+        config = datasette.plugin_config("imgindex") or {}
+        default = ServeOptions()
+        found = ServeOptions(
+            debug_pages=config.get("debug_pages", default.debug_pages) not in (False, "false", "0", 0),
+            thumbnail_max_pixels=_positive(config.get("thumbnail_max_pixels"), default.thumbnail_max_pixels),
+            thumbnail_concurrency=_positive(config.get("thumbnail_concurrency"), default.thumbnail_concurrency),
+        )
+        _options[datasette] = found
+    return found
+
+
+def _positive(value: Any, default: int) -> int:
+    """A whole number of at least 1 from the configuration; the default for anything else."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return default
+    return number if number >= 1 else default
+
+
+def is_debug_page(scope: dict[str, Any], base_url: str = "/") -> bool:
+    """Whether a request names one of DEBUG_PAGES, however its path is spelled (percent-encoded,
+    doubled slashes, a trailing slash, under Datasette's base_url)."""
+    raw = scope.get("raw_path")
+    spellings = [scope.get("path", ""), raw.decode("latin-1").partition("?")[0] if raw else ""]
+    for spelling in spellings:
+        path = unquote(spelling)
+        if base_url != "/" and path.startswith(base_url):
+            path = "/" + path[len(base_url) :]
+        if DEBUG_PAGES.match(path):
+            return True
+    return False
+
+
+ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+@hookimpl
+def asgi_wrapper(datasette: Any) -> Callable[[ASGIApp], ASGIApp]:
+    """Answer 404 to Datasette's pages about the server unless the debug_pages option allows them."""
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if (
+                scope.get("type") == "http"
+                and not serve_options(datasette).debug_pages
+                and is_debug_page(scope, datasette.setting("base_url") or "/")
+            ):
+                body = b"Not found: pages about the server are off (imgindex serve --debug-pages turns them on)"
+                await asgi_start(send, 404, {"cache-control": "no-store"}, "text/plain; charset=utf-8")
+                await send({"type": "http.response.body", "body": body})
+                return
+            await app(scope, receive, send)
+
+        return guarded
+
+    return wrap
 
 
 def _to_schema(rows: Any) -> browse.Schema:
@@ -213,14 +305,23 @@ async def _index_db(datasette: Any, request: Any) -> tuple[str, Database]:
     raise NotFound("No imgindex database here")
 
 
-async def _indexed_file(datasette: Any, request: Any) -> tuple[dict[str, Any], os.stat_result]:
-    """The images row named by the URL and the stat of its file; 404 unless the file is still the
-    one indexed (same size and mtime: a file replaced, or a link re-pointed, is not served)."""
-    _, _, row = await _image_row(datasette, request)
-    info = _unchanged_file(row)
-    if isinstance(info, str):
-        raise NotFound(info)
-    return row, info
+async def _indexed_file(datasette: Any, request: Any) -> tuple[dict[str, Any], files.OpenedFile]:
+    """The images row named by the URL and its file, opened; 404 unless the file is still the one
+    indexed (same size and mtime: a file replaced, or a link re-pointed, is not served), 403 when
+    it lies outside the folders its split was scanned from (a link leading out of them)."""
+    _, db, row = await _image_row(datasette, request)
+    opened = files.open_checked(row, await _roots(db, row["split"]))
+    if isinstance(opened, files.Refusal):
+        raise (Forbidden if opened.status == 403 else NotFound)(opened.message)
+    return row, opened
+
+
+async def _roots(db: Database, split: str) -> list[str]:
+    """The folders the split was scanned from (none when the index does not say: nothing is served)."""
+    try:
+        return [r[0] for r in (await db.execute(files.ROOTS_SQL, [split])).rows]
+    except sqlite3.Error:
+        return []
 
 
 async def _image_row(datasette: Any, request: Any) -> tuple[str, Database, dict[str, Any]]:
@@ -236,49 +337,60 @@ async def _image_row(datasette: Any, request: Any) -> tuple[str, Database, dict[
     return name, db, dict(row)
 
 
-def _unchanged_file(row: dict[str, Any]) -> os.stat_result | str:
-    """The stat of an images row's file, or why it is not served (gone, not a file, changed)."""
-    try:
-        info = os.stat(row["path"])
-    except OSError:
-        return f"Image {row['id']} is no longer on disk"
-    if not stat.S_ISREG(info.st_mode):
-        return f"Image {row['id']} is not a regular file"
-    if (info.st_size, info.st_mtime_ns) != (row["size"], row["mtime_ns"]):
-        return f"Image {row['id']} changed since it was indexed: scan again to see it"
-    return info
-
-
-def _etag(info: os.stat_result, variant: str) -> str:
+def _etag(info: Any, variant: str) -> str:
     return f'"{info.st_size}-{info.st_mtime_ns}-{variant}"'
 
 
 async def _image(datasette: Any, request: Any, send: Any) -> Response | None:
-    row, info = await _indexed_file(datasette, request)
-    mime = None if row["error"] else thumbnails.mime_type(row["format"])
-    headers = {"x-content-type-options": "nosniff", "cache-control": "no-cache", "etag": _etag(info, "file")}
-    if mime is None:
-        name = Path(row["path"]).name.replace('"', "")
-        headers["content-disposition"] = f'attachment; filename="{name}"'
-    if request.headers.get("if-none-match") == headers["etag"]:
-        return Response("", status=304, headers=headers)
-    await asgi_send_file(send, row["path"], content_type=mime or "application/octet-stream", headers=headers)
-    return None
+    row, opened = await _indexed_file(datasette, request)
+    with opened.file:
+        mime = None if row["error"] else thumbnails.mime_type(row["format"])
+        headers = {"x-content-type-options": "nosniff", "cache-control": "no-cache", "etag": _etag(opened.info, "file")}
+        if mime is None:
+            headers["content-disposition"] = files.content_disposition(Path(row["path"]).name)
+        if request.headers.get("if-none-match") == headers["etag"]:
+            return Response("", status=304, headers=headers)
+        headers["content-length"] = str(opened.info.st_size)
+        await asgi_start(send, 200, headers, mime or "application/octet-stream")
+        left = opened.info.st_size
+        while True:  # the open file, read in a thread: never the path again
+            chunk = await asyncio.to_thread(opened.file.read, min(SEND_CHUNK, left))
+            left -= len(chunk)
+            done = not chunk or left <= 0
+            await send({"type": "http.response.body", "body": chunk, "more_body": not done})
+            if done:
+                return None
 
 
 async def _thumbnail(datasette: Any, request: Any) -> Response:
-    row, info = await _indexed_file(datasette, request)
-    if row["error"]:
-        raise NotFound("This file could not be read when it was indexed")
-    side = thumbnails.clamp_side(request.args.get("size"))
-    etag = _etag(info, f"thumb{side}")
-    headers = {"x-content-type-options": "nosniff", "cache-control": "no-cache", "etag": etag}
-    if request.headers.get("if-none-match") == etag:
-        return Response("", status=304, headers=headers)
-    try:
-        body = await asyncio.to_thread(thumbnails.cached_thumbnail, row["path"], info.st_size, info.st_mtime_ns, side)
-    except Exception as error:  # noqa: BLE001 -- the file changed into something Pillow cannot read
-        raise NotFound(f"Cannot make a thumbnail: {error}") from None
+    row, opened = await _indexed_file(datasette, request)
+    with opened.file:
+        if row["error"]:
+            raise NotFound("This file could not be read when it was indexed")
+        side = thumbnails.clamp_side(request.args.get("size"))
+        options = serve_options(datasette)
+        etag = _etag(opened.info, f"thumb{side}")
+        headers = {"x-content-type-options": "nosniff", "cache-control": "no-cache", "etag": etag}
+        if request.headers.get("if-none-match") == etag:
+            return Response("", status=304, headers=headers)
+        key = (row["path"], opened.info.st_size, opened.info.st_mtime_ns, side, options.thumbnail_max_pixels)
+        body = _thumbnail_cache.get(key)
+        if body is None:
+            try:
+                async with _decode_slots.semaphore(options.thumbnail_concurrency):
+                    body = await asyncio.to_thread(
+                        thumbnails.make_thumbnail, opened.file, side, options.thumbnail_max_pixels
+                    )
+            except thumbnails.TooLarge as error:
+                refused = {
+                    "x-content-type-options": "nosniff",
+                    "cache-control": "no-store",
+                    "x-imgindex-reason": str(error),
+                }
+                return Response(thumbnails.placeholder(side), status=413, content_type="image/jpeg", headers=refused)
+            except Exception:  # noqa: BLE001 -- the file changed into something Pillow cannot read
+                raise NotFound("Cannot make a thumbnail of this file") from None
+            _thumbnail_cache.put(key, body)
     return Response(body, content_type="image/jpeg", headers=headers)
 
 
@@ -286,12 +398,12 @@ BROWSER_FORMATS = {"JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP"}  # shown as they 
 PICTURE_SIDE = 512
 
 
-def _picture_src(datasette: Any, database: str, row: dict[str, Any]) -> tuple[str | None, str | None]:
+def _picture_src(datasette: Any, database: str, row: dict[str, Any], roots: list[str]) -> tuple[str | None, str | None]:
     """The URL of the upright picture (the file itself, or a large thumbnail for formats and
     orientations a browser may not apply), or why there is none."""
-    problem = _unchanged_file(row)
-    if isinstance(problem, str):
-        return None, problem
+    problem = files.check(row, roots)
+    if isinstance(problem, files.Refusal):
+        return None, problem.message
     if row["error"]:
         return None, f"The file could not be read when it was indexed: {row['error']}"
     image_id = int(row["id"])
@@ -326,7 +438,7 @@ async def _review_data(db: Database, row: dict[str, Any]) -> dict[str, Any]:
 
 async def _review(datasette: Any, request: Any) -> Response:
     name, db, row = await _image_row(datasette, request)
-    src, why_not = _picture_src(datasette, name, row)
+    src, why_not = _picture_src(datasette, name, row, await _roots(db, row["split"]))
     page = review.Review(image=row, picture_src=src, why_no_picture=why_not, **await _review_data(db, row))
     links = review.Links(
         images=str(datasette.urls.path(f"{ROUTE_PREFIX}/image/")),
