@@ -106,7 +106,7 @@ def parse_split(arg: str) -> tuple[str, Path]:
             raise click.BadParameter(f"'{arg}': give the folder after '=', e.g. {name}=data/images/{name}")
     else:
         folder = arg
-        name = os.path.basename(os.path.abspath(folder))
+        name = stored_text(os.path.basename(os.path.abspath(folder)))  # a name that is not UTF-8, escaped
     return name, _existing_folder(folder, arg)
 
 
