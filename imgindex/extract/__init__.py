@@ -79,8 +79,8 @@ def extract(path: str, max_pixels: int = MAX_PIXELS) -> Row:
             with warnings.catch_warnings(), pixel_budget_only():
                 warnings.simplefilter("ignore")
                 with Image.open(f) as im:
-                    check_budget(im, max_pixels)
                     row.update(_header(im))
+                    check_budget(im, max_pixels)
                     row.update(analyse(im, row["orientation"]))
     except Exception as exc:  # noqa: BLE001 -- any failure is recorded against the file, never fatal
         row["error"] = describe_error(exc, path)
