@@ -167,7 +167,7 @@ def open_folder(folder: str) -> int:
 
 def _scan_folder(folder: str, found: list[Stamped], skips: Skips) -> list[str]:
     """Append the image files of one folder to ``found``; return its subfolders, sorted."""
-    if path_too_long(folder + os.sep + "x" * NAME_MAX):
+    if len(folder) * 4 + NAME_MAX >= PATH_MAX and path_too_long(folder + os.sep + "x" * NAME_MAX):
         return _scan_long_folder(folder, found, skips)
     subfolders: list[str] = []
     extensions = IMAGE_EXTENSIONS
@@ -178,12 +178,19 @@ def _scan_folder(folder: str, found: list[Stamped], skips: Skips) -> list[str]:
                 name = entry.name
                 dot = name.rfind(".")  # is_image_name, inlined: a call per file costs 3 % of a warm walk
                 try:
-                    if dot > 0 and name[dot:].lower() in extensions and not entry.is_dir():
-                        st = entry.stat()
+                    if dot > 0 and name[dot:].lower() in extensions:
+                        if entry.is_dir():  # a folder named like an image is walked as a folder
+                            subfolders.append(entry.path)
+                            continue
+                        st = entry.stat()  # a FIFO or device too; a link leading nowhere raises
                         path = entry.path
-                        if escaped or not name.isascii():
-                            path = _escaped(path, skips)
-                        found.append((path, st.st_size, st.st_mtime_ns))
+                        found.append(
+                            (
+                                _escaped(path, skips) if escaped or not name.isascii() else path,
+                                st.st_size,
+                                st.st_mtime_ns,
+                            )
+                        )
                     elif entry.is_dir():
                         subfolders.append(entry.path)
                 except OSError:

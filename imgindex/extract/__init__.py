@@ -79,8 +79,9 @@ def extract(path: str, max_pixels: int = MAX_PIXELS) -> Row:
             with warnings.catch_warnings(), pixel_budget_only():
                 warnings.simplefilter("ignore")
                 with Image.open(f) as im:
-                    row.update(_header(im))
+                    row.update(_header(im))  # read before the budget check: size and mode only
                     check_budget(im, max_pixels)
+                    row.update(_orientation_and_frames(im))  # may decode (a PNG's EXIF after its pixels)
                     row.update(analyse(im, row["orientation"]))
     except Exception as exc:  # noqa: BLE001 -- any failure is recorded against the file, never fatal
         row["error"] = describe_error(exc, path)
@@ -167,14 +168,20 @@ def _read_buffer() -> memoryview:
 
 
 def _header(im: Image.Image) -> Row:
-    orientation = im.getexif().get(EXIF_ORIENTATION)
+    """What the header says without decoding anything."""
     return {
         "format": im.format,
         "mode": im.mode,
         "width": im.width,
         "height": im.height,
-        "orientation": int(orientation) if isinstance(orientation, int) else None,
         "channels": len(im.getbands()),
+    }
+
+
+def _orientation_and_frames(im: Image.Image) -> Row:
+    orientation = im.getexif().get(EXIF_ORIENTATION)
+    return {
+        "orientation": int(orientation) if isinstance(orientation, int) else None,
         "frames": int(getattr(im, "n_frames", 1) or 1),
     }
 
