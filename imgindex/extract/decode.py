@@ -25,6 +25,9 @@ TRANSPOSED = frozenset({5, 6, 7, 8})  # orientations that swap width and height
 MAX_PIXELS = 89_478_485  # pixels decoded per image, at most, by default: Pillow's MAX_IMAGE_PIXELS
 
 
+SCALE_ROWS = 256  # rows of a 16-bit or float image scaled to 8 bits at a time
+
+
 class PixelBudgetError(ValueError):
     """An image that would decode to more pixels than the budget allows."""
 
@@ -83,9 +86,12 @@ def to_rgb8(im: Image.Image) -> Image.Image:
     if im.mode == "RGB":
         return im
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(im, dtype=np.float64)
+        arr = np.asarray(im)
         top = 65535.0 if im.mode.startswith("I;16") else max(float(arr.max()), 1.0)
-        scaled = np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8)
+        scaled = np.empty(arr.shape, dtype=np.uint8)
+        for start in range(0, arr.shape[0], SCALE_ROWS):  # in strips: no float copy of a whole large image
+            rows = slice(start, start + SCALE_ROWS)
+            scaled[rows] = np.clip(arr[rows].astype(np.float64) * (255.0 / top), 0, 255)
         return Image.fromarray(scaled, "L").convert("RGB")
     return im.convert("RGB")
 
