@@ -312,3 +312,28 @@ def test_a_legal_15000_pixel_jpeg_is_indexed_not_called_a_bomb(db: Path, tmp_pat
     (row,) = sql_rows(db, "select width, height, error, dhash from images")
     assert (row["width"], row["height"], row["error"]) == (15000, 15000, None)
     assert row["dhash"] is not None
+
+
+def test_label_files_and_class_folders_whose_names_are_not_utf8(db: Path, tmp_path: Path) -> None:
+    yolo = os.fsencode(tmp_path / "yolo")
+    os.makedirs(yolo + b"/images/train")
+    os.makedirs(yolo + b"/labels/train")
+    for stem in (b"ok", b"b\xff"):
+        Path(os.fsdecode(yolo + b"/images/train/" + stem + b".jpg")).write_bytes(jpeg_bytes())
+        Path(os.fsdecode(yolo + b"/labels/train/" + stem + b".txt")).write_text("0 0.5 0.5 0.2 0.2\n")
+    classes = os.fsencode(tmp_path / "classes")
+    for name, colour in ((b"cat", (200, 0, 0)), (b"d\xf6g", (0, 0, 200))):
+        os.makedirs(classes + b"/" + name)
+        Path(os.fsdecode(classes + b"/" + name + b"/1.jpg")).write_bytes(jpeg_bytes(colour))
+    for _ in range(2):  # the second scan finds everything unchanged
+        out = invoke("scan", "--db", str(db), f"train={os.fsdecode(yolo)}/images/train", f"c={os.fsdecode(classes)}")
+    assert "0 new, 0 changed, 4 unchanged" in out.output and "0 files read" in out.output
+    rows = sql_rows(db, "select split, class_name, image_path from labels order by split, image_path")
+    tail = [(r["split"], r["class_name"], r["image_path"].rsplit("/", 2)[-2:]) for r in rows]
+    assert tail == [
+        ("c", "cat", ["cat", "1.jpg"]),
+        ("c", "d\\xf6g", ["d\\xf6g", "1.jpg"]),
+        ("train", None, ["train", "b\\xff.jpg"]),
+        ("train", None, ["train", "ok.jpg"]),
+    ]
+    assert not sql_rows(db, "select * from label_problems where kind != 'unnamed_class'")
