@@ -337,3 +337,43 @@ def test_label_files_and_class_folders_whose_names_are_not_utf8(db: Path, tmp_pa
         ("train", None, ["train", "ok.jpg"]),
     ]
     assert not sql_rows(db, "select * from label_problems where kind != 'unnamed_class'")
+
+
+def test_watch_indexes_byte_names_and_fifos_and_follows_a_folder_move(tmp_path: Path) -> None:
+    from imgindex.watch import Watcher
+
+    top, db = tmp_path / "w", tmp_path / "watch.db"
+    top.mkdir()
+    watcher = Watcher(db, {"w": [top]}, workers=1, max_wait=0.5, settle=0.2)
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    try:
+        assert watcher.ready.wait(30), "the initial scan did not finish"
+        Path(os.fsdecode(os.fsencode(top) + b"/b\xff.jpg")).write_bytes(jpeg_bytes())
+        os.mkfifo(top / "pipe.jpg")
+        outside = tmp_path / "incoming"
+        outside.mkdir()
+        Path(os.fsdecode(os.fsencode(outside) + b"/c\xfe.jpg")).write_bytes(jpeg_bytes((0, 90, 0)))
+        outside.rename(top / "moved")
+
+        def current() -> dict[str, str | None]:
+            found = sql_rows(db, "select rel_path, error from images") if db.exists() else []
+            return {r["rel_path"]: r["error"] for r in found}
+
+        want = {"b\\xff.jpg": None, "moved/c\\xfe.jpg": None}
+        deadline = 20.0
+        while current().keys() != {*want, "pipe.jpg"} and deadline > 0:
+            deadline -= 0.1
+            threading.Event().wait(0.1)
+        rows = current()
+        assert {k: rows.get(k) for k in want} == want
+        assert "a FIFO" in (rows.get("pipe.jpg") or "")
+        (top / "moved").rename(tmp_path / "away")  # the escaped rows leave with their folder
+        while current().keys() != {*want, "pipe.jpg"} - {"moved/c\\xfe.jpg"} and deadline > 0:
+            deadline -= 0.1
+            threading.Event().wait(0.1)
+        assert set(current()) == {"b\\xff.jpg", "pipe.jpg"}
+    finally:
+        watcher.stop.set()
+        thread.join(20)
+    assert not thread.is_alive()
