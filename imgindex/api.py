@@ -22,6 +22,7 @@ import sqlite_utils
 
 from . import query, store
 from .executors import DEFAULT_EXECUTOR, Executor, make_executor
+from .extract import MAX_PIXELS
 from .labels import LabelOptions, MissingAnswers, prepare
 from .near import groups, verdict
 from .scan import Progress, ScanSummary, Splits
@@ -78,18 +79,22 @@ class Index:
         batch_size: int = 256,
         retry_errors: bool = False,
         on_progress: Progress | None = None,
+        max_pixels: int | None = None,
     ) -> ScanSummary:
         """Index the images, then the labels, of each split's folders, incrementally (see imgindex.scan.scan).
 
         ``splits`` maps a split name to a folder or a list of folders. ``executor`` is an Executor or
-        the name of one (imgindex.executors.EXECUTORS); ``on_progress(done, total)`` follows extraction."""
+        the name of one (imgindex.executors.EXECUTORS); ``on_progress(done, total)`` follows extraction.
+        ``max_pixels`` (default ``imgindex.extract.MAX_PIXELS``): an image that would decode to more
+        pixels (a JPEG at its draft scale) gets a row with an error instead of being decoded; an
+        Executor instance carries its own (``ProcessPool(max_pixels=...)``)."""
         return run_scan(
             self.db,
             as_splits(splits),
             labels=labels,
             named=named_folders(splits),
             ask=ask,
-            executor=_executor(executor, workers),
+            executor=_executor(executor, workers, max_pixels),
             batch_size=batch_size,
             retry_errors=retry_errors,
             on_progress=on_progress,
@@ -102,14 +107,17 @@ class Index:
         ask: Callable[[MissingAnswers], LabelOptions] | None = None,
         workers: int | None = None,
         executor: Executor | str | None = None,
+        max_pixels: int | None = None,
         **settings: Any,
     ) -> Watcher:
         """A Watcher that scans ``splits`` and then follows their changes (``.run()`` until
         ``.stop`` is set). Labels are read as the last scan of each split read them. ``settings``:
-        settle, batch_size, on_batch, on_ready (see imgindex.watch.Watcher)."""
+        settle, batch_size, on_batch, on_ready (see imgindex.watch.Watcher); ``max_pixels`` as for scan."""
         folders = as_splits(splits)
         setup = prepare(self.db, folders, LabelOptions(), ask, named_folders(splits))
-        return Watcher(self.path, folders, executor=_executor(executor, workers), label_setup=setup, **settings)
+        return Watcher(
+            self.path, folders, executor=_executor(executor, workers, max_pixels), label_setup=setup, **settings
+        )
 
     def duplicates(self, max_distance: int = groups.DEFAULT_MAX_DISTANCE, rule: str = "imgindex") -> dict[str, Any]:
         """The verdict: its rule, duplicate groups and scenes within each split ("splits") and across
@@ -156,9 +164,11 @@ class Index:
         return write_report(self.db, self.path, out_dir, title, config, sections=sections)
 
 
-def _executor(executor: Executor | str | None, workers: int | None) -> Executor:
+def _executor(executor: Executor | str | None, workers: int | None, max_pixels: int | None = None) -> Executor:
     if isinstance(executor, str) or executor is None:
-        return make_executor(executor or DEFAULT_EXECUTOR, workers)
+        return make_executor(executor or DEFAULT_EXECUTOR, workers, MAX_PIXELS if max_pixels is None else max_pixels)
+    if max_pixels is not None:
+        raise ValueError("max_pixels is the executor's to set: pass it to the executor, e.g. ProcessPool(max_pixels=N)")
     return executor
 
 

@@ -22,12 +22,14 @@ import click
 from . import __version__, query, store
 from .api import Index
 from .executors import DEFAULT_EXECUTOR, EXECUTORS
+from .extract import MAX_PIXELS
 from .labels import LabelOptions, MissingAnswers
 from .labels import prompt as labelprompt
 from .labels.formats import CHOICES, LabelError
 from .near import groups as duplicates
-from .scan import Progress, Splits
+from .scan import Progress, ScanSummary, Splits
 from .serve.thumbnails import DEFAULT_CONCURRENT, DEFAULT_MAX_PIXELS
+from .walk import stored_text
 
 if TYPE_CHECKING:
     from .report.config import Section
@@ -57,6 +59,17 @@ def executor_option(fn: F) -> F:
         default=DEFAULT_EXECUTOR,
         show_default=True,
         help="Where images are decoded: a local process pool, or this process alone.",
+    )(fn)
+
+
+def max_pixels_option(fn: F) -> F:
+    return click.option(
+        "--max-pixels",
+        type=click.IntRange(min=1),
+        default=MAX_PIXELS,
+        show_default=True,
+        help="Most pixels decoded per image (a JPEG at its 1/8..1/1 draft scale); a larger image is "
+        "recorded with an error. Bounds each worker's memory.",
     )(fn)
 
 
@@ -94,7 +107,7 @@ def parse_split(arg: str) -> tuple[str, Path]:
             raise click.BadParameter(f"'{arg}': give the folder after '=', e.g. {name}=data/images/{name}")
     else:
         folder = arg
-        name = os.path.basename(os.path.abspath(folder))
+        name = stored_text(os.path.basename(os.path.abspath(folder)))  # a name that is not UTF-8, escaped
     return name, _existing_folder(folder, arg)
 
 
@@ -153,6 +166,7 @@ def parse_splits(args: tuple[str, ...]) -> Splits:
     is_flag=True,
     help="Read again the files that failed before, even if unchanged (e.g. after fixing permissions).",
 )
+@max_pixels_option
 @executor_option
 def scan_command(
     folders: tuple[str, ...],
@@ -165,6 +179,7 @@ def scan_command(
     label_first: bool | None,
     bbox_format: str | None,
     retry_errors: bool,
+    max_pixels: int,
     executor: str,
 ) -> None:
     """Index the images of each SPLIT=DIR folder (recursively), then their labels, incrementally.
@@ -186,13 +201,29 @@ def scan_command(
                 batch_size=batch_size,
                 retry_errors=retry_errors,
                 on_progress=on_progress,
+                max_pixels=max_pixels,
             )
         except LabelError as exc:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
             click.echo("Interrupted: what was indexed is kept; run the same command again to finish.", err=True)
             sys.exit(130)
+    warn_skipped(summary)
     click.echo(summary.line())
+
+
+SKIPPED_SHOWN = 5  # links named in the warning about skipped links
+
+
+def warn_skipped(summary: ScanSummary) -> None:
+    """One line on stderr naming the links that lead nowhere, when the scan skipped some."""
+    links = summary.skipped_links
+    if links:
+        shown = ", ".join(links[:SKIPPED_SHOWN]) + (
+            f" and {len(links) - SKIPPED_SHOWN} more" if len(links) > SKIPPED_SHOWN else ""
+        )
+        noun = "link that leads" if len(links) == 1 else "links that lead"
+        click.echo(f"Skipped {len(links)} {noun} nowhere (dangling, or a loop of links): {shown}", err=True)
 
 
 def open_index(db_path: str) -> Index:
@@ -428,6 +459,7 @@ def scan_named_folders(db_path: str, params: dict[str, Any]) -> dict[str, str]:
     help="Most files applied per transaction.",
 )
 @quiet_option
+@max_pixels_option
 @executor_option
 def watch_command(
     folders: tuple[str, ...],
@@ -436,6 +468,7 @@ def watch_command(
     settle: float,
     batch_size: int,
     quiet: bool,
+    max_pixels: int,
     executor: str,
 ) -> None:
     """Scan each SPLIT=DIR, then keep the index current as files change, until Ctrl-C.
@@ -458,8 +491,9 @@ def watch_command(
 
     def ready(initial: Any) -> None:
         if not quiet:
+            warn_skipped(initial)
             click.echo(f"Initial scan: {initial.line()}")
-        names = ", ".join(f"{split}={folder}" for split, folder in split_roots(splits))
+        names = ", ".join(f"{split}={stored_text(folder)}" for split, folder in split_roots(splits))
         click.echo(f"Watching {names} (Ctrl-C to stop)")
 
     with open_index(db_path) as index:
@@ -471,6 +505,7 @@ def watch_command(
                 batch_size=batch_size,
                 workers=workers,
                 executor=executor,
+                max_pixels=max_pixels,
                 on_batch=report,
                 on_ready=ready,
             )

@@ -15,10 +15,11 @@ import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from multiprocessing import resource_tracker
 from typing import Any, Protocol
 
-from .extract import extract
+from .extract import MAX_PIXELS, extract
 
 Result = tuple[str, dict[str, Any]]  # (path, the row extract() made of it)
 MAX_CHUNK = 32
@@ -30,46 +31,55 @@ class Executor(Protocol):
     def run(self, paths: Sequence[str]) -> Iterator[Result]: ...
 
 
-def extract_one(path: str) -> Result:
-    return path, extract(path)
+def extract_one(path: str, max_pixels: int = MAX_PIXELS) -> Result:
+    return path, extract(path, max_pixels)
 
 
 class Inline:
-    """Extraction in this process, one file after another."""
+    """Extraction in this process, one file after another; images decoding to more than
+    ``max_pixels`` pixels are refused (an error row)."""
+
+    def __init__(self, max_pixels: int = MAX_PIXELS) -> None:
+        self.max_pixels = max_pixels
 
     def run(self, paths: Sequence[str]) -> Iterator[Result]:
-        return map(extract_one, paths)
+        return map(partial(extract_one, max_pixels=self.max_pixels), paths)
 
 
 class ProcessPool:
     """A pool of local worker processes (fork where it is safe), for work large enough to pay for
-    starting them; smaller work runs inline."""
+    starting them; smaller work runs inline. A worker decodes at most ``max_pixels`` pixels of an
+    image, which bounds its memory."""
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, max_pixels: int = MAX_PIXELS) -> None:
         self.workers = workers or default_workers()
+        self.max_pixels = max_pixels
 
     def run(self, paths: Sequence[str]) -> Iterator[Result]:
         if self.workers <= 1 or len(paths) < 4 * self.workers:
-            yield from Inline().run(paths)
+            yield from Inline(self.max_pixels).run(paths)
             return
+        task = partial(extract_one, max_pixels=self.max_pixels)
         with _started_pool(self.workers) as pool:
-            yield from pool.imap_unordered(extract_one, paths, chunksize=chunk_size(len(paths), self.workers))
+            yield from pool.imap_unordered(task, paths, chunksize=chunk_size(len(paths), self.workers))
 
 
-EXECUTORS: dict[str, Callable[[int | None], Executor]] = {
+# name -> factory (workers, max_pixels) -> Executor
+EXECUTORS: dict[str, Callable[[int | None, int], Executor]] = {
     "processes": ProcessPool,
-    "inline": lambda workers: Inline(),
+    "inline": lambda workers, max_pixels: Inline(max_pixels),
 }
 DEFAULT_EXECUTOR = "processes"
 
 
-def make_executor(name: str = DEFAULT_EXECUTOR, workers: int | None = None) -> Executor:
-    """The executor registered under ``name``, for ``workers`` workers where it has any."""
+def make_executor(name: str = DEFAULT_EXECUTOR, workers: int | None = None, max_pixels: int = MAX_PIXELS) -> Executor:
+    """The executor registered under ``name``, for ``workers`` workers where it has any, decoding at
+    most ``max_pixels`` pixels per image."""
     try:
         factory = EXECUTORS[name]
     except KeyError:
         raise ValueError(f"no executor {name!r}; known: {', '.join(EXECUTORS)}") from None
-    return factory(workers)
+    return factory(workers, max_pixels)
 
 
 def default_workers() -> int:

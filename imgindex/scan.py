@@ -35,7 +35,7 @@ from .labels import (
     remember_options,
 )
 from .near import verdict
-from .walk import FileEntry, Stamped, is_image_name, relative, walk_stamped
+from .walk import FileEntry, Skips, Stamped, is_image_name, raw_bytes, relative, stored_text, walk_stamped
 
 Splits = dict[str, list[Path]]
 Progress = Callable[[int, int], None]  # (files extracted so far, files to extract)
@@ -55,6 +55,7 @@ class Plan:
     gone: dict[str, list[str]] = field(default_factory=dict)  # split -> paths no longer on disk
     retry_errors: bool = False  # read files that failed before even when unchanged
     walked: dict[Path, list[Stamped]] = field(default_factory=dict)  # folder -> its walk, once per scan
+    skips: Skips = field(default_factory=Skips)  # links leading nowhere; names stored escaped
 
 
 @dataclass
@@ -64,9 +65,11 @@ class ScanSummary:
     unchanged: int = 0
     removed: int = 0
     errors: int = 0
+    skipped: int = 0  # links in the split folders that lead nowhere (dangling, or a loop)
     seconds: float = 0.0
     scan_id: int = 0
     labels: LabelSummary | None = None
+    skipped_links: list[str] = field(default_factory=list)  # those links, as stored text, sorted
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -75,13 +78,15 @@ class ScanSummary:
             "unchanged": self.unchanged,
             "removed": self.removed,
             "errors": self.errors,
+            "skipped": self.skipped,
             "seconds": round(self.seconds, 3),
         }
 
     def line(self) -> str:
+        skipped = f", {self.skipped} skipped" if self.skipped else ""  # links that lead nowhere
         return (
             f"{self.new} new, {self.changed} changed, {self.unchanged} unchanged, "
-            f"{self.removed} removed, {self.errors} errors in {self.seconds:.1f} s"
+            f"{self.removed} removed, {self.errors} errors{skipped} in {self.seconds:.1f} s"
         ) + (f"; {self.labels.line()}" if self.labels else "")
 
 
@@ -98,7 +103,7 @@ def plan_split(
     A file is unchanged when its (path, size, mtime_ns) is stored: one set lookup per file. Only
     when some file is not, or the counts differ, are the paths compared to find what went."""
     stored = store.stored_stamps(db, split, plan.retry_errors)
-    current = on_disk(roots, keep, plan.walked)
+    current = on_disk(roots, keep, plan.walked, plan.skips)
     fresh = sorted(stamped for stamped in current if stamped not in stored)
     plan.unchanged += len(current) - len(fresh)
     if not fresh and len(current) == len(stored):
@@ -106,32 +111,36 @@ def plan_split(
         return
     stored_paths = {path for path, _, _ in stored}
     for path, size, mtime in fresh:
-        entry = FileEntry(path, rel_path(path, roots), size, mtime)
+        entry = FileEntry(path, rel_path(path, roots), size, mtime, plan.skips.sources.get(path, ""))
         plan.jobs.append(Job(split, entry, is_new=path not in stored_paths))
     plan.gone[split] = sorted(stored_paths - {path for path, _, _ in current})
 
 
 def on_disk(
-    roots: Sequence[Path], keep: Callable[[str], bool] | None, walked: dict[Path, list[Stamped]]
+    roots: Sequence[Path],
+    keep: Callable[[str], bool] | None,
+    walked: dict[Path, list[Stamped]],
+    skips: Skips | None = None,
 ) -> list[Stamped]:
     """(path, size, mtime_ns) of a split's image files (overlapping folders counted once). ``walked``
-    keeps each folder's walk for the other splits of the same scan that name it."""
-    found = [f for root in roots for f in _walk(root, walked) if keep is None or keep(f[0])]
+    keeps each folder's walk for the other splits of the same scan that name it; ``skips`` gets
+    what each walk skipped."""
+    found = [f for root in roots for f in _walk(root, walked, skips) if keep is None or keep(f[0])]
     if len(roots) > 1:
         found = list(dict.fromkeys(found))
     return found
 
 
-def _walk(root: Path, walked: dict[Path, list[Stamped]]) -> list[Stamped]:
+def _walk(root: Path, walked: dict[Path, list[Stamped]], skips: Skips | None) -> list[Stamped]:
     if root not in walked:
-        walked[root] = walk_stamped(str(root))
+        walked[root] = walk_stamped(str(root), skips)
     return walked[root]
 
 
 def rel_path(path: str, roots: Sequence[Path]) -> str:
     """The path relative to the first of the split's folders that holds it."""
     for root in roots:
-        base = str(root).rstrip(os.sep) + os.sep
+        base = stored_text(str(root).rstrip(os.sep)) + os.sep
         if path.startswith(base):
             return relative(path, len(base))
     return os.path.basename(path)
@@ -162,16 +171,19 @@ def _collector_paused() -> Iterator[None]:
 
 
 def stat_entry(path: str, rel_path: str) -> FileEntry | None:
-    """The FileEntry of an image file as it is on disk now; None if it is gone or not an image file."""
+    """The FileEntry of an image file (``path`` as on disk) as it is now; None if it is gone, a
+    folder or not named like an image. A FIFO or device gets an entry: extraction records why it
+    is not read."""
     if not is_image_name(path):
         return None
     try:
         st = os.stat(path)
     except OSError:
         return None
-    if not stat.S_ISREG(st.st_mode):
+    if stat.S_ISDIR(st.st_mode):
         return None
-    return FileEntry(path, rel_path, st.st_size, st.st_mtime_ns)
+    text = stored_text(path)
+    return FileEntry(text, stored_text(rel_path), st.st_size, st.st_mtime_ns, "" if text == path else path)
 
 
 def plan_files(db: sqlite_utils.Database, split: str, files: Sequence[tuple[str, str]], plan: Plan) -> None:
@@ -179,14 +191,14 @@ def plan_files(db: sqlite_utils.Database, split: str, files: Sequence[tuple[str,
 
     Unlike plan_split, only these files are looked at: the rest of the split is left alone.
     """
-    stored = store.stored_subset(db, split, [path for path, _ in files])
+    stored = store.stored_subset(db, split, [stored_text(path) for path, _ in files])
     gone = plan.gone.setdefault(split, [])
     for path, rel_path in files:
         entry = stat_entry(path, rel_path)
-        known = stored.get(path)
+        known = stored.get(stored_text(path))
         if entry is None:
             if known is not None:
-                gone.append(path)
+                gone.append(stored_text(path))
         elif known is not None and known[:2] == (entry.size, entry.mtime_ns) and not known[2]:
             plan.unchanged += 1
         else:
@@ -232,7 +244,7 @@ def _extracted(jobs: Sequence[Job], executor: Executor) -> Iterator[tuple[Job, d
     splits, or nested folders) is extracted once and yields a row for each of its jobs."""
     by_path: dict[str, list[Job]] = {}
     for job in jobs:
-        by_path.setdefault(job.entry.path, []).append(job)
+        by_path.setdefault(job.entry.on_disk, []).append(job)
     results = executor.run(list(by_path))
     try:
         for path, extracted in results:
@@ -251,6 +263,7 @@ def to_row(job: Job, extracted: dict[str, Any], scan_id: int) -> dict[str, Any]:
         "rel_path": job.entry.rel_path,
         "size": job.entry.size,
         "mtime_ns": job.entry.mtime_ns,
+        "path_bytes": raw_bytes(job.entry.on_disk),
         "scan_id": scan_id,
     }
     row.update(extracted)
@@ -366,12 +379,14 @@ def scan_images_and_labels(
     summary = ScanSummary(scan_id=store.start_scan(db, arguments))
     plan = make_plan(db, splits, setup, retry_errors)
     summary.unchanged = plan.unchanged
+    summary.skipped_links = sorted(set(plan.skips.links))
+    summary.skipped = len(summary.skipped_links)
     mark_pending(db, {job.split for job in plan.jobs} | {split for split, gone in plan.gone.items() if gone})
     process(db, plan.jobs, summary.scan_id, executor, batch_size, summary, on_progress)
     for split, gone in plan.gone.items():
         summary.removed += store.delete_images(db, split, gone)
     for split, roots in splits.items():
-        store.record_split(db, split, [str(r) for r in roots])
+        store.record_split(db, split, [stored_text(str(r)) for r in roots])
     summary.labels = index_split_labels(db, plan, setup, summary.scan_id)
     verdict.refresh(db)  # near_pairs of the new, changed and removed images, then the verdict
     summary.seconds = time.monotonic() - started

@@ -33,7 +33,7 @@ from .executors import Executor, ProcessPool
 from .labels import LabelOptions, LabelSetup, LabelSummary, index_labels, prepare
 from .labels.formats import get as label_format
 from .scan import Plan, ScanSummary, Splits, scan, update_files
-from .walk import is_image_name, walk_images
+from .walk import is_image_name, stored_text, walk_images
 
 Roots = list[tuple[str, str]]  # (split, absolute root folder)
 Stat = tuple[int, int] | None  # (size, mtime_ns), None when the path does not exist
@@ -194,10 +194,11 @@ def group_by_split(paths: Iterable[str], roots: Roots) -> dict[str, list[tuple[s
 
 
 def indexed_under(db: sqlite_utils.Database, folder: str) -> list[str]:
-    """Indexed paths below a folder, any split (a range on path: folder events are rare)."""
-    low, high = folder + os.sep, folder + chr(ord(os.sep) + 1)
-    rows = db.execute("SELECT path FROM images WHERE path >= ? AND path < ?", [low, high])
-    return [path for (path,) in rows]
+    """Indexed paths below a folder, any split, as on disk (a range on path: folder events are rare)."""
+    text = stored_text(folder)
+    low, high = text + os.sep, text + chr(ord(os.sep) + 1)
+    rows = db.execute("SELECT path, path_bytes FROM images WHERE path >= ? AND path < ?", [low, high])
+    return [path if raw is None else os.fsdecode(raw) for path, raw in rows]
 
 
 def expand_folders(db: sqlite_utils.Database, queue: ChangeQueue) -> None:
@@ -205,7 +206,7 @@ def expand_folders(db: sqlite_utils.Database, queue: ChangeQueue) -> None:
     for folder in queue.take_folders():
         paths = set(indexed_under(db, folder))
         if os.path.isdir(folder):
-            paths.update(entry.path for entry in walk_images(Path(folder)))
+            paths.update(entry.on_disk for entry in walk_images(Path(folder)))
         for path in paths:
             queue.touch(path)
 

@@ -28,7 +28,9 @@ from imgindex.views import VIEWS
 
 VAL = DATA / "coco8" / "images" / "val"
 TRAIN = DATA / "coco128_sample" / "images" / "train2017"  # two of its images are re-encoded copies of val's
-LAST_MIGRATION = store.schema_files()[-1][0]
+OLDER_FROM = "008_windows.sql"  # make_older undoes this schema file (the window hashes) and the later ones
+UNDONE = [name for name, _ in store.schema_files() if name >= OLDER_FROM]
+LAST_MIGRATION = ", ".join(UNDONE)  # as the messages list the pending schema files
 STALE_TRIGGERS = ("near_on_insert", "near_on_update", "near_on_delete")  # what the last migration re-creates
 
 
@@ -229,14 +231,16 @@ def test_a_newer_index_is_refused_by_reads_and_writes(index: Path) -> None:
 
 
 def make_older(db: Path) -> None:
-    """As an index written before the last schema file (the window hashes): its changes absent, its
-    record too."""
+    """As an index written before the window hashes (008) and the schema files after it: their
+    changes absent, their records too."""
     write(
         db,
         "drop trigger near_on_update",
         *(f"drop view {name}" for name in VIEWS),
         "alter table images drop column window_hashes",
-        f"delete from _sqlite_migrations where name = '{LAST_MIGRATION}'",
+        "alter table images drop column path_bytes",  # 009_paths.sql
+        "alter table scans drop column skipped",
+        *(f"delete from _sqlite_migrations where name = '{name}'" for name in UNDONE),
     )
 
 
@@ -301,8 +305,8 @@ def test_an_index_of_the_first_schema_files_only_is_upgraded(tmp_path: Path) -> 
     assert "extractor" not in sqlite_utils.Database(db)["images"].columns_dict
     line = error_line(["sql", "--db", str(db), "select 1"])
     assert (
-        "older imgindex (schema 005_extractor.sql, 006_stale_triggers.sql, 007_verdicts.sql, 008_windows.sql not"
-        in line
+        "older imgindex (schema 005_extractor.sql, 006_stale_triggers.sql, 007_verdicts.sql, 008_windows.sql, "
+        "009_paths.sql not" in line
     )
     invoke("upgrade", "--db", str(db))
     assert invoke("sql", "--db", str(db), "--json", "select count(extractor) n from images").output.strip() == (

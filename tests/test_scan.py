@@ -174,6 +174,10 @@ def test_unicode_names_symlinks_and_link_loops(db: Path, tmp_path: Path) -> None
     (folder / "dangling.png").symlink_to(tmp_path / "missing.png")
     result = invoke("scan", "--db", str(db), f"d={folder}")
     assert summary_counts(result.output)["new"] == 2
+    assert summary_counts(result.output)["skipped"] == 1  # the dangling link
+    assert (
+        f"Skipped 1 link that leads nowhere (dangling, or a loop of links): {folder / 'dangling.png'}" in result.output
+    )
     names = {r["rel_path"] for r in sql_rows(db, "select rel_path from images")}
     assert names == {"café ☕.png", "linked.png"}
 

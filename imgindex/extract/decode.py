@@ -22,6 +22,14 @@ ORIENTATION_TRANSPOSE = {
     8: Image.Transpose.ROTATE_90,
 }
 TRANSPOSED = frozenset({5, 6, 7, 8})  # orientations that swap width and height
+MAX_PIXELS = 89_478_485  # pixels decoded per image, at most, by default: Pillow's MAX_IMAGE_PIXELS
+
+
+SCALE_ROWS = 256  # rows of a 16-bit or float image scaled to 8 bits at a time
+
+
+class PixelBudgetError(ValueError):
+    """An image that would decode to more pixels than the budget allows."""
 
 
 def draft_scale(size: tuple[int, int]) -> int:
@@ -29,6 +37,29 @@ def draft_scale(size: tuple[int, int]) -> int:
     least DRAFT_MIN_SIDE (1 for small images)."""
     short = min(size)
     return next((s for s in DRAFT_SCALES if short >= s * DRAFT_MIN_SIDE), 1)
+
+
+def decoded_size(format: str | None, size: tuple[int, int]) -> tuple[int, int]:
+    """The size an image of this format and stored size is decoded at: a JPEG's draft, else its own."""
+    if format not in DRAFT_FORMATS:
+        return size
+    scale = draft_scale(size)
+    return -(-size[0] // scale), -(-size[1] // scale)
+
+
+def check_budget(im: Image.Image, max_pixels: int) -> None:
+    """Raise PixelBudgetError when decoding ``im`` (at its draft scale, for a JPEG) would make more
+    than ``max_pixels`` pixels; judged on the header, before anything is decoded."""
+    width, height = decoded_size(im.format, im.size)
+    if width * height <= max_pixels:
+        return
+    drafted = (width, height) != im.size
+    raise PixelBudgetError(
+        f"too many pixels to decode (a possible decompression bomb): {im.width}x{im.height}"
+        + (f" decodes to {width}x{height}" if drafted else "")
+        + f" = {width * height:,} pixels, over the budget of {max_pixels:,}; raise it with --max-pixels "
+        "(with --retry-errors to read the file again)"
+    )
 
 
 def decode(im: Image.Image) -> int:
@@ -55,9 +86,12 @@ def to_rgb8(im: Image.Image) -> Image.Image:
     if im.mode == "RGB":
         return im
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(im, dtype=np.float64)
+        arr = np.asarray(im)
         top = 65535.0 if im.mode.startswith("I;16") else max(float(arr.max()), 1.0)
-        scaled = np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8)
+        scaled = np.empty(arr.shape, dtype=np.uint8)
+        for start in range(0, arr.shape[0], SCALE_ROWS):  # in strips: no float copy of a whole large image
+            rows = slice(start, start + SCALE_ROWS)
+            scaled[rows] = np.clip(arr[rows].astype(np.float64) * (255.0 / top), 0, 255)
         return Image.fromarray(scaled, "L").convert("RGB")
     return im.convert("RGB")
 

@@ -9,6 +9,7 @@ from typing import Any
 import sqlite_utils
 
 from .. import store
+from ..walk import stored_text
 from .formats import LabelPlan, Parsed, Problem
 from .formats.base import Stat
 from .formats.model import UNREADABLE_FILE
@@ -70,7 +71,7 @@ def write_file(
     problems = parsed.problems + ([Problem(UNREADABLE_FILE, path, None, parsed.error)] if parsed.error else [])
     conn.executemany(
         "INSERT INTO label_problems (label_file_id, split, path, line, kind, detail) VALUES (?, ?, ?, ?, ?, ?)",
-        [(lf_id, split, pr.path, pr.line, pr.kind, pr.detail) for pr in problems],
+        [(lf_id, split, pr.path and stored_text(pr.path), pr.line, pr.kind, pr.detail) for pr in problems],
     )
     if parsed.classes:  # classes the file defines (COCO categories)
         conn.executemany(

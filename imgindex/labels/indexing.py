@@ -17,6 +17,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from ..walk import stored_text
 from .files import StoredFile, remove_files, stored_files, write_file
 from .formats import ClassTable, ImageIndex, LabelFormat, LabelPlan, Reading, get
 from .formats.base import Stat
@@ -107,7 +108,9 @@ def _read_plan(
 ) -> set[str]:
     """(Re-)read the plan's files that are stale; returns the paths of all its files on disk."""
     fmt = get(plan.format)
-    current = fmt.stat_with_images(plan, job.images)
+    on_disk = fmt.stat_with_images(plan, job.images)
+    sources = {stored_text(p): p for p in on_disk}  # a name that is not UTF-8 is stored escaped
+    current = {text: on_disk[p] for text, p in sources.items()}
     todo = _to_read(fmt, plan, current, stored, job)
     summary.unchanged += len(current) - len(todo)
     summary.read += len(todo)
@@ -118,7 +121,7 @@ def _read_plan(
     for start in range(0, len(todo), BATCH_FILES):
         with db.atomic():
             for path in todo[start : start + BATCH_FILES]:
-                parsed = fmt.read(plan, Path(path), reading)
+                parsed = fmt.read(plan, Path(sources[path]), reading)
                 write_file(db, job.split, plan, path, current[path], parsed, stored.get(path), job.scan_id)
     return set(current)
 
@@ -170,7 +173,8 @@ def _count_if_unchanged(db: sqlite_utils.Database, split: str, plans: Sequence[L
     }
     seen: set[str] = set()
     for plan in plans:
-        for path, (size, mtime) in get(plan.format).stat_unchanged(plan, stored).items():
+        for on_disk, (size, mtime) in get(plan.format).stat_unchanged(plan, stored).items():
+            path = stored_text(on_disk)
             known = stored.get(path)
             if known is None or known[1:] != (mtime, plan.format) or (size is not None and known[0] != size):
                 return None

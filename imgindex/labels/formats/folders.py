@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from ...walk import stored_text
 from .base import CLASSES_OF_LABELS, LabelFormat, LabelPlan, Reading, Stat, Watched
 from .images import ImageIndex, is_image
 from .model import Label, Parsed
@@ -70,7 +71,7 @@ def _holds_images_directly(root: Path) -> bool:
 def folder_labels(folder: Path, images: ImageIndex) -> Parsed:
     """Every image below a class folder gets the folder's name as its class."""
     paths = images.under(folder)
-    return Parsed(labels=[Label(p, None, folder.name) for p in paths], images=paths)
+    return Parsed(labels=[Label(p, None, stored_text(folder.name)) for p in paths], images=paths)
 
 
 class FoldersFormat(LabelFormat):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from ...walk import stored_text
 from .model import Size
 
 IMAGE_EXTENSIONS = frozenset(
@@ -57,7 +58,7 @@ class ImageIndex:
 
     def under(self, folder: str | Path) -> list[str]:
         """Images below `folder`, sorted (a range of the sorted paths)."""
-        prefix = str(folder).rstrip(os.sep) + os.sep
+        prefix = stored_text(str(folder)).rstrip(os.sep) + os.sep  # the images' paths are stored text
         start = bisect.bisect_left(self._sorted, prefix)
         end = bisect.bisect_left(self._sorted, prefix[:-1] + chr(ord(os.sep) + 1))
         return self._sorted[start:end]

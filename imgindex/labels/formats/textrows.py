@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import sqlite_utils
 
+from ...walk import stored_text
 from .base import ClassTable, LabelFormat, LabelPlan, Reading, Stat, Watched, read_text, stat_paths
 from .images import ImageIndex
 from .model import IMAGE_SIZE_UNKNOWN, LABEL_WITHOUT_IMAGE, UNNAMED_CLASS, Parsed, Problem
@@ -70,7 +71,7 @@ def image_for_text_label(plan: LabelPlan, path: Path | str, images: ImageIndex) 
     assert plan.label_dir is not None and plan.image_dir is not None
     text, label_dir = str(path), str(plan.label_dir)
     rel = text[len(label_dir) + 1 :] if text.startswith(label_dir + os.sep) else os.path.relpath(text, label_dir)
-    return images.by_base(os.path.join(str(plan.image_dir), os.path.splitext(rel)[0]))
+    return images.by_base(stored_text(os.path.join(str(plan.image_dir), os.path.splitext(rel)[0])))
 
 
 def is_names_file(plan: LabelPlan, path: Path | str) -> bool:
