@@ -35,6 +35,7 @@ OTHER_JPEG = DATA / "coco8" / "images" / "train" / "000000000030.jpg"
 PASSWD = Path("/etc/passwd")
 EMOJI_NAME = "cat \U0001f431 caf\u00e9.ppm"  # a valid PPM: browsers do not show it, so it is a download
 CRLF_NAME = "bad\r\nSet-Cookie: x=1.jpg"  # not an image: a download
+NOT_UTF8_NAME = b"/caf\xe9.jpg"  # Latin-1 bytes: indexed under an escaped name, served from its bytes
 BIG_SIDE = 6000  # 36 million pixels: above the default thumbnail budget, a flat PNG of 120 KB
 
 
@@ -89,6 +90,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
     (train / "linked").symlink_to(outside, target_is_directory=True)
     Image.new("RGB", (4, 3), "red").save(train / EMOJI_NAME)
     (train / CRLF_NAME).write_bytes(b"not an image")
+    Path(os.fsdecode(bytes(train) + NOT_UTF8_NAME)).write_bytes(JPEG.read_bytes())
     Image.new("RGB", (BIG_SIDE, BIG_SIDE), (200, 120, 40)).save(train / "big.png")
     db = root / "index.db"
     scan(db, {"train": [train]}, workers=1)
@@ -195,6 +197,15 @@ def test_downloads_carry_any_file_name(served: Served, name: str) -> None:
     assert disposition.startswith('attachment; filename="')
     assert filename_star(disposition) == name
     assert "set-cookie" not in response.headers
+
+
+def test_a_file_whose_name_is_not_utf8_is_served_from_its_bytes(served: Served) -> None:
+    with sqlite3.connect(served.db) as conn:
+        number, path_bytes = conn.execute("select id, path_bytes from images where path_bytes is not null").fetchone()
+    assert path_bytes == bytes(served.train) + NOT_UTF8_NAME
+    response = served.get(f"/-/imgindex/image/{number}")
+    assert response.status_code == 200
+    assert response.content == JPEG.read_bytes()
 
 
 # --- thumbnails of huge images -------------------------------------------------------------------

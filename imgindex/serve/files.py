@@ -44,6 +44,13 @@ def inside(real_path: str, roots: Iterable[str]) -> bool:
     return False
 
 
+def disk_path(row: dict[str, Any]) -> str:
+    """Where an images row's file is: its exact bytes when its name is not UTF-8 (``path`` then
+    holds an escaped spelling, imgindex.walk), else ``path``."""
+    raw = row.get("path_bytes")
+    return os.fsdecode(raw) if raw else str(row["path"])
+
+
 def _outside(row: dict[str, Any]) -> Refusal:
     return Refusal(403, f"Image {row['id']} lies outside the folders its split was scanned from: it is not served")
 
@@ -52,13 +59,13 @@ def check(row: dict[str, Any], roots: list[str]) -> os.stat_result | Refusal:
     """The stat of an images row's file, or why it is not served (gone, not a regular file,
     changed since it was indexed, or outside its split's folders)."""
     try:
-        info = os.stat(row["path"])
+        info = os.stat(disk_path(row))
     except OSError:
         return Refusal(404, f"Image {row['id']} is no longer on disk")
     problem = _stamp_problem(row, info)
     if problem is not None:
         return problem
-    if not inside(os.path.realpath(row["path"]), roots):
+    if not inside(os.path.realpath(disk_path(row)), roots):
         return _outside(row)
     return info
 
@@ -67,13 +74,13 @@ def open_checked(row: dict[str, Any], roots: list[str]) -> OpenedFile | Refusal:
     """The images row's file, opened, when ``check`` allows it; the check is made on the open file
     (its own path, its own stat), so a link swapped between the check and the read changes nothing."""
     try:
-        fd = os.open(row["path"], os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(disk_path(row), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return Refusal(404, f"Image {row['id']} is no longer on disk")
     try:
         info = os.fstat(fd)
         problem = _stamp_problem(row, info)
-        if problem is None and not inside(_real_path_of(fd, row["path"], info), roots):
+        if problem is None and not inside(_real_path_of(fd, disk_path(row), info), roots):
             problem = _outside(row)
         if problem is not None:
             os.close(fd)
