@@ -472,6 +472,7 @@ def watch_command(
                 executor=executor,
                 on_batch=report,
                 on_ready=ready,
+                on_busy=lambda message: click.echo(f"{time.strftime('%H:%M:%S')} {message}", err=True),
             )
         except LabelError as exc:
             raise click.ClickException(str(exc)) from None
