@@ -252,13 +252,15 @@ MISSING_FLAGS = {
 }
 
 
-def read_index(db_path: str) -> Index:
-    """The index opened read-only (nothing migrated or written); a warning on stderr when its
-    near-duplicate pairs are out of date."""
-    index = Index(db_path, readonly=True)
-    if index.pairs_out_of_date:
-        click.echo(stale_pairs_warning(db_path), err=True)
-    return index
+@contextmanager
+def read_index(db_path: str) -> Iterator[Index]:
+    """The index opened read-only (nothing migrated or written) and read in one snapshot: every
+    query of the command sees the same state, whatever a scan or watch commits meanwhile. A warning
+    on stderr when its near-duplicate pairs are out of date."""
+    with Index(db_path, readonly=True) as index, index.snapshot():
+        if index.pairs_out_of_date:
+            click.echo(stale_pairs_warning(db_path), err=True)
+        yield index
 
 
 def stale_pairs_warning(db_path: str) -> str:
@@ -504,7 +506,8 @@ def serve_command(db_path: str, host: str, port: int) -> None:
     import uvicorn
     from datasette.app import Datasette
 
-    read_index(db_path).close()  # an index of this version; Datasette reads it through mode=ro connections
+    with read_index(db_path):  # an index of this version; Datasette reads it through mode=ro connections
+        pass
     datasette = Datasette([db_path])
     asyncio.run(datasette.invoke_startup())
     name = next(n for n in datasette.databases if n != "_internal")

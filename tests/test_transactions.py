@@ -19,6 +19,7 @@ import pytest
 from conftest import ROOT, invoke
 
 from imgindex import store
+from imgindex.api import Index
 from imgindex.executors import Inline
 from imgindex.labels import LabelOptions, index_labels, prepare
 from imgindex.near import verdict
@@ -193,3 +194,79 @@ def test_every_write_transaction_starts_in_the_store() -> None:
             if re.search(pattern, text):
                 found.add((name, what))
     assert found - allowed == {("imgindex/store.py", "begin")}
+
+
+# ---------------------------------------------------------------- readers
+
+
+def _deleting(db: Path, where: str) -> Callable[[], None]:
+    """Another connection removes the images `where` says, with their near pairs, and commits."""
+
+    def delete() -> None:
+        conn = sqlite3.connect(db, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(f"DELETE FROM images WHERE {where}")
+            conn.execute(
+                "DELETE FROM near_pairs WHERE a NOT IN (SELECT id FROM images) OR b NOT IN (SELECT id FROM images)"
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    return delete
+
+
+def _traced_reads(monkeypatch: pytest.MonkeyPatch, pattern: str, action: Callable[[], None]) -> None:
+    """Every connection imgindex opens runs `action` before its first statement matching `pattern`."""
+    register = store.register_functions
+
+    def register_and_trace(conn: sqlite3.Connection) -> None:
+        register(conn)
+        on_statement(conn, pattern, action)
+
+    monkeypatch.setattr(store, "register_functions", register_and_trace)
+
+
+# the first statement after the pairs are read (their images' second signals are read next)
+AFTER_PAIRS = r"CREATE TEMP TABLE IF NOT EXISTS near_wanted"
+
+
+def test_duplicates_read_one_snapshot_while_a_writer_commits(
+    labelled: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pairs are read, a writer removes images (and their pairs), the pairs' images are read:
+    that failed (a KeyError, an IndexError: rows of two states of the index)."""
+    db_path = scanned(labelled)
+    expected = invoke("duplicates", "--db", str(db_path), "--json", "--max-distance", "6").output
+    assert '"val"' in expected and "000000000036" in expected
+    _traced_reads(monkeypatch, AFTER_PAIRS, _deleting(db_path, "split = 'val'"))
+    result = invoke("duplicates", "--db", str(db_path), "--json", "--max-distance", "6", ok=False)
+    assert result.exit_code == 0, result.output
+    assert result.output == expected  # the state before the writer's commit, whole
+
+
+def test_the_read_api_reads_one_snapshot(labelled: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    db_path = scanned(labelled)
+    with Index(db_path, readonly=True) as index:
+        expected = index.duplicates(max_distance=6)
+    _traced_reads(monkeypatch, AFTER_PAIRS, _deleting(db_path, "split = 'val'"))
+    with Index(db_path, readonly=True) as index:
+        assert index.duplicates(max_distance=6) == expected
+        with index.snapshot():  # several calls, one state
+            before = index.query("SELECT count(*) n FROM images")
+            _deleting(db_path, "path LIKE '%train2017/000000000025.jpg'")()
+            assert index.query("SELECT count(*) n FROM images") == before == [{"n": 16}]
+        assert index.query("SELECT count(*) n FROM images") == [{"n": 15}]
+
+
+def test_reads_take_no_lock_and_leave_no_transaction_open(labelled: dict[str, Path]) -> None:
+    db_path = scanned(labelled)
+    with Index(db_path, readonly=True) as index:
+        index.duplicates()
+        index.query("SELECT 1")
+        assert not index.db.conn.in_transaction
+        with writer_holding_the_lock(db_path, 0.5), index.snapshot():
+            started = time.monotonic()
+            assert index.query("SELECT count(*) n FROM images") == [{"n": 20}]
+            assert time.monotonic() - started < 0.3  # a writer holding the lock does not hold readers up
