@@ -504,13 +504,28 @@ def upsert_images(db: sqlite_utils.Database, rows: Sequence[dict[str, Any]]) -> 
         db.conn.executemany(sql, [tuple(r.get(c) for c in columns) for r in rows])
 
 
+# the stored verdict's rows naming an image (the parameters: its split and path, twice)
+_VERDICT_ROWS_OF_IMAGE = (
+    "DELETE FROM verdict_members WHERE image_id IN (SELECT id FROM images WHERE split = ? AND path = ?)",
+    "DELETE FROM label_conflicts WHERE a IN (SELECT id FROM images WHERE split = ? AND path = ?) "
+    "OR b IN (SELECT id FROM images WHERE split = ? AND path = ?)",
+    "DELETE FROM verdict_pairs WHERE a IN (SELECT id FROM images WHERE split = ? AND path = ?) "
+    "OR b IN (SELECT id FROM images WHERE split = ? AND path = ?)",
+)
+
+
 def delete_images(db: sqlite_utils.Database, split: str, paths: Iterable[str]) -> int:
-    """Remove the given files of a split from the index; returns how many rows went."""
+    """Remove the given files of a split from the index; returns how many rows went. The stored
+    verdict forgets them in the same transaction (as near_pairs does, by trigger): until the
+    verdict is recomputed, readers of a committed state never meet a group member or a label
+    conflict whose image is gone."""
     batch = [(split, p) for p in paths]
     with write_transaction(db):
-        db.conn.executemany("DELETE FROM images WHERE split = ? AND path = ?", batch)
         if batch:
+            for sql in _VERDICT_ROWS_OF_IMAGE:
+                db.conn.executemany(sql, [key * sql.count("path = ?") for key in batch])
             mark_verdict_stale(db)
+        db.conn.executemany("DELETE FROM images WHERE split = ? AND path = ?", batch)
     return len(batch)
 
 

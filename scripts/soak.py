@@ -179,6 +179,9 @@ class Soak:
         if proc.returncode != 0 or "Traceback" in proc.stderr:
             last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
             self._error(f"imgindex {command} exited {proc.returncode}: {last}")
+        for line in proc.stderr.splitlines():
+            if line.startswith("Feature failed"):  # the report goes on without it: an error all the same
+                self._error(f"imgindex {command}: {line}")
         return proc.stdout
 
     def _scan(self) -> None:

@@ -196,6 +196,27 @@ def test_every_write_transaction_starts_in_the_store() -> None:
     assert found - allowed == {("imgindex/store.py", "begin")}
 
 
+def test_a_removed_image_leaves_the_stored_verdict_in_the_same_transaction(labelled: dict[str, Path]) -> None:
+    """A scan removes files in one transaction and recomputes the verdict in a later one: a reader
+    in between met a label conflict whose image was gone (KeyError)."""
+    db_path = scanned(labelled)
+    db = store.open_db(db_path)
+    try:
+        ids = dict(db.execute("SELECT path, id FROM images WHERE path LIKE '%000000000036.jpg'").fetchall())
+        train, val = (ids[str(labelled[split] / "000000000036.jpg")] for split in ("train", "val"))
+        db.execute(
+            "INSERT INTO label_conflicts VALUES (?, ?, NULL, 'copy', 'classes differ', 'person, cat')", [train, val]
+        )
+        assert store.delete_images(db, "val", [str(labelled["val"] / "000000000036.jpg")]) == 1
+        assert db.execute("SELECT count(*) FROM label_conflicts WHERE ? IN (a, b)", [val]).fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM verdict_members WHERE image_id = ?", [val]).fetchone()[0] == 0
+    finally:
+        db.close()
+    result = invoke("duplicates", "--db", str(db_path), ok=False)
+    assert result.exit_code == 0, result.output
+    assert "out of date" in result.output  # the verdict is recomputed by the write that follows
+
+
 # ---------------------------------------------------------------- readers
 
 
