@@ -132,6 +132,7 @@ class DatabaseBusy(IndexStateError):
             f"{path} is busy: another program kept its write lock for {waited:.0f} s; "
             "try again once it is done (a scan or watch holds it for one batch at a time).",
         )
+        self.waited = waited
 
 
 @dataclass(frozen=True)

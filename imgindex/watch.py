@@ -348,11 +348,11 @@ class Watcher:
         try:
             self._apply(db, scan_id, paths, summary)
         except store.DatabaseBusy as busy:
-            self._retry_later(paths, str(busy))
+            self._retry_later(paths, f"another program kept its write lock for {busy.waited:.0f} s")
         except sqlite3.OperationalError as err:
             if not store.is_busy(err):
                 raise
-            self._retry_later(paths, f"{self.db_path} is busy: {err}")
+            self._retry_later(paths, str(err))
         else:
             self.refusals = 0
         return True
@@ -381,7 +381,7 @@ class Watcher:
         self.refusals += 1
         pause = min(BUSY_PAUSE * self.refusals, MAX_BUSY_PAUSE)
         if self.on_busy is not None:
-            self.on_busy(f"{why}; {len(paths)} changes are applied again in {pause:.0f} s")
+            self.on_busy(f"{self.db_path} is busy ({why}): {len(paths)} changes are applied again in {pause:.0f} s")
         self.stop.wait(pause)
 
     def _index_labels(

@@ -27,7 +27,7 @@ from .formats.registry import rank
 from .formats.rows import Convention
 from .settings import get_setting, set_setting
 
-BATCH_FILES = 500  # label files written per transaction
+BATCH_FILES = 500  # label files written per savepoint (the split's label pass is one write transaction)
 
 
 @dataclass
