@@ -69,9 +69,15 @@ class Outcome:
 
 class Soak:
     def __init__(
-        self, work: Path, seconds: float, seed: int = 0, scanners: int = 2, log: Callable[[str], None] = print
+        self,
+        work: Path,
+        seconds: float,
+        seed: int = 0,
+        scanners: int = 2,
+        log: Callable[[str], None] = print,
+        extra: Path | None = None,
     ) -> None:
-        self.work, self.seconds, self.scanners, self.log = work, seconds, scanners, log
+        self.work, self.seconds, self.scanners, self.log, self.extra = work, seconds, scanners, log, extra
         self.random = random.Random(seed)
         self.db = work / "index.db"
         self.data = work / "data"
@@ -128,6 +134,10 @@ class Soak:
             (self.data / "labels" / split).mkdir(parents=True)
             for _ in range(12):
                 self._add_copy(split)
+        if self.extra is not None:  # a larger set copied into the third split: a verdict that takes longer
+            for n, image in enumerate(sorted(p for p in self.extra.rglob("*") if p.suffix.lower() in (".jpg", ".png"))):
+                # copied, never linked: files of the split are changed in place
+                shutil.copyfile(image, self.data / "images" / "extra" / f"extra-{n:05d}{image.suffix.lower()}")
 
     def _split_args(self, splits: tuple[str, ...] = SPLITS) -> list[str]:
         return [f"{split}={self.data / 'images' / split}" for split in splits]
@@ -448,13 +458,18 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=180, help="how long the commands run together")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scanners", type=int, default=2, help="scans running at once, each again and again")
+    parser.add_argument(
+        "--extra",
+        type=Path,
+        help="a folder of images (e.g. /work/shared/data/chess_pieces_coco) linked into the third split",
+    )
     parser.add_argument("--keep", type=Path, help="work in this (new) folder and keep it")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="imgindex-soak-"))
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     try:
-        outcome = Soak(work, args.seconds, args.seed, args.scanners).run()
+        outcome = Soak(work, args.seconds, args.seed, args.scanners, extra=args.extra).run()
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
