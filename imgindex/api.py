@@ -13,7 +13,8 @@ with Index("imgindex.db") as index:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -55,7 +56,16 @@ class Index:
     def pairs_out_of_date(self) -> bool:
         """Were images written since the near-duplicate pairs were computed (another program, or a
         scan still running)? The pairs read are then the stored ones."""
-        return store.near_pairs_out_of_date(self.db)
+        with self.snapshot():
+            return store.near_pairs_out_of_date(self.db)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Index]:
+        """Every read inside the block sees one state of the index, whatever a scan or watch commits
+        meanwhile (one read transaction; see store.read_snapshot). Each read call of this class is
+        one snapshot on its own; this makes several calls one."""
+        with store.read_snapshot(self.db):
+            yield self
 
     def __enter__(self) -> Index:
         return self
@@ -112,7 +122,8 @@ class Index:
     ) -> Watcher:
         """A Watcher that scans ``splits`` and then follows their changes (``.run()`` until
         ``.stop`` is set). Labels are read as the last scan of each split read them. ``settings``:
-        settle, batch_size, on_batch, on_ready (see imgindex.watch.Watcher); ``max_pixels`` as for scan."""
+        settle, batch_size, on_batch, on_ready, on_busy (see imgindex.watch.Watcher); ``max_pixels`` as
+        for scan."""
         folders = as_splits(splits)
         setup = prepare(self.db, folders, LabelOptions(), ask, named_folders(splits))
         return Watcher(
@@ -123,11 +134,13 @@ class Index:
         """The verdict: its rule, duplicate groups and scenes within each split ("splits") and across
         each pair of splits ("intersections"), and label conflicts. The default rule's verdict is
         the stored one; another rule or distance is computed now."""
-        return groups.find_duplicates(self.db, max_distance, rule)
+        with self.snapshot():
+            return groups.find_duplicates(self.db, max_distance, rule)
 
     def describe_duplicates(self, max_distance: int = groups.DEFAULT_MAX_DISTANCE, rule: str = "imgindex") -> list[str]:
         """The rule, DataGradients' sentences per split and pair of splits, scenes and label conflicts."""
-        return groups.describe(self.db, max_distance, rule)
+        with self.snapshot():
+            return groups.describe(self.db, max_distance, rule)
 
     def leakage(self, max_distance: int = groups.DEFAULT_MAX_DISTANCE, rule: str = "imgindex") -> list[dict[str, Any]]:
         """For each pair of splits: the duplicate groups (and scenes) with members in both."""
@@ -140,7 +153,8 @@ class Index:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
         """(column names, rows) of a SQL query."""
-        return query.run_query(self.db, sql, params)
+        with self.snapshot():
+            return query.run_query(self.db, sql, params)
 
     def split_folders(self) -> dict[str, list[str]]:
         """split -> the folders its last scan covered."""
@@ -161,7 +175,8 @@ class Index:
         data); returns a ReportOutcome (paths, features, errors)."""
         from .report.build import write_report
 
-        return write_report(self.db, self.path, out_dir, title, config, sections=sections)
+        with self.snapshot():
+            return write_report(self.db, self.path, out_dir, title, config, sections=sections)
 
 
 def _executor(executor: Executor | str | None, workers: int | None, max_pixels: int | None = None) -> Executor:

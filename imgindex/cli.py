@@ -284,13 +284,15 @@ MISSING_FLAGS = {
 }
 
 
-def read_index(db_path: str) -> Index:
-    """The index opened read-only (nothing migrated or written); a warning on stderr when its
-    near-duplicate pairs are out of date."""
-    index = Index(db_path, readonly=True)
-    if index.pairs_out_of_date:
-        click.echo(stale_pairs_warning(db_path), err=True)
-    return index
+@contextmanager
+def read_index(db_path: str) -> Iterator[Index]:
+    """The index opened read-only (nothing migrated or written) and read in one snapshot: every
+    query of the command sees the same state, whatever a scan or watch commits meanwhile. A warning
+    on stderr when its near-duplicate pairs are out of date."""
+    with Index(db_path, readonly=True) as index, index.snapshot():
+        if index.pairs_out_of_date:
+            click.echo(stale_pairs_warning(db_path), err=True)
+        yield index
 
 
 def stale_pairs_warning(db_path: str) -> str:
@@ -508,6 +510,7 @@ def watch_command(
                 max_pixels=max_pixels,
                 on_batch=report,
                 on_ready=ready,
+                on_busy=lambda message: click.echo(f"{time.strftime('%H:%M:%S')} {message}", err=True),
             )
         except LabelError as exc:
             raise click.ClickException(str(exc)) from None
@@ -561,7 +564,8 @@ def serve_command(
     import uvicorn
     from datasette.app import Datasette
 
-    read_index(db_path).close()  # an index of this version; Datasette reads it through mode=ro connections
+    with read_index(db_path):  # an index of this version; Datasette reads it through mode=ro connections
+        pass
     options = {
         "debug_pages": debug_pages,
         "thumbnail_max_pixels": thumbnail_max_pixels,

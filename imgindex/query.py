@@ -10,13 +10,17 @@ from typing import Any
 
 import sqlite_utils
 
+from . import store
+
 
 def run_query(
     db: sqlite_utils.Database, sql: str, params: Sequence[Any] = ()
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    cursor = db.execute(sql, list(params))
-    columns = [d[0] for d in cursor.description or []]
-    return columns, cursor.fetchall()
+    """(column names, rows) of one query, read in one snapshot (store.read_snapshot)."""
+    with store.read_snapshot(db):
+        cursor = db.execute(sql, list(params))
+        columns = [d[0] for d in cursor.description or []]
+        return columns, cursor.fetchall()
 
 
 def as_json(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -227,7 +227,7 @@ def update_files(
     for job, extracted in _extracted(plan.jobs, executor or Inline()):
         rows.append(to_row(job, extracted, scan_id))
         _count(summary, job, extracted)
-    with db.atomic():
+    with store.write_transaction(db):
         store.upsert_images(db, rows)
         for split, gone in plan.gone.items():
             summary.removed += store.delete_images(db, split, gone)

@@ -6,13 +6,16 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import random
 import shlex
 import sqlite3
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -49,6 +52,7 @@ def _script_runner(sql: str):  # type: ignore[no-untyped-def]
     return run
 
 
+T = TypeVar("T")
 SQLITE_HEADER = b"SQLite format 3\x00"
 TABLES_LISTED = 5  # tables a "not an imgindex index" message names
 
@@ -119,6 +123,18 @@ class OlderIndexError(IndexStateError):
         )
 
 
+class DatabaseBusy(IndexStateError):
+    """Another connection kept the write lock through every attempt of LockPolicy."""
+
+    def __init__(self, path: str | Path, waited: float) -> None:
+        super().__init__(
+            path,
+            f"{path} is busy: another program kept its write lock for {waited:.0f} s; "
+            "try again once it is done (a scan or watch holds it for one batch at a time).",
+        )
+        self.waited = waited
+
+
 @dataclass(frozen=True)
 class IndexFile:
     """What a SQLite file at --db holds, as far as imgindex cares."""
@@ -176,7 +192,7 @@ def _connect_readonly(path: str | Path) -> sqlite3.Connection:
     if header and header != SQLITE_HEADER:  # an empty file is an empty database
         raise NotADatabaseError(path)
     try:
-        return sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        return sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=LOCKS.busy_timeout)
     except sqlite3.Error as err:
         raise _unreadable(path, err) from err
 
@@ -291,20 +307,31 @@ def open_db(path: str | Path) -> sqlite_utils.Database:
     a database holding other tables than imgindex's, and an index written by a newer imgindex."""
     if Path(path).exists():
         require_writable(inspect_file(path))
-    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
+    conn = sqlite3.connect(str(path), timeout=LOCKS.busy_timeout, isolation_level=None, check_same_thread=False)
+    retry_busy(conn, lambda: conn.execute("PRAGMA journal_mode=WAL"))
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     register_functions(conn)
     db = sqlite_utils.Database(conn)
-    migrations().apply(db)
-    create_views(db)
+    bring_up_to_date(db, Path(path))
     return db
 
 
+def bring_up_to_date(db: sqlite_utils.Database, path: Path) -> None:
+    """Apply the schema files not applied yet and re-create the views, in one write transaction, when
+    something is missing or outdated; an index already current is opened without taking the write
+    lock. What is pending is read again under the lock: another writer may have applied it meanwhile."""
+    info = _describe(db.conn, path)
+    if Migrations.migrations_table in info.tables and not info.pending and not info.outdated_views:
+        return
+    with write_transaction(db):
+        migrations().apply(db)
+        create_views(db)
+
+
 def create_views(db: sqlite_utils.Database) -> None:
-    """Views are derived, so they are dropped and re-created on every open."""
-    with db.atomic():
+    """Views are derived: every one of this version's is dropped and re-created."""
+    with write_transaction(db):
         for name, sql in VIEWS.items():
             db.create_view(name, sql, replace=True)
 
@@ -319,6 +346,112 @@ def hamming_hex(a: str | None, b: str | None) -> int | None:
     if a is None or b is None or len(a) != len(b):
         return None
     return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+# ---------------------------------------------------------------- transactions
+#
+# The one policy for every transaction imgindex runs on an index.
+#
+# Writers (scan, watch, upgrade) take the write lock when a write transaction starts (BEGIN
+# IMMEDIATE), so what a transaction reads is what it writes over: another writer cannot commit in
+# between. (A deferred transaction that read first and writes later is refused by SQLite with
+# "database is locked" at once, without waiting, when another connection committed since its first
+# read; a transaction that computes from stale rows and then inserts hits UNIQUE constraints.) A
+# writer waits for another's lock in SQLite's busy handler for up to busy_timeout seconds, then
+# pauses and tries again, `attempts` times in all; then DatabaseBusy.
+#
+# Readers read inside one deferred transaction on their read-only connection: in WAL mode every
+# statement of it reads the snapshot of its first read, whatever writers commit meanwhile.
+
+SQLITE_BUSY = 5  # the primary result code of a lock held elsewhere (extended codes keep it in their low byte)
+
+
+@dataclass(frozen=True)
+class LockPolicy:
+    """How long a writer waits for the write lock."""
+
+    busy_timeout: float = 10.0  # seconds SQLite's busy handler waits inside one attempt
+    attempts: int = 6  # attempts before DatabaseBusy (about a minute in all)
+    backoff: float = 0.1  # seconds paused after the first failed attempt, doubled after each further one
+    max_backoff: float = 2.0
+
+    def pause(self, failed: int) -> float:
+        """Seconds to pause after `failed` failed attempts, jittered so that two waiting writers do
+        not try again in step."""
+        return min(self.backoff * 2 ** (failed - 1), self.max_backoff) * random.uniform(0.5, 1.0)
+
+
+LOCKS = LockPolicy()
+
+
+def is_busy(err: sqlite3.Error) -> bool:
+    """A transient lock: another connection holds what this one needs (SQLITE_BUSY, extended or not)."""
+    code = getattr(err, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return bool(code & 0xFF == SQLITE_BUSY)
+    return isinstance(err, sqlite3.OperationalError) and "database is locked" in str(err)
+
+
+def retry_busy(conn: sqlite3.Connection, action: Callable[[], T]) -> T:
+    """``action()``, tried again after a pause while it fails on a transient lock, as LOCKS says;
+    DatabaseBusy (naming the file) once the attempts are spent. Other errors pass through."""
+    started, failed = time.monotonic(), 0
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as err:
+            if not is_busy(err):
+                raise
+            failed += 1
+            if failed >= LOCKS.attempts:
+                raise DatabaseBusy(database_path(conn), time.monotonic() - started) from err
+        time.sleep(LOCKS.pause(failed))
+
+
+def database_path(conn: sqlite3.Connection) -> str:
+    """The file of a connection's main database (empty for an in-memory one)."""
+    row = conn.execute("PRAGMA database_list").fetchone()
+    return str(row[2]) if row else ""
+
+
+@contextmanager
+def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """A write transaction holding the write lock from its start (BEGIN IMMEDIATE, waiting as LOCKS
+    says): committed when the block ends, rolled back when it raises. Inside a write transaction
+    already, it is a savepoint of that one. Every write of imgindex runs in one of these."""
+    conn = db.conn
+    if conn.in_transaction:
+        with db.atomic():  # a savepoint
+            yield db
+        return
+    retry_busy(conn, lambda: conn.execute("BEGIN IMMEDIATE"))
+    try:
+        yield db
+        retry_busy(conn, lambda: conn.execute("COMMIT"))
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+@contextmanager
+def read_snapshot(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """Everything read inside the block sees one state of the index: one deferred transaction
+    (BEGIN), which takes no write lock and, in WAL mode, reads the snapshot of its first read
+    whatever writers commit meanwhile. Inside a transaction already, it is that transaction."""
+    conn = db.conn
+    if conn.in_transaction:
+        yield db
+        return
+    conn.execute("BEGIN")
+    try:
+        yield db
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    if conn.in_transaction:
+        conn.execute("COMMIT")
 
 
 def utc_now() -> str:
@@ -368,17 +501,32 @@ def upsert_images(db: sqlite_utils.Database, rows: Sequence[dict[str, Any]]) -> 
     sql = (
         f"INSERT INTO images ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT (split, path) DO UPDATE SET {updates}"
     )
-    with db.atomic():
+    with write_transaction(db):
         db.conn.executemany(sql, [tuple(r.get(c) for c in columns) for r in rows])
 
 
+# the stored verdict's rows naming an image (the parameters: its split and path, twice)
+_VERDICT_ROWS_OF_IMAGE = (
+    "DELETE FROM verdict_members WHERE image_id IN (SELECT id FROM images WHERE split = ? AND path = ?)",
+    "DELETE FROM label_conflicts WHERE a IN (SELECT id FROM images WHERE split = ? AND path = ?) "
+    "OR b IN (SELECT id FROM images WHERE split = ? AND path = ?)",
+    "DELETE FROM verdict_pairs WHERE a IN (SELECT id FROM images WHERE split = ? AND path = ?) "
+    "OR b IN (SELECT id FROM images WHERE split = ? AND path = ?)",
+)
+
+
 def delete_images(db: sqlite_utils.Database, split: str, paths: Iterable[str]) -> int:
-    """Remove the given files of a split from the index; returns how many rows went."""
+    """Remove the given files of a split from the index; returns how many rows went. The stored
+    verdict forgets them in the same transaction (as near_pairs does, by trigger): until the
+    verdict is recomputed, readers of a committed state never meet a group member or a label
+    conflict whose image is gone."""
     batch = [(split, p) for p in paths]
-    with db.atomic():
-        db.conn.executemany("DELETE FROM images WHERE split = ? AND path = ?", batch)
+    with write_transaction(db):
         if batch:
+            for sql in _VERDICT_ROWS_OF_IMAGE:
+                db.conn.executemany(sql, [key * sql.count("path = ?") for key in batch])
             mark_verdict_stale(db)
+        db.conn.executemany("DELETE FROM images WHERE split = ? AND path = ?", batch)
     return len(batch)
 
 
@@ -389,7 +537,7 @@ def mark_verdict_stale(db: sqlite_utils.Database) -> None:
 
 
 def start_scan(db: sqlite_utils.Database, arguments: dict[str, Any]) -> int:
-    with db.atomic():
+    with write_transaction(db):
         cur = db.conn.execute(
             "INSERT INTO scans (started_at, arguments) VALUES (?, ?)", [utc_now(), json.dumps(arguments)]
         )
@@ -398,14 +546,14 @@ def start_scan(db: sqlite_utils.Database, arguments: dict[str, Any]) -> int:
 
 def finish_scan(db: sqlite_utils.Database, scan_id: int, counts: dict[str, Any]) -> None:
     sets = ", ".join(f"{k} = ?" for k in counts)
-    with db.atomic():
+    with write_transaction(db):
         db.conn.execute(f"UPDATE scans SET ended_at = ?, {sets} WHERE id = ?", [utc_now(), *counts.values(), scan_id])
 
 
 def record_split(db: sqlite_utils.Database, split: str, roots: Sequence[str]) -> None:
     """The split is now exactly these folders."""
     now = utc_now()
-    with db.atomic():
+    with write_transaction(db):
         db.conn.execute("DELETE FROM splits WHERE name = ?", [split])
         db.conn.executemany(
             "INSERT INTO splits (name, root, scanned_at) VALUES (?, ?, ?)", [(split, r, now) for r in roots]

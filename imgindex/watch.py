@@ -4,12 +4,14 @@ First an incremental scan, then watchdog events. Every event only marks a path (
 "to look at"; a path is looked at once its size and mtime have not moved for ``settle`` seconds
 and no event came for it in that time, so a file still being written is read once, complete.
 Ready paths are applied in batches, each batch in one transaction (scan.update_files), so readers
-never see half of a change.
+never see half of a change. A batch that cannot get the write lock (a scan holding it longer than
+store.LOCKS waits) is not lost: its paths go back to the queue and are applied again after a pause.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -36,6 +38,8 @@ from .scan import Plan, ScanSummary, Splits, scan, update_files
 from .walk import is_image_name, stored_text, walk_images
 
 Roots = list[tuple[str, str]]  # (split, absolute root folder)
+BUSY_PAUSE = 1.0  # seconds before a batch refused the write lock is tried again, times the refusals in a row
+MAX_BUSY_PAUSE = 10.0
 Stat = tuple[int, int] | None  # (size, mtime_ns), None when the path does not exist
 
 
@@ -259,12 +263,14 @@ class Watcher:
         on_batch: Callable[[ScanSummary], None] | None = None,
         on_ready: Callable[[ScanSummary | None], None] | None = None,
         label_setup: LabelSetup | None = None,
+        on_busy: Callable[[str], None] | None = None,
     ) -> None:
         self.db_path, self.splits, self.roots = db_path, splits, split_roots(splits)
         self.settle, self.tick, self.batch_size = settle, tick, batch_size
         self.executor = executor or ProcessPool(workers)
         self.max_wait = max(max_wait, settle)
-        self.on_batch, self.on_ready = on_batch, on_ready
+        self.on_batch, self.on_ready, self.on_busy = on_batch, on_ready, on_busy
+        self.refusals = 0  # batches refused the write lock in a row
         self.label_setup = label_setup
         self.labels = LabelFiles(None)
         self.queue = ChangeQueue()
@@ -334,11 +340,25 @@ class Watcher:
             db.close()
 
     def apply_ready(self, db: sqlite_utils.Database, scan_id: int, summary: WatchSummary) -> bool:
-        """Apply one batch of settled changes; False when there was nothing to do."""
-        expand_folders(db, self.queue)
+        """Apply one batch of settled changes; False when there was nothing to do. A batch refused
+        the write lock goes back to the queue, to be applied after a pause."""
+        expand_folders(db, self.queue)  # reads only
         paths = self.queue.ready(self.settle, self.batch_size, self.max_wait)
         if not paths:
             return False
+        try:
+            self._apply(db, scan_id, paths, summary)
+        except store.DatabaseBusy as busy:
+            self._retry_later(paths, f"another program kept its write lock for {busy.waited:.0f} s")
+        except sqlite3.OperationalError as err:
+            if not store.is_busy(err):
+                raise
+            self._retry_later(paths, str(err))
+        else:
+            self.refusals = 0
+        return True
+
+    def _apply(self, db: sqlite_utils.Database, scan_id: int, paths: list[str], summary: WatchSummary) -> None:
         files = group_by_split((p for p in paths if is_image_name(p)), self.roots)
         label_splits = set().union(*(self.labels.splits_of(p) for p in paths))
         labels = LabelSummary()
@@ -354,7 +374,16 @@ class Watcher:
             summary.add(batch)
             if self.on_batch is not None:
                 self.on_batch(batch)
-        return True
+
+    def _retry_later(self, paths: list[str], why: str) -> None:
+        """Queue the batch's paths again, say so, and pause (longer after each refusal in a row)."""
+        for path in paths:
+            self.queue.touch(path)
+        self.refusals += 1
+        pause = min(BUSY_PAUSE * self.refusals, MAX_BUSY_PAUSE)
+        if self.on_busy is not None:
+            self.on_busy(f"{self.db_path} is busy ({why}): {len(paths)} changes are applied again in {pause:.0f} s")
+        self.stop.wait(pause)
 
     def _index_labels(
         self, db: sqlite_utils.Database, plan: Plan, label_splits: set[str], scan_id: int, total: LabelSummary

@@ -116,7 +116,7 @@ def _box_values(box: Any) -> tuple[Any, ...]:
 
 def remove_files(db: sqlite_utils.Database, ids: list[int]) -> int:
     """Forget label files gone from disk, with their rows; returns how many."""
-    with db.atomic():
+    with store.write_transaction(db):
         if ids:
             store.mark_verdict_stale(db)
         for lf_id in ids:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from .. import store
 from ..walk import stored_text
 from .files import StoredFile, remove_files, stored_files, write_file
 from .formats import ClassTable, ImageIndex, LabelFormat, LabelPlan, Reading, get
@@ -27,7 +28,7 @@ from .formats.registry import rank
 from .formats.rows import Convention
 from .settings import get_setting, set_setting
 
-BATCH_FILES = 500  # label files written per transaction
+BATCH_FILES = 500  # label files written per savepoint (the split's label pass is one write transaction)
 
 
 @dataclass
@@ -71,7 +72,23 @@ def index_labels(
     (a killed scan) count as touched too.
 
     When no image of the split changed and every label file is as stored, nothing needs reading
-    and the split's images are not even loaded: the label files are only stat-ed."""
+    and the split's images are not even loaded: the label files are only stat-ed.
+
+    One write transaction: what decides the files to read and the rows to replace is read under
+    the write lock, so another writer indexing the same split meanwhile waits instead of having its
+    rows inserted twice."""
+    with store.write_transaction(db):
+        return _index_split(db, split, plans, scan_id, convention, touched)
+
+
+def _index_split(
+    db: sqlite_utils.Database,
+    split: str,
+    plans: Sequence[LabelPlan],
+    scan_id: int,
+    convention: Convention | None,
+    touched: set[str],
+) -> LabelSummary:
     summary = LabelSummary()
     if not plans and not _has_label_files(db, split):
         set_setting(db, f"labels.format.{split}", "")
@@ -119,7 +136,7 @@ def _read_plan(
     fmt.class_table.before_read(db, job.split)
     reading = Reading(job.images, load_names(plan.names_file) if plan.names_file else None, job.convention)
     for start in range(0, len(todo), BATCH_FILES):
-        with db.atomic():
+        with store.write_transaction(db):
             for path in todo[start : start + BATCH_FILES]:
                 parsed = fmt.read(plan, Path(sources[path]), reading)
                 write_file(db, job.split, plan, path, current[path], parsed, stored.get(path), job.scan_id)
@@ -136,7 +153,7 @@ def _finish(
 ) -> LabelSummary:
     """Record that the split's labels are current as of this scan; fill in the totals."""
     formats = ",".join(sorted({p.format for p in plans}))
-    with db.atomic():  # one commit, not four
+    with store.write_transaction(db):  # one commit, not four
         set_setting(db, f"labels.read_with.{split}", signature)
         set_setting(db, f"labels.scan.{split}", str(scan_id))
         set_setting(db, f"labels.format.{split}", formats)
@@ -149,7 +166,7 @@ def _finish(
 def mark_pending(db: sqlite_utils.Database, splits: Iterable[str]) -> None:
     """Before a scan changes the images of these splits: their labels are due until the label
     stage has run (a scan killed in between leaves the mark for the next one)."""
-    with db.atomic():
+    with store.write_transaction(db):
         for split in splits:
             set_setting(db, f"labels.pending.{split}", "1")
 
@@ -251,7 +268,7 @@ def _assign_class_ids(db: sqlite_utils.Database, split: str) -> None:
         return
     known = dict(db.execute("SELECT name, MIN(class_id) FROM classes WHERE name IS NOT NULL GROUP BY name").fetchall())
     next_id = (db.execute("SELECT MAX(class_id) FROM classes").fetchone()[0] or -1) + 1
-    with db.atomic():
+    with store.write_transaction(db):
         for name in names:
             if name not in known:
                 known[name], next_id = next_id, next_id + 1
@@ -267,7 +284,7 @@ def _assign_class_ids(db: sqlite_utils.Database, split: str) -> None:
 def _refresh_split(db: sqlite_utils.Database, split: str, plans: Sequence[LabelPlan]) -> None:
     """Split-wide facts, recomputed on every scan that changed anything: the class tables of the
     split's formats, and images without a label file (unless no format of the split has labels)."""
-    with db.atomic():
+    with store.write_transaction(db):
         db.conn.execute("DELETE FROM label_problems WHERE split = ? AND label_file_id IS NULL", [split])
         for table, members in _class_tables(plans):
             table.refresh(db, split, members)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite_utils
 
+from .. import store
+
 
 def get_setting(db: sqlite_utils.Database, key: str) -> str | None:
     row = db.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
@@ -12,7 +14,7 @@ def get_setting(db: sqlite_utils.Database, key: str) -> str | None:
 
 def set_setting(db: sqlite_utils.Database, key: str, value: str | None) -> None:
     """Store `value` under `key`; None deletes the key."""
-    with db.atomic():
+    with store.write_transaction(db):
         if value is None:
             db.conn.execute("DELETE FROM settings WHERE key = ?", [key])
         else:

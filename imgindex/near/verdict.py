@@ -27,6 +27,7 @@ import numpy as np
 import sqlite_utils
 from numpy.typing import NDArray
 
+from .. import store as index_store
 from . import labels as label_check
 from . import pairs as near_pairs
 from . import search as near
@@ -431,7 +432,7 @@ def refresh(db: sqlite_utils.Database) -> int:
     """What every write ends with, in one transaction: the near pairs of the changed images
     (imgindex.near.pairs.refresh), then the verdict when what it reads changed. Returns how many
     images' pairs were recomputed."""
-    with db.atomic():
+    with index_store.write_transaction(db):
         recomputed = near_pairs.refresh(db)
         store(db)
     return recomputed

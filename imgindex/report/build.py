@@ -61,7 +61,8 @@ def build_report(
     features are ``sections`` when given, else those of the ``config`` YAML, else every feature."""
     database = _open(Path(db_path).resolve())
     try:
-        return write_report(database, db_path, out_dir, title, config, now, sections)
+        with store.read_snapshot(database):  # one state of the index for every feature
+            return write_report(database, db_path, out_dir, title, config, now, sections)
     finally:
         database.close()
 
