@@ -162,13 +162,14 @@ def load_members(db: sqlite_utils.Database, ids: Iterable[int]) -> dict[int, Mem
     return {r[0]: Member(*r) for r in rows}
 
 
-def compute(db: sqlite_utils.Database, rule: Rule) -> Verdict:
-    """The verdict of a rule, from the index (read only)."""
+def compute(db: sqlite_utils.Database, rule: Rule, stored: near_pairs.Stored | None = None) -> Verdict:
+    """The verdict of a rule, from the index (read only); stored: the near pairs when the caller
+    holds them (imgindex.near.pairs.update), instead of reading them back."""
     verdict = Verdict(rule, split_names(db), image_counts(db))
     if not rule.verified:
         verdict.groups = _equal_dhash_groups(db)
         return verdict
-    graded = _graded_pairs(db, rule.max_distance)
+    graded = _graded_pairs(db, rule.max_distance, stored)
     verdict.overrides = graded.overrides
     duplicate_a, duplicate_b = graded.edges(near_pairs.DUPLICATE_KINDS)
     checker = _Checker(db, set(np.unique(np.concatenate([duplicate_a, duplicate_b])).tolist()), graded)
@@ -218,8 +219,8 @@ class _LabelVerdicts:
         return self.cache[(kx, ky)]
 
 
-def _graded_pairs(db: sqlite_utils.Database, max_distance: int) -> _Graded:
-    pairs, grades = near_pairs.all_pairs(db, max_distance)
+def _graded_pairs(db: sqlite_utils.Database, max_distance: int, stored: near_pairs.Stored | None = None) -> _Graded:
+    pairs, grades = near_pairs.all_pairs(db, max_distance, stored)
     kind = grades.kind.copy()
     maybe = np.flatnonzero((kind == "copy") & ~(grades.change <= verify.CLEAR_COPY))
     overrides = []
@@ -482,18 +483,18 @@ def refresh(db: sqlite_utils.Database) -> int:
     (imgindex.near.pairs.refresh), then the verdict when what it reads changed. Returns how many
     images' pairs were recomputed."""
     with db.atomic():
-        recomputed = near_pairs.refresh(db)
-        store(db)
-    return recomputed
+        refreshed = near_pairs.update(db)
+        store(db, refreshed.stored)
+    return refreshed.images
 
 
-def store(db: sqlite_utils.Database) -> bool:
+def store(db: sqlite_utils.Database, stored: near_pairs.Stored | None = None) -> bool:
     """Compute the default rule's verdict and write it, when what it reads changed since it was
-    last written (verdict_stale, set by triggers); call inside the writer's transaction. Returns
-    whether it was written."""
+    last written (verdict_stale, set by triggers); call inside the writer's transaction. stored:
+    every near pair, when the caller has just written them all. Returns whether it was written."""
     if db.execute("SELECT EXISTS (SELECT 1 FROM verdict_stale)").fetchone()[0] == 0:
         return False
-    verdict = compute(db, RULES[DEFAULT_RULE](DEFAULT_MAX_DISTANCE))
+    verdict = compute(db, RULES[DEFAULT_RULE](DEFAULT_MAX_DISTANCE), stored)
     db.execute("DELETE FROM verdict_members")
     db.execute("DELETE FROM verdict_groups")
     db.execute("DELETE FROM label_conflicts")
