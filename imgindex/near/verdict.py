@@ -209,6 +209,8 @@ class _LabelVerdicts:
         self.labels = label_check.load(db, ids)
         self.keys = {i: label_check.key(v) for i, v in self.labels.items()}
         self.cache: dict[tuple[Hashable, Hashable], bool] = {}
+        self.reasons: dict[tuple[Hashable, Hashable], label_check.Disagreement | None] = {}
+        self.exact: dict[int, Hashable] = {}
 
     def disagree(self, x: int, y: int) -> bool:
         kx, ky = self.keys.get(x), self.keys.get(y)
@@ -217,6 +219,26 @@ class _LabelVerdicts:
         if (kx, ky) not in self.cache:
             self.cache[(kx, ky)] = label_check.compare(self.labels[x], self.labels[y]) is not None
         return self.cache[(kx, ky)]
+
+    def why(self, x: int, y: int) -> label_check.Disagreement | None:
+        """label_check.compare of the two images' labels, once per two distinct label lists."""
+        key = (self._exact(x), self._exact(y))
+        if key not in self.reasons:
+            self.reasons[key] = label_check.compare(self.labels.get(x), self.labels.get(y))
+        return self.reasons[key]
+
+    def _exact(self, x: int) -> Hashable:
+        """Equal for images whose labels compare alike with any others: the same classes and the
+        same boxes in the same order."""
+        if x not in self.exact:
+            labels = self.labels.get(x)
+            self.exact[x] = None if labels is None else _exact_key(labels)
+        return self.exact[x]
+
+
+def _exact_key(labels: label_check.ImageLabels) -> Hashable:
+    classes = tuple(sorted(((str(c), n) for c, n in labels.classes.items())))
+    return classes, tuple(sorted((str(c), tuple(boxes)) for c, boxes in labels.boxes.items()))
 
 
 def _graded_pairs(db: sqlite_utils.Database, max_distance: int, stored: near_pairs.Stored | None = None) -> _Graded:
@@ -356,6 +378,14 @@ class _Checker:
         split and path, so that the parts do not depend on the order images were indexed in)."""
         return lambda k: (-self.degree.get(reps[k], 0), self.place.get(reps[k], ("", "")), reps[k])
 
+    def pair_grades(self, a: list[int], b: list[int]) -> list[str]:
+        """grade([a[k], b[k]]) of each pair."""
+        s = self.signals
+        ra, rb = s.rows(np.array(a, dtype=np.int64)), s.rows(np.array(b, dtype=np.int64))
+        same_bytes = near_pairs._same_code(s.sha_code, ra, rb)
+        same_pixels = near_pairs._same_code(s.pixel_code, ra, rb)
+        return list(np.select([same_bytes, same_pixels], ["byte-identical", "pixel-identical"], "copy").tolist())
+
     def grade(self, ids: list[int]) -> str:
         s = self.signals
         rows = s.rows(np.array(ids, dtype=np.int64))
@@ -443,10 +473,11 @@ def _conflicts(groups: list[Group], checker: _Checker) -> list[Conflict]:
         for m in sorted(group.members, key=_place):
             by_labels.setdefault(labels.keys.get(m.id), m)
         for a, b in itertools.combinations(sorted(by_labels.values(), key=_place), 2):
-            why = label_check.compare(labels.labels.get(a.id), labels.labels.get(b.id))
+            why = labels.why(a.id, b.id)
             if why is not None:
-                found.append(Conflict(a, b, checker.grade([a.id, b.id]), why.kind, why.detail))
-    return found
+                found.append((a, b, why))
+    grades = checker.pair_grades([a.id for a, _, _ in found], [b.id for _, b, _ in found])
+    return [Conflict(a, b, grade, why.kind, why.detail) for (a, b, why), grade in zip(found, grades)]
 
 
 def _place(m: Member) -> tuple[str, str]:
