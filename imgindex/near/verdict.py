@@ -217,7 +217,7 @@ class _LabelVerdicts:
         if kx is None or ky is None or kx == ky:
             return False
         if (kx, ky) not in self.cache:
-            self.cache[(kx, ky)] = label_check.compare(self.labels[x], self.labels[y]) is not None
+            self.cache[(kx, ky)] = label_check.differ(self.labels[x], self.labels[y])
         return self.cache[(kx, ky)]
 
     def why(self, x: int, y: int) -> label_check.Disagreement | None:
