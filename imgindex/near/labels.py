@@ -77,6 +77,15 @@ def compare(a: ImageLabels | None, b: ImageLabels | None) -> Disagreement | None
     return None
 
 
+def differ(a: ImageLabels | None, b: ImageLabels | None) -> bool:
+    """Whether compare(a, b) finds a disagreement (without describing it)."""
+    if a is None or b is None:
+        return False
+    if a.classes != b.classes:
+        return True
+    return any(_unmatched(a.boxes.get(c, []), b.boxes.get(c, [])) for c in a.classes)
+
+
 def _class_difference(a: Counter[int | None], b: Counter[int | None]) -> str:
     only_a, only_b = a - b, b - a
     return f"first has {_counted(only_a) or 'nothing more'}; second has {_counted(only_b) or 'nothing more'}"

@@ -332,17 +332,35 @@ def classify(pairs: CandidatePairs, signals: Signals) -> Grades:
     return Grades(d256, kind.astype(object), change, background)
 
 
+Stored = tuple[CandidatePairs, Grades]  # pairs and grades as near_pairs holds them (stored_pairs)
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """What a refresh did: how many images it recomputed and, when that was every image, the
+    pairs it wrote, as the table now holds them (None otherwise)."""
+
+    images: int
+    stored: Stored | None = None
+
+
 def refresh(db: sqlite_utils.Database) -> int:
     """Bring near_pairs and near_images up to date; returns how many images were recomputed."""
+    return update(db).images
+
+
+def update(db: sqlite_utils.Database) -> Refreshed:
+    """refresh, also returning the pairs when every image was recomputed (so that a cold scan's
+    verdict need not read back what was just written)."""
     stale = [r[0] for r in db.execute("SELECT dhash FROM near_stale")]
     if not stale:
-        return 0
+        return Refreshed(0)
     hashes = load_hashes(db)
     ids = hashes.ids
     dirty, partners = neighbourhood(hashes.dhash, near.hex_to_u64(stale), CEILING)
     found = candidate_pairs(hashes, partners, CEILING, MAX_PARTNERS)
     pairs = _touching(found, ids[dirty])
-    grades = classify(pairs, load_signals(db, np.concatenate([pairs.a, pairs.b])))
+    grades = classify(pairs, load_signals(db, np.unique(np.concatenate([pairs.a, pairs.b]))))
     with db.atomic():
         db.execute("CREATE TEMP TABLE IF NOT EXISTS near_dirty (id INTEGER PRIMARY KEY)")
         db.execute("DELETE FROM temp.near_dirty")
@@ -352,15 +370,40 @@ def refresh(db: sqlite_utils.Database) -> int:
         db.execute(
             f"INSERT INTO near_images SELECT i.id, {LOW_INFORMATION_SQL} FROM temp.near_dirty d JOIN images i ON i.id = d.id"
         )
-        for start in range(0, len(pairs.a), READ_CHUNK):
-            part = slice(start, start + READ_CHUNK)
+        order = np.lexsort((pairs.b, pairs.a))  # in key order; stable: a pair listed twice keeps its last
+        for start in range(0, len(order), READ_CHUNK):
             db.conn.executemany(
-                "INSERT OR REPLACE INTO near_pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _rows(pairs, grades, part)
+                "INSERT OR REPLACE INTO near_pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                _rows(pairs, grades, order[start : start + READ_CHUNK]),
             )
         db.execute("DELETE FROM near_stale")
         db.execute("DELETE FROM temp.near_dirty")
         store.mark_verdict_stale(db)
-    return int(dirty.sum())
+        written = _as_stored(pairs, grades, order) if dirty.all() else None
+        if written is not None and db.execute("SELECT COUNT(*) FROM near_pairs").fetchone()[0] != len(written[0].a):
+            written = None
+    return Refreshed(int(dirty.sum()), written)
+
+
+def _as_stored(pairs: CandidatePairs, grades: Grades, order: I64) -> Stored:
+    """The pairs as near_pairs holds them once written in this order: by (a, b), a pair listed
+    twice as its last, comparisons rounded as stored, read back as stored_pairs does."""
+    a, b = pairs.a[order], pairs.b[order]
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    keep = order[last]
+    codes = np.full(len(keep), len(KINDS) - 1, dtype=np.int8)
+    kind = grades.kind[keep]
+    for n, name in enumerate(KINDS):
+        codes[kind == name] = n
+    stored = CandidatePairs(pairs.a[keep], pairs.b[keep], pairs.distance[keep], pairs.window_distance[keep])
+    rounded = Grades(
+        grades.distance_256[keep],
+        np.array(KINDS, dtype=object)[codes],
+        np.round(grades.change[keep], 4),
+        np.round(grades.background[keep], 4),
+    )
+    return stored, rounded
 
 
 def neighbourhood(hashes: near.U64, stale: near.U64, max_distance: int) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
@@ -412,8 +455,8 @@ def _nullable(values: NDArray[np.float64]) -> list[float | None]:
     return list(rounded.tolist())
 
 
-def _rows(pairs: CandidatePairs, grades: Grades, part: slice) -> Iterator[tuple[Any, ...]]:
-    """near_pairs rows of a slice of the pairs; NaN comparisons stored as NULL."""
+def _rows(pairs: CandidatePairs, grades: Grades, part: I64) -> Iterator[tuple[Any, ...]]:
+    """near_pairs rows of some of the pairs; NaN comparisons stored as NULL."""
     change = _nullable(grades.change[part])
     background = _nullable(grades.background[part])
     window = pairs.window_distance[part].astype(object)
@@ -427,7 +470,7 @@ def _rows(pairs: CandidatePairs, grades: Grades, part: slice) -> Iterator[tuple[
 READ_CHUNK = 100_000  # near_pairs rows turned into arrays at a time
 
 
-def _stored_pairs(db: sqlite_utils.Database, max_distance: int) -> tuple[CandidatePairs, Grades]:
+def _stored_pairs(db: sqlite_utils.Database, max_distance: int) -> Stored:
     """The stored pairs within max_distance, read in chunks straight into arrays (a dense cluster
     stores millions: as Python rows they would take gigabytes)."""
     cursor = db.execute(
@@ -462,10 +505,24 @@ def _no_pairs() -> list[NDArray[Any]]:
     return [np.zeros(0, t) for t in types]
 
 
-def all_pairs(db: sqlite_utils.Database, max_distance: int) -> tuple[CandidatePairs, Grades]:
-    """Every pair within max_distance and its grades: from near_pairs up to CEILING, computed above."""
+def _within(stored: Stored, max_distance: int) -> Stored:
+    """The stored pairs that stored_pairs reads for max_distance."""
+    pairs, grades = stored
+    wanted = (pairs.distance <= max_distance) | (pairs.window_distance <= WINDOW_MAX)
+    if wanted.all():
+        return stored
+    k = np.flatnonzero(wanted)
+    within = CandidatePairs(pairs.a[k], pairs.b[k], pairs.distance[k], pairs.window_distance[k])
+    return within, Grades(grades.distance_256[k], grades.kind[k], grades.change[k], grades.background[k])
+
+
+def all_pairs(db: sqlite_utils.Database, max_distance: int, stored: Stored | None = None) -> Stored:
+    """Every pair within max_distance and its grades: from near_pairs up to CEILING (or from
+    stored, what update returned, when given), computed above."""
+    if max_distance <= CEILING and stored is not None:
+        return _within(stored, max_distance)
     if max_distance <= CEILING:
         return _stored_pairs(db, max_distance)
     hashes = load_hashes(db)
     pairs = candidate_pairs(hashes, np.ones(len(hashes.ids), dtype=bool), max_distance, MAX_PARTNERS)
-    return pairs, classify(pairs, load_signals(db, np.concatenate([pairs.a, pairs.b])))
+    return pairs, classify(pairs, load_signals(db, np.unique(np.concatenate([pairs.a, pairs.b]))))

@@ -163,22 +163,23 @@ def load_members(db: sqlite_utils.Database, ids: Iterable[int]) -> dict[int, Mem
     return {r[0]: Member(*r) for r in rows}
 
 
-def compute(db: sqlite_utils.Database, rule: Rule) -> Verdict:
-    """The verdict of a rule, from the index (read only)."""
+def compute(db: sqlite_utils.Database, rule: Rule, stored: near_pairs.Stored | None = None) -> Verdict:
+    """The verdict of a rule, from the index (read only); stored: the near pairs when the caller
+    holds them (imgindex.near.pairs.update), instead of reading them back."""
     verdict = Verdict(rule, split_names(db), image_counts(db))
     if not rule.verified:
         verdict.groups = _equal_dhash_groups(db)
         return verdict
-    graded = _graded_pairs(db, rule.max_distance)
+    graded = _graded_pairs(db, rule.max_distance, stored)
     verdict.overrides = graded.overrides
     duplicate_a, duplicate_b = graded.edges(near_pairs.DUPLICATE_KINDS)
-    checker = _Checker(db, set(np.concatenate([duplicate_a, duplicate_b]).tolist()), graded)
+    checker = _Checker(db, set(np.unique(np.concatenate([duplicate_a, duplicate_b])).tolist()), graded)
     members = load_members(db, graded.ids())
     duplicate_components = components(duplicate_a, duplicate_b)
-    checker.known = _known_inside(duplicate_components, graded)
+    known = _known_inside(duplicate_components, graded)
     checker.place = {x: (m.split, m.path) for x, m in members.items()}
-    for component in duplicate_components:
-        for part in checker.cut(component):
+    for component, inside in zip(duplicate_components, known):
+        for part in checker.cut(component, inside):
             verdict.groups.append(_group("duplicates", part, members, checker))
     verdict.scenes = _scenes(verdict.groups, graded, members)
     verdict.conflicts = _conflicts(verdict.groups, checker)
@@ -209,18 +210,40 @@ class _LabelVerdicts:
         self.labels = label_check.load(db, ids)
         self.keys = {i: label_check.key(v) for i, v in self.labels.items()}
         self.cache: dict[tuple[Hashable, Hashable], bool] = {}
+        self.reasons: dict[tuple[Hashable, Hashable], label_check.Disagreement | None] = {}
+        self.exact: dict[int, Hashable] = {}
 
     def disagree(self, x: int, y: int) -> bool:
         kx, ky = self.keys.get(x), self.keys.get(y)
         if kx is None or ky is None or kx == ky:
             return False
         if (kx, ky) not in self.cache:
-            self.cache[(kx, ky)] = label_check.compare(self.labels[x], self.labels[y]) is not None
+            self.cache[(kx, ky)] = label_check.differ(self.labels[x], self.labels[y])
         return self.cache[(kx, ky)]
 
+    def why(self, x: int, y: int) -> label_check.Disagreement | None:
+        """label_check.compare of the two images' labels, once per two distinct label lists."""
+        key = (self._exact(x), self._exact(y))
+        if key not in self.reasons:
+            self.reasons[key] = label_check.compare(self.labels.get(x), self.labels.get(y))
+        return self.reasons[key]
 
-def _graded_pairs(db: sqlite_utils.Database, max_distance: int) -> _Graded:
-    pairs, grades = near_pairs.all_pairs(db, max_distance)
+    def _exact(self, x: int) -> Hashable:
+        """Equal for images whose labels compare alike with any others: the same classes and the
+        same boxes in the same order."""
+        if x not in self.exact:
+            labels = self.labels.get(x)
+            self.exact[x] = None if labels is None else _exact_key(labels)
+        return self.exact[x]
+
+
+def _exact_key(labels: label_check.ImageLabels) -> Hashable:
+    classes = tuple(sorted(((str(c), n) for c, n in labels.classes.items())))
+    return classes, tuple(sorted((str(c), tuple(boxes)) for c, boxes in labels.boxes.items()))
+
+
+def _graded_pairs(db: sqlite_utils.Database, max_distance: int, stored: near_pairs.Stored | None = None) -> _Graded:
+    pairs, grades = near_pairs.all_pairs(db, max_distance, stored)
     kind = grades.kind.copy()
     maybe = np.flatnonzero((kind == "copy") & ~(grades.change <= verify.CLEAR_COPY))
     overrides = []
@@ -233,12 +256,21 @@ def _graded_pairs(db: sqlite_utils.Database, max_distance: int) -> _Graded:
     return _Graded(pairs.a, pairs.b, kind, overrides)
 
 
-def _known_inside(components: list[list[int]], graded: _Graded) -> dict[tuple[int, int], bool]:
-    """Whether each graded pair with both ends in one component passes: a duplicate grade passes, a
+@dataclass(frozen=True)
+class _Known:
+    """Graded pairs a < b inside one component and whether each passes."""
+
+    a: NDArray[np.int64]
+    b: NDArray[np.int64]
+    passes: NDArray[np.bool_]
+
+
+def _known_inside(components: list[list[int]], graded: _Graded) -> list[_Known]:
+    """Per component, its graded pairs and whether each passes: a duplicate grade passes, a
     similar scene fails. A pair graded 'different' is left to the check, which, unlike the
     candidate grading, does not compare tone (two copies of one photo may be brightened apart)."""
     if not components:
-        return {}
+        return []
     nodes = np.concatenate([np.array(c, dtype=np.int64) for c in components])
     label = np.concatenate([np.full(len(c), k) for k, c in enumerate(components)])
     order = np.argsort(nodes)
@@ -248,9 +280,15 @@ def _known_inside(components: list[list[int]], graded: _Graded) -> dict[tuple[in
         at = np.minimum(np.searchsorted(nodes, x), len(nodes) - 1)
         return np.where(nodes[at] == x, label[at], -1 - np.arange(len(x)))
 
-    inside = np.flatnonzero((component_of(graded.a) == component_of(graded.b)) & (graded.grade != "different"))
+    where = component_of(graded.a)
+    inside = np.flatnonzero((where >= 0) & (where == component_of(graded.b)) & (graded.grade != "different"))
+    inside = inside[np.argsort(where[inside], kind="stable")]
     passes = np.isin(graded.grade[inside], near_pairs.DUPLICATE_KINDS)
-    return dict(zip(zip(graded.a[inside].tolist(), graded.b[inside].tolist()), passes.tolist()))
+    cuts = np.cumsum(np.bincount(where[inside], minlength=len(components)))[:-1]
+    return [
+        _Known(a, b, ok)
+        for a, b, ok in zip(np.split(graded.a[inside], cuts), np.split(graded.b[inside], cuts), np.split(passes, cuts))
+    ]
 
 
 def components(a: NDArray[np.int64], b: NDArray[np.int64]) -> list[list[int]]:
@@ -286,7 +324,6 @@ class _Checker:
         a, b = graded.edges(near_pairs.DUPLICATE_KINDS)
         linked, counts = np.unique(np.concatenate([a, b]), return_counts=True)
         self.degree = dict(zip(linked.tolist(), counts.tolist()))
-        self.known: dict[tuple[int, int], bool] = {}  # pairs already graded: do they pass?
         self.place: dict[int, tuple[str, str]] = {}  # (split, path): ties broken by the files, not ids
 
     def verified(self, a: list[int], b: list[int]) -> NDArray[np.bool_]:
@@ -309,26 +346,46 @@ class _Checker:
         codes = np.where(s.pixel_code[rows] >= 0, s.pixel_code[rows], -1 - np.array(ids)).tolist()
         return [(c, self.labels.keys.get(x)) for c, x in zip(codes, ids)]
 
-    def cut(self, component: list[int]) -> list[list[int]]:
+    def cut(self, component: list[int], known: _Known) -> list[list[int]]:
         """The component cut into groups whose members all pass against each other. Members alike
-        (keys) are checked once, through one of them."""
+        (keys) are checked once, through one of them; pairs already graded (known) are not
+        checked again, and other pairs only when the cut needs them."""
         alike: dict[Hashable, list[int]] = {}
         for x, k in zip(component, self.keys(component)):
             alike.setdefault(k, []).append(x)
         reps = [same[0] for same in alike.values()]
         if len(reps) < 2 or len(reps) > MAX_CHECKED_MEMBERS:
             return [component]
-        pairs = list(itertools.combinations(sorted(reps), 2))
-        unknown = [p for p in pairs if p not in self.known]
-        passes = self.verified([p[0] for p in unknown], [p[1] for p in unknown]).tolist() if unknown else []
-        checked = {**{p: self.known[p] for p in pairs if p in self.known}, **dict(zip(unknown, passes))}
-        fails = {p for p, ok in checked.items() if not ok}
-        if not fails:
+        ids = np.array(reps, dtype=np.int64)
+        status = _status(ids, known)
+        order = np.array(sorted(range(len(reps)), key=self._rank(reps)))
+        while True:
+            part_of, asked_x, asked_y = _greedy_parts(order, status)
+            if len(asked_x) == 0:
+                break
+            a, b = np.minimum(ids[asked_x], ids[asked_y]), np.maximum(ids[asked_x], ids[asked_y])
+            passes = self.verified(a.tolist(), b.tolist())
+            status[asked_x, asked_y] = status[asked_y, asked_x] = passes
+        if part_of.max() == 0:
             return [component]
         members = {same[0]: same for same in alike.values()}
-        parts = _cliques(reps, fails, self.degree, self.place)
-        groups = [[x for rep in part for x in members[rep]] for part in parts]
+        placed = order[np.argsort(part_of[order], kind="stable")]  # by part, in the order placed
+        cuts = np.flatnonzero(np.diff(part_of[placed])) + 1
+        groups = [[x for k in part.tolist() for x in members[reps[k]]] for part in np.split(placed, cuts)]
         return [sorted(g) for g in groups if len(g) >= 2]
+
+    def _rank(self, reps: list[int]) -> Callable[[int], tuple[int, tuple[str, str], int]]:
+        """The order reps[k] are placed in when a component is cut: the best linked first (ties by
+        split and path, so that the parts do not depend on the order images were indexed in)."""
+        return lambda k: (-self.degree.get(reps[k], 0), self.place.get(reps[k], ("", "")), reps[k])
+
+    def pair_grades(self, a: list[int], b: list[int]) -> list[str]:
+        """grade([a[k], b[k]]) of each pair."""
+        s = self.signals
+        ra, rb = s.rows(np.array(a, dtype=np.int64)), s.rows(np.array(b, dtype=np.int64))
+        same_bytes = near_pairs._same_code(s.sha_code, ra, rb)
+        same_pixels = near_pairs._same_code(s.pixel_code, ra, rb)
+        return list(np.select([same_bytes, same_pixels], ["byte-identical", "pixel-identical"], "copy").tolist())
 
     def grade(self, ids: list[int]) -> str:
         s = self.signals
@@ -340,19 +397,43 @@ class _Checker:
         return "copy"
 
 
-def _cliques(
-    reps: list[int], fails: set[tuple[int, int]], degree: dict[int, int], place: dict[int, tuple[str, str]]
-) -> list[list[int]]:
-    """reps split greedily into parts with no failing pair inside, the best linked first (ties by
-    split and path, so that the parts do not depend on the order images were indexed in)."""
-    parts: list[list[int]] = []
-    for x in sorted(reps, key=lambda m: (-degree.get(m, 0), place.get(m, ("", "")), m)):
-        home = next((p for p in parts if all((min(x, y), max(x, y)) not in fails for y in p)), None)
-        if home is None:
-            parts.append([x])
+UNKNOWN = -1
+
+
+def _status(ids: NDArray[np.int64], known: _Known) -> NDArray[np.int8]:
+    """(n, n) for the images ids: 1 where the pair passes, 0 where it fails, UNKNOWN where it
+    was not graded."""
+    order = np.argsort(ids)
+    at_a = np.minimum(np.searchsorted(ids, known.a, sorter=order), len(ids) - 1)
+    at_b = np.minimum(np.searchsorted(ids, known.b, sorter=order), len(ids) - 1)
+    x, y = order[at_a], order[at_b]
+    both = (ids[x] == known.a) & (ids[y] == known.b)
+    status = np.full((len(ids), len(ids)), UNKNOWN, dtype=np.int8)
+    status[x[both], y[both]] = status[y[both], x[both]] = known.passes[both]
+    return status
+
+
+def _greedy_parts(order: NDArray[np.int64], status: NDArray[np.int8]) -> tuple[NDArray[np.int64], list[int], list[int]]:
+    """Nodes in order, each put into the first part holding no node it fails against, else a new
+    part: (each node's part, and the pairs of unknown status that choice assumed to pass). When
+    none was assumed, the parts are those of the true statuses."""
+    part_of = np.full(len(order), -1, dtype=np.int64)
+    asked_x: list[int] = []
+    asked_y: list[int] = []
+    parts = 0
+    for x in order.tolist():
+        row = status[x]
+        blocked = np.zeros(parts + 1, dtype=bool)  # the last slot takes the nodes not placed yet
+        blocked[part_of[row == 0]] = True
+        home = int(np.argmin(blocked[:parts])) if parts and not blocked[:parts].all() else parts
+        if home == parts:
+            parts += 1
         else:
-            home.append(x)
-    return parts
+            assumed = np.flatnonzero((part_of == home) & (row == UNKNOWN)).tolist()
+            asked_x += [x] * len(assumed)
+            asked_y += assumed
+        part_of[x] = home
+    return part_of, asked_x, asked_y
 
 
 def _group(kind: str, ids: list[int], members: dict[int, Member], checker: _Checker) -> Group:
@@ -393,10 +474,11 @@ def _conflicts(groups: list[Group], checker: _Checker) -> list[Conflict]:
         for m in sorted(group.members, key=_place):
             by_labels.setdefault(labels.keys.get(m.id), m)
         for a, b in itertools.combinations(sorted(by_labels.values(), key=_place), 2):
-            why = label_check.compare(labels.labels.get(a.id), labels.labels.get(b.id))
+            why = labels.why(a.id, b.id)
             if why is not None:
-                found.append(Conflict(a, b, checker.grade([a.id, b.id]), why.kind, why.detail))
-    return found
+                found.append((a, b, why))
+    grades = checker.pair_grades([a.id for a, _, _ in found], [b.id for _, b, _ in found])
+    return [Conflict(a, b, grade, why.kind, why.detail) for (a, b, why), grade in zip(found, grades)]
 
 
 def _place(m: Member) -> tuple[str, str]:
@@ -433,18 +515,18 @@ def refresh(db: sqlite_utils.Database) -> int:
     (imgindex.near.pairs.refresh), then the verdict when what it reads changed. Returns how many
     images' pairs were recomputed."""
     with index_store.write_transaction(db):
-        recomputed = near_pairs.refresh(db)
-        store(db)
-    return recomputed
+        refreshed = near_pairs.update(db)
+        store(db, refreshed.stored)
+    return refreshed.images
 
 
-def store(db: sqlite_utils.Database) -> bool:
+def store(db: sqlite_utils.Database, stored: near_pairs.Stored | None = None) -> bool:
     """Compute the default rule's verdict and write it, when what it reads changed since it was
-    last written (verdict_stale, set by triggers); call inside the writer's transaction. Returns
-    whether it was written."""
+    last written (verdict_stale, set by triggers); call inside the writer's transaction. stored:
+    every near pair, when the caller has just written them all. Returns whether it was written."""
     if db.execute("SELECT EXISTS (SELECT 1 FROM verdict_stale)").fetchone()[0] == 0:
         return False
-    verdict = compute(db, RULES[DEFAULT_RULE](DEFAULT_MAX_DISTANCE))
+    verdict = compute(db, RULES[DEFAULT_RULE](DEFAULT_MAX_DISTANCE), stored)
     db.execute("DELETE FROM verdict_members")
     db.execute("DELETE FROM verdict_groups")
     db.execute("DELETE FROM label_conflicts")

@@ -152,18 +152,33 @@ def _cell_measure(x: F32, y: F32) -> tuple[NDArray[np.float32], NDArray[np.float
     return diff.max(axis=1), np.partition(diff, BACKGROUND_RANK, axis=1)[:, BACKGROUND_RANK]
 
 
-def _lined_up(a: F32, b: F32) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """_measure after one image is resampled onto the other: the direction (a onto b, or b onto a)
-    and the resamplers whose row and column profiles line up best."""
+def _lined_up(
+    signatures: F32, image_cells: F32, ra: NDArray[np.intp], rb: NDArray[np.intp]
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """_measure of signatures[ra[k]] and signatures[rb[k]] after one is resampled onto the other:
+    the direction (a onto b, or b onto a) and the resamplers whose row and column profiles line
+    up best."""
+    a, b = signatures[ra], signatures[rb]
     a_rows, a_cols, b_rows, b_cols = a.mean(axis=2), a.mean(axis=1), b.mean(axis=2), b.mean(axis=1)
     ab_rows, ab_row_error = _best_resamplers(a_rows, b_rows)
     ab_cols, ab_col_error = _best_resamplers(a_cols, b_cols)
     ba_rows, ba_row_error = _best_resamplers(b_rows, a_rows)
     ba_cols, ba_col_error = _best_resamplers(b_cols, a_cols)
     first = ab_row_error + ab_col_error <= ba_row_error + ba_col_error
-    src, dst = np.where(first[:, None, None], a, b), np.where(first[:, None, None], b, a)
+    src, dst = np.where(first, ra, rb), np.where(first, rb, ra)
     rows, cols = np.where(first, ab_rows, ba_rows), np.where(first, ab_cols, ba_cols)
-    return _measure(_resample(src, rows, cols), dst)
+    return _cell_measure(_resampled_cells(signatures, image_cells, src, rows, cols), image_cells[dst])
+
+
+def _resampled_cells(
+    signatures: F32, image_cells: F32, src: NDArray[np.intp], rows: NDArray[np.intp], cols: NDArray[np.intp]
+) -> F32:
+    """cells() of signatures[src[k]] resampled by rows[k] and cols[k]; the identity costs nothing."""
+    out = image_cells[src]
+    moved = np.flatnonzero((rows > 0) | (cols > 0))
+    if len(moved):
+        out[moved] = cells(_resample(signatures[src[moved]], rows[moved], cols[moved]))
+    return out
 
 
 def compare_rows(
@@ -182,7 +197,7 @@ def compare_rows(
     todo = np.flatnonzero(background > ALIGN_ABOVE)
     for k in range(0, len(todo), chunk):
         part = todo[k : k + chunk]
-        moved_change, moved_background = _lined_up(signatures[ra[part]], signatures[rb[part]])
+        moved_change, moved_background = _lined_up(signatures, image_cells, ra[part], rb[part])
         better = moved_background < background[part]
         change[part[better]], background[part[better]] = moved_change[better], moved_background[better]
     return Comparison(change.astype(np.float64), background.astype(np.float64))

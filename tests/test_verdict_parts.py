@@ -1,0 +1,120 @@
+"""The verdict's building blocks against the plain forms they replace: cutting a component by the
+pairs it needs against checking every pair, the pairs a refresh returns against reading them back,
+the label check without its description against the one with it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DATA
+
+from imgindex.near import labels as label_check
+from imgindex.near import pairs as near_pairs
+from imgindex.near import verdict
+from imgindex.scan import scan
+from imgindex.store import open_db
+
+
+def every_pair_cut(order: list[int], fails: set[tuple[int, int]]) -> list[list[int]]:
+    """Nodes in order, each into the first part with no failing pair: every pair known up front."""
+    parts: list[list[int]] = []
+    for x in order:
+        home = next((p for p in parts if all((min(x, y), max(x, y)) not in fails for y in p)), None)
+        if home is None:
+            parts.append([x])
+        else:
+            home.append(x)
+    return parts
+
+
+def needed_pairs_cut(order: list[int], status: np.ndarray, truth: np.ndarray) -> tuple[list[list[int]], int]:
+    """verdict's cut: unknown pairs looked up in truth only when the greedy parts ask for them."""
+    status = status.copy()
+    asked = 0
+    while True:
+        part_of, x, y = verdict._greedy_parts(np.array(order, dtype=np.int64), status)
+        if not x:
+            break
+        asked += len(x)
+        status[x, y] = status[y, x] = truth[x, y]
+    parts: dict[int, list[int]] = {}
+    for node in order:
+        parts.setdefault(int(part_of[node]), []).append(node)
+    return [parts[k] for k in sorted(parts)], asked
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_cut_asking_for_the_pairs_it_needs_equals_checking_every_pair(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 40))
+    truth = np.triu(rng.random((n, n)) < rng.uniform(0.0, 0.6), 1)  # True: the pair fails
+    truth = ~(truth | truth.T)  # True: the pair passes
+    known = np.triu(rng.random((n, n)) < rng.uniform(0.0, 1.0), 1)
+    known |= known.T
+    status = np.where(known, truth, verdict.UNKNOWN).astype(np.int8)
+    order = [int(x) for x in rng.permutation(n)]
+    fails = {(x, y) for x in range(n) for y in range(x + 1, n) if not truth[x, y]}
+    parts, asked = needed_pairs_cut(order, status, truth.astype(np.int8))
+    assert parts == every_pair_cut(order, fails)
+    assert asked <= int((~known).sum()) // 2
+
+
+def test_status_marks_the_known_pairs_among_the_ids() -> None:
+    ids = np.array([30, 10, 20], dtype=np.int64)
+    known = verdict._Known(np.array([10, 10, 20, 5]), np.array([20, 30, 30, 10]), np.array([True, False, True, True]))
+    status = verdict._status(ids, known)
+    assert status[1, 2] == status[2, 1] == 1  # 10-20 passes
+    assert status[1, 0] == status[0, 1] == 0  # 10-30 fails
+    assert status[2, 0] == status[0, 2] == 1  # 20-30 passes
+    assert (np.diag(status) == verdict.UNKNOWN).all()  # 5 is not among the ids
+
+
+def test_a_refresh_of_every_image_returns_the_pairs_as_the_table_holds_them(tmp_path: Path) -> None:
+    db_path = tmp_path / "index.db"
+    scan(db_path, {"data": [DATA / "chess_coco"], "more": [DATA / "coco8"]}, workers=1)
+    db = open_db(db_path)
+    db.execute("INSERT INTO near_stale (dhash) SELECT DISTINCT dhash FROM images WHERE dhash IS NOT NULL")
+    with db.atomic():
+        refreshed = near_pairs.update(db)
+    assert refreshed.stored is not None
+    pairs, grades = refreshed.stored
+    read_pairs, read_grades = near_pairs._stored_pairs(db, near_pairs.CEILING)
+    assert len(pairs.a) > 0
+    for mine, read in [
+        (pairs.a, read_pairs.a),
+        (pairs.b, read_pairs.b),
+        (pairs.distance, read_pairs.distance),
+        (grades.distance_256, read_grades.distance_256),
+        (grades.change, read_grades.change),
+        (grades.background, read_grades.background),
+    ]:
+        assert mine.dtype == read.dtype
+        assert np.array_equal(mine, read, equal_nan=mine.dtype.kind == "f")
+    assert grades.kind.tolist() == read_grades.kind.tolist()
+    db.close()
+
+
+def labels(*boxes: tuple[int, float, float, float, float]) -> label_check.ImageLabels:
+    found = label_check.ImageLabels(Counter(), {})
+    for c, *box in boxes:
+        found.classes[c] += 1
+        found.boxes.setdefault(c, []).append((box[0], box[1], box[2], box[3]))
+    return found
+
+
+def test_differ_says_what_compare_finds() -> None:
+    sets = [
+        None,
+        labels(),
+        labels((0, 0.5, 0.5, 0.2, 0.2)),
+        labels((0, 0.52, 0.5, 0.2, 0.2)),
+        labels((0, 0.8, 0.8, 0.2, 0.2)),
+        labels((1, 0.5, 0.5, 0.2, 0.2)),
+        labels((0, 0.5, 0.5, 0.2, 0.2), (0, 0.1, 0.1, 0.1, 0.1)),
+    ]
+    for a in sets:
+        for b in sets:
+            assert label_check.differ(a, b) == (label_check.compare(a, b) is not None)
