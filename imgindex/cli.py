@@ -164,7 +164,7 @@ def parse_splits(args: tuple[str, ...]) -> Splits:
 @click.option(
     "--retry-errors",
     is_flag=True,
-    help="Read again the files that failed before, even if unchanged (e.g. after fixing permissions).",
+    help="Read again the images and label files that failed before, even if unchanged (e.g. after fixing permissions).",
 )
 @max_pixels_option
 @executor_option

@@ -307,7 +307,7 @@ def index_split_labels(db: sqlite_utils.Database, plan: Plan, setup: LabelSetup,
     total = LabelSummary()
     for split, plans in setup.plans.items():
         touched = {job.entry.path for job in plan.jobs if job.split == split} | set(plan.gone.get(split, []))
-        one = index_labels(db, split, plans, scan_id, setup.convention, touched)
+        one = index_labels(db, split, plans, scan_id, setup.convention, touched, plan.retry_errors)
         for name in ("read", "unchanged", "removed", "labels", "problems"):
             setattr(total, name, getattr(total, name) + getattr(one, name))
         total.formats.update(one.formats)

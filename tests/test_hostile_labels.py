@@ -141,3 +141,26 @@ def test_names_keep_only_scalar_names_and_class_ids(tmp_path: Path) -> None:
 
     names = {"0": "person", 1: ["nested"], 10**30: "huge", -1: "negative", 2: "x" * 1000, "three": "word"}
     assert names_from_mapping(names) == {0: "person", 2: "x" * MAX_NAME_CHARS}
+
+
+def test_retry_errors_reads_a_fixed_label_file_again(db: Path, tmp_path: Path) -> None:
+    """A label file that could not be read and is fixed without a new size or mtime (as when its
+    permissions are fixed) is read again by a scan with --retry-errors, as images are."""
+    import os
+
+    split = tmp_path / "train"
+    shutil.copytree(DATA / "chess_coco" / "train", split)
+    annotations = split / "_annotations.coco.json"
+    good = annotations.read_bytes()
+    annotations.write_bytes(b"[" + good[1:])  # the same size, not JSON
+    stamp = annotations.stat().st_mtime_ns
+    invoke("scan", "--db", str(db), "-q", f"train={split}")
+    query = "select error from label_files where split = 'train'"
+    assert sql_rows(db, query)[0]["error"]
+    annotations.write_bytes(good)
+    os.utime(annotations, ns=(stamp, stamp))  # fixed, and nothing a stat can see
+    invoke("scan", "--db", str(db), "-q", f"train={split}")
+    assert sql_rows(db, query)[0]["error"], "an unchanged file is not read again without --retry-errors"
+    invoke("scan", "--db", str(db), "-q", "--retry-errors", f"train={split}")
+    assert sql_rows(db, query)[0]["error"] is None
+    assert sql_rows(db, "select count(*) n from labels")[0]["n"] > 0

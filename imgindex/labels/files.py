@@ -26,15 +26,16 @@ class StoredFile:
     mtime_ns: int | None
     format: str | None
     images: set[str]
+    error: str | None = None
 
 
 def stored_files(db: sqlite_utils.Database, split: str) -> dict[str, StoredFile]:
     """path -> stored file, for every label file of the split."""
     out: dict[str, StoredFile] = {}
-    for id_, path, size, mtime, fmt in db.execute(
-        "SELECT id, path, size, mtime_ns, format FROM label_files WHERE split = ?", [split]
+    for id_, path, size, mtime, fmt, error in db.execute(
+        "SELECT id, path, size, mtime_ns, format, error FROM label_files WHERE split = ?", [split]
     ):
-        out[path] = StoredFile(id_, size, mtime, fmt, set())
+        out[path] = StoredFile(id_, size, mtime, fmt, set(), error)
     by_id = {s.id: s for s in out.values()}
     for lf_id, image in db.execute(
         "SELECT lfi.label_file_id, lfi.image_path FROM label_file_images lfi "

@@ -57,6 +57,7 @@ class _SplitRead:
     touched: set[str]
     force: bool  # what the files are read with changed: every file is read
     convention: Convention | None
+    retry_errors: bool = False  # files that failed are read again, even when unchanged
 
 
 def index_labels(
@@ -66,8 +67,10 @@ def index_labels(
     scan_id: int,
     convention: Convention | None,
     touched: set[str],
+    retry_errors: bool = False,
 ) -> LabelSummary:
-    """Bring the labels of one split up to date. `touched` holds the split's image paths that were
+    """Bring the labels of one split up to date (with ``retry_errors``, label files that could not
+    be read are read again even when unchanged, as images are). `touched` holds the split's image paths that were
     new, changed or removed in this scan; images written by scans whose label stage did not run
     (a killed scan) count as touched too.
 
@@ -78,7 +81,7 @@ def index_labels(
     the write lock, so another writer indexing the same split meanwhile waits instead of having its
     rows inserted twice."""
     with store.write_transaction(db):
-        return _index_split(db, split, plans, scan_id, convention, touched)
+        return _index_split(db, split, plans, scan_id, convention, touched, retry_errors)
 
 
 def _index_split(
@@ -88,6 +91,7 @@ def _index_split(
     scan_id: int,
     convention: Convention | None,
     touched: set[str],
+    retry_errors: bool = False,
 ) -> LabelSummary:
     summary = LabelSummary()
     if not plans and not _has_label_files(db, split):
@@ -97,13 +101,14 @@ def _index_split(
     signature = _signature(plans, convention)
     force = get_setting(db, f"labels.read_with.{split}") != signature
     since = int(get_setting(db, f"labels.scan.{split}") or 0)
-    if not (force or touched or _pending(db, split, since)):
+    retry = retry_errors and _has_failed_files(db, split)
+    if not (force or touched or retry or _pending(db, split, since)):
         unchanged = _count_if_unchanged(db, split, plans)
         if unchanged is not None:
             summary.unchanged = unchanged
             return _finish(db, split, plans, signature, scan_id, summary)
     images, newer = _image_index(db, split, since)
-    job = _SplitRead(split, scan_id, images, touched | newer, force, convention)
+    job = _SplitRead(split, scan_id, images, touched | newer, force, convention, retry)
     _read_split(db, plans, job, summary)
     return _finish(db, split, plans, signature, scan_id, summary)
 
@@ -199,6 +204,13 @@ def _count_if_unchanged(db: sqlite_utils.Database, split: str, plans: Sequence[L
     return len(seen) if seen == stored.keys() else None
 
 
+def _has_failed_files(db: sqlite_utils.Database, split: str) -> bool:
+    return (
+        db.execute("SELECT 1 FROM label_files WHERE split = ? AND error IS NOT NULL LIMIT 1", [split]).fetchone()
+        is not None
+    )
+
+
 def _has_label_files(db: sqlite_utils.Database, split: str) -> bool:
     return db.execute("SELECT 1 FROM label_files WHERE split = ? LIMIT 1", [split]).fetchone() is not None
 
@@ -247,6 +259,8 @@ def _to_read(
 
 def _stale(fmt: LabelFormat, plan: LabelPlan, path: str, stat: Stat, known: StoredFile | None, job: _SplitRead) -> bool:
     if job.force or known is None or (known.size, known.mtime_ns, known.format) != (*stat, plan.format):
+        return True
+    if job.retry_errors and known.error is not None:
         return True
     if known.images & job.touched or any(p not in job.images.sizes for p in known.images):
         return True  # an image it annotates changed or went
