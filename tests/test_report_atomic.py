@@ -1,6 +1,7 @@
 """`imgindex report` killed at any moment leaves the top-level Report.pdf and summary.json complete:
-the previous run's pair or the new one's (summary.json never newer than Report.pdf), never a
-truncated file; the next run finishes or removes what the killed one left."""
+the previous run's pair or the new one's, switched at once through the link `current`, never a
+truncated file; where links cannot be made, files replaced one after the other (summary.json
+never newer than Report.pdf); the next run finishes or removes what the killed one left."""
 
 from __future__ import annotations
 
@@ -119,6 +120,64 @@ def die_on_replace(nth: int) -> Callable[[], None]:
     return patch
 
 
+def without_links() -> None:
+    """Publishing as on a system without symbolic links: copies replaced one after the other."""
+    outputs.links_supported = lambda directory: False  # type: ignore[assignment]
+
+
+def then(*patches: Callable[[], None]) -> Callable[[], None]:
+    def patch() -> None:
+        for one in patches:
+            one()
+
+    return patch
+
+
+LINKED = {
+    "while writing the PDF": die_on_call(outputs, "write_synced", 0, partial=True),
+    "while writing summary.json": die_on_call(summary_module, "write", 0, partial=True),
+    "before completing the archive": die_on_call(outputs, "_complete", 0),
+    "before switching current": die_on_replace(0),
+    "after the switch": die_on_call(outputs, "_sync_folder", 0),
+}
+
+
+@pytest.mark.parametrize("moment", list(LINKED))
+def test_a_report_killed_at_each_step_leaves_the_previous_pair_or_the_new(
+    index: Path, tmp_path: Path, moment: str
+) -> None:
+    out = tmp_path / "logs"
+    directory = build_report(index, out, title="t", now=START).directory
+    assert (directory / outputs.PDF).is_symlink() and (directory / outputs.SUMMARY).is_symlink()
+    previous = START.isoformat(timespec="seconds")
+    later = START + timedelta(minutes=1)
+    new = later.isoformat(timespec="seconds")
+    assert report_dying_at(index, out, later, LINKED[moment]) == KILLED
+    expected = (new, new) if moment == "after the switch" else (previous, previous)
+    assert pair(directory) == expected
+    outputs.recover(directory)
+    assert leftovers(directory) == [] and pair(directory) == expected
+    latest = START + timedelta(minutes=2)
+    build_report(index, out, title="t", now=latest)
+    assert pair(directory) == (latest.isoformat(timespec="seconds"),) * 2
+
+
+def test_reports_written_as_plain_files_become_links_in_order(index: Path, tmp_path: Path) -> None:
+    """An index whose last report wrote plain files: the next run puts the links in place,
+    Report.pdf first; killed in between, the pair is the new PDF and the previous summary.json
+    (never a newer summary.json), and the run after completes it."""
+    out = tmp_path / "logs"
+    assert report_dying_at(index, out, START, then(without_links, lambda: None)) == 0
+    directory = out / "t"
+    assert not (directory / outputs.PDF).is_symlink()
+    previous, later = START.isoformat(timespec="seconds"), START + timedelta(minutes=1)
+    assert report_dying_at(index, out, later, die_on_replace(2)) == KILLED  # current, Report.pdf, then...
+    assert pair(directory) == (previous, later.isoformat(timespec="seconds"))
+    outputs.recover(directory)
+    assert pair(directory) == (later.isoformat(timespec="seconds"),) * 2
+    assert (directory / outputs.SUMMARY).is_symlink() and leftovers(directory) == []
+
+
 MOMENTS = {
     "while writing the PDF": die_on_call(outputs, "write_synced", 0, partial=True),
     "while writing summary.json": die_on_call(summary_module, "write", 0, partial=True),
@@ -132,15 +191,18 @@ MOMENTS = {
 
 
 @pytest.mark.parametrize("moment", list(MOMENTS))
-def test_a_report_killed_at_each_step_leaves_a_complete_pair(index: Path, tmp_path: Path, moment: str) -> None:
+def test_without_links_a_report_killed_at_each_step_leaves_a_complete_pair(
+    index: Path, tmp_path: Path, moment: str
+) -> None:
     out = tmp_path / "logs"
-    directory = build_report(index, out, title="t", now=START).directory
+    assert report_dying_at(index, out, START, then(without_links, lambda: None)) == 0
+    directory = out / "t"
     previous = START.isoformat(timespec="seconds")
     assert pair(directory) == (previous, previous)
     later = START + timedelta(minutes=1)
     new = later.isoformat(timespec="seconds")
 
-    assert report_dying_at(index, out, later, MOMENTS[moment]) == KILLED
+    assert report_dying_at(index, out, later, then(without_links, MOMENTS[moment])) == KILLED
     summary_stamp, pdf_stamp = pair(directory)  # both complete, whatever the moment
     if moment == "between the two replaces":
         assert (summary_stamp, pdf_stamp) == (previous, new)  # summary.json is never the newer
@@ -159,7 +221,7 @@ def test_a_report_killed_at_each_step_leaves_a_complete_pair(index: Path, tmp_pa
     assert pair(directory) == expected
 
     latest = START + timedelta(minutes=2)
-    build_report(index, out, title="t", now=latest)
+    assert report_dying_at(index, out, latest, then(without_links, lambda: None)) == 0
     assert pair(directory) == (latest.isoformat(timespec="seconds"),) * 2
     assert leftovers(directory) == []
 
@@ -168,15 +230,16 @@ def test_a_newer_pair_is_never_overwritten_by_a_stale_summary(index: Path, tmp_p
     """A summary.json left waiting by a killed run is put in place only if the Report.pdf beside it
     is still that run's."""
     out = tmp_path / "logs"
-    directory = build_report(index, out, title="t", now=START).directory
+    assert report_dying_at(index, out, START, then(without_links, lambda: None)) == 0
+    directory = out / "t"
     later = START + timedelta(minutes=1)
-    assert report_dying_at(index, out, later, MOMENTS["between the two replaces"]) == KILLED
+    assert report_dying_at(index, out, later, then(without_links, MOMENTS["between the two replaces"])) == KILLED
     waiting = [p for p in directory.iterdir() if p.name.startswith(".summary.json.")]
     assert len(waiting) == 1
     moved = tmp_path / "waiting"
     waiting[0].rename(moved)  # keep it aside while a newer run publishes
     latest = START + timedelta(minutes=2)
-    build_report(index, out, title="t", now=latest)
+    assert report_dying_at(index, out, latest, then(without_links, lambda: None)) == 0
     moved.rename(waiting[0])
     outputs.recover(directory)
     assert pair(directory) == (latest.isoformat(timespec="seconds"),) * 2
@@ -211,7 +274,7 @@ def test_imgindex_report_killed_at_random_moments(index: Path, tmp_path: Path) -
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
         summary_stamp, pdf_stamp = pair(directory)  # complete, whenever the kill came
-        assert summary_stamp <= pdf_stamp
+        assert summary_stamp == pdf_stamp  # one pair: switched at once
     outputs.recover(directory)
     assert pair(directory)[0] == pair(directory)[1]
     assert leftovers(directory) == []

@@ -1,7 +1,16 @@
-"""Publishing a report's files so that a reader never sees half of one.
+"""Publishing a report's files so that a reader never sees half of one, nor half a pair.
 
-A run writes into an archive folder marked incomplete (``archive_<time>.<pid>.incomplete``), then
-publishes in this order:
+A run writes Report.pdf and summary.json into an archive folder marked incomplete
+(``archive_<time>.<pid>.incomplete``), each flushed to disk, and renames it to its final name
+(``archive_<time>``), complete. Then, where the system has symbolic links, one ``os.replace``
+publishes both files at once: the link ``current`` is switched to the new archive, and the
+top-level Report.pdf and summary.json are links to ``current/Report.pdf`` and
+``current/summary.json`` (made once; an index's first report, or one after reports written as
+plain files, puts them in place Report.pdf first). The top-level pair is therefore always the
+previous run's or the new run's, whenever a run is killed.
+
+Where links cannot be made (Windows without the right to), the files are copied and replaced one
+after the other, in this order:
 
 1. Report.pdf and summary.json are written in that folder, then copied beside the top-level files
    under temporary names (``.Report.pdf.<pid>.tmp``, then ``.summary.json.<pid>.tmp``), each
@@ -29,9 +38,10 @@ from pathlib import Path
 PDF = "Report.pdf"
 SUMMARY = "summary.json"
 OUTPUTS = (PDF, SUMMARY)  # the order of every step: Report.pdf first, summary.json last
+CURRENT = "current"  # the link to the archive the top-level files show
 INCOMPLETE = ".incomplete"
 
-_TEMP = re.compile(r"^\.(Report\.pdf|summary\.json)\.(\d+)\.tmp$")
+_TEMP = re.compile(r"^\.(Report\.pdf|summary\.json|current)\.(\d+)\.tmp$")
 _STAGING = re.compile(r"^archive_.*\.(\d+)\.incomplete$")
 
 
@@ -50,6 +60,48 @@ def staging_folder(directory: Path, stamp: str) -> Path:
 
 def publish(directory: Path, staging: Path, stamp: str) -> Path:
     """Put the complete files of ``staging`` in place (see the module's order); the archive's final path."""
+    if links_supported(directory):
+        archive = _complete(staging, directory, f"archive_{stamp}")
+        _link(directory, CURRENT, archive.name)  # both files switch here
+        for name in OUTPUTS:
+            _link(directory, name, f"{CURRENT}/{name}")
+        _sync_folder(directory)
+        return archive
+    return _publish_copies(directory, staging, stamp)
+
+
+def links_supported(directory: Path) -> bool:
+    """Whether symbolic links can be made in ``directory`` (tried once per folder and process)."""
+    if directory not in _LINKS:
+        probe = temp_path(directory, CURRENT)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                probe.unlink()
+            os.symlink(".", probe)
+            probe.unlink()
+            _LINKS[directory] = True
+        except (OSError, NotImplementedError):
+            _LINKS[directory] = False
+    return _LINKS[directory]
+
+
+_LINKS: dict[Path, bool] = {}
+
+
+def _link(directory: Path, name: str, target: str) -> None:
+    """``directory/name`` made a link to ``target`` by one rename (nothing done when it is one)."""
+    path = directory / name
+    if path.is_symlink() and os.readlink(path) == target:
+        return
+    temp = temp_path(directory, name)
+    with contextlib.suppress(FileNotFoundError):
+        temp.unlink()
+    os.symlink(target, temp)
+    os.replace(temp, path)
+
+
+def _publish_copies(directory: Path, staging: Path, stamp: str) -> Path:
+    """The files copied beside the top level, then replaced one after the other (no links)."""
     temps = [temp_path(directory, name) for name in OUTPUTS]
     for name, temp in zip(OUTPUTS, temps):
         _copy_synced(staging / name, temp)
@@ -82,12 +134,22 @@ def recover(directory: Path) -> None:
         if temp and not _running(int(temp.group(2))):
             left.setdefault(int(temp.group(2)), {})[temp.group(1)] = entry
     for temps in left.values():
-        summary_temp = temps.get(SUMMARY)
-        if summary_temp is not None and PDF not in temps and _pdf_still_its_own(directory, summary_temp):
-            os.replace(summary_temp, directory / SUMMARY)
+        if _waiting_copy(directory, temps):  # a copy left between the two replaces
+            os.replace(temps[SUMMARY], directory / SUMMARY)
         for path in temps.values():
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+    if (directory / CURRENT).is_symlink() and (directory / PDF).is_symlink():
+        for name in OUTPUTS:  # a first switch to links killed before summary.json was linked
+            _link(directory, name, f"{CURRENT}/{name}")
+
+
+def _waiting_copy(directory: Path, temps: dict[str, Path]) -> bool:
+    """Whether a dead run's copied summary.json waits to be put in place beside its Report.pdf."""
+    summary_temp = temps.get(SUMMARY)
+    if summary_temp is None or summary_temp.is_symlink() or PDF in temps:
+        return False
+    return _pdf_still_its_own(directory, summary_temp)
 
 
 def _pdf_still_its_own(directory: Path, summary_temp: Path) -> bool:
