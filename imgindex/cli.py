@@ -224,6 +224,16 @@ def warn_skipped(summary: ScanSummary) -> None:
         )
         noun = "link that leads" if len(links) == 1 else "links that lead"
         click.echo(f"Skipped {len(links)} {noun} nowhere (dangling, or a loop of links): {shown}", err=True)
+    outside = summary.outside_links
+    if outside:
+        shown = ", ".join(outside[:SKIPPED_SHOWN]) + (
+            f" and {len(outside) - SKIPPED_SHOWN} more" if len(outside) > SKIPPED_SHOWN else ""
+        )
+        click.echo(
+            f"{len(outside)} link(s) lead out of their split's folders: their images are indexed, but "
+            f"`imgindex serve` does not send them: {shown}",
+            err=True,
+        )
 
 
 def open_index(db_path: str) -> Index:

@@ -70,6 +70,7 @@ class ScanSummary:
     scan_id: int = 0
     labels: LabelSummary | None = None
     skipped_links: list[str] = field(default_factory=list)  # those links, as stored text, sorted
+    outside_links: list[str] = field(default_factory=list)  # links leading out of their split's folders
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -135,6 +136,21 @@ def _walk(root: Path, walked: dict[Path, list[Stamped]], skips: Skips | None) ->
     if root not in walked:
         walked[root] = walk_stamped(str(root), skips)
     return walked[root]
+
+
+def links_outside(skips: Skips, splits: Splits) -> list[str]:
+    """The links (image files or folders) in a split's folders whose target lies outside every
+    folder of that split: indexed, but `imgindex serve` does not send their files."""
+    out = []
+    for roots in splits.values():
+        bases = [stored_text(str(r)).rstrip(os.sep) + os.sep for r in roots]
+        real = [os.path.realpath(r) for r in roots]
+        for link in skips.linked:
+            if any(link.startswith(b) for b in bases):
+                target = os.path.realpath(skips.sources.get(link, link))
+                if not any(target == r or target.startswith(r.rstrip(os.sep) + os.sep) for r in real):
+                    out.append(link)
+    return sorted(set(out))
 
 
 def rel_path(path: str, roots: Sequence[Path]) -> str:
@@ -381,6 +397,7 @@ def scan_images_and_labels(
     summary.unchanged = plan.unchanged
     summary.skipped_links = sorted(set(plan.skips.links))
     summary.skipped = len(summary.skipped_links)
+    summary.outside_links = links_outside(plan.skips, splits)
     mark_pending(db, {job.split for job in plan.jobs} | {split for split, gone in plan.gone.items() if gone})
     process(db, plan.jobs, summary.scan_id, executor, batch_size, summary, on_progress)
     for split, gone in plan.gone.items():

@@ -78,6 +78,7 @@ class Skips:
 
     links: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
+    linked: list[str] = field(default_factory=list)  # image files and folders reached through a link
 
 
 def walk_images(root: Path) -> Iterator[FileEntry]:
@@ -180,19 +181,16 @@ def _scan_folder(folder: str, found: list[Stamped], skips: Skips) -> list[str]:
                 try:
                     if dot > 0 and name[dot:].lower() in extensions:
                         if entry.is_dir():  # a folder named like an image is walked as a folder
-                            subfolders.append(entry.path)
+                            _folder(entry, subfolders, skips)
                             continue
                         st = entry.stat()  # a FIFO or device too; a link leading nowhere raises
                         path = entry.path
-                        found.append(
-                            (
-                                _escaped(path, skips) if escaped or not name.isascii() else path,
-                                st.st_size,
-                                st.st_mtime_ns,
-                            )
-                        )
+                        stored = _escaped(path, skips) if escaped or not name.isascii() else path
+                        found.append((stored, st.st_size, st.st_mtime_ns))
+                        if entry.is_symlink():
+                            skips.linked.append(stored)
                     elif entry.is_dir():
-                        subfolders.append(entry.path)
+                        _folder(entry, subfolders, skips)
                 except OSError:
                     _note_skip(entry, skips)
     except OSError:
@@ -232,6 +230,13 @@ def _escaped(path: str, skips: Skips) -> str:
     if text != path:
         skips.sources[text] = path
     return text
+
+
+def _folder(entry: os.DirEntry[str], subfolders: list[str], skips: Skips) -> None:
+    """A subfolder to walk; noted when it is reached through a link."""
+    subfolders.append(entry.path)
+    if entry.is_symlink():
+        skips.linked.append(stored_text(entry.path))
 
 
 def _note_skip(entry: os.DirEntry[str], skips: Skips, path: str | None = None) -> None:

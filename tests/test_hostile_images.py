@@ -377,3 +377,24 @@ def test_watch_indexes_byte_names_and_fifos_and_follows_a_folder_move(tmp_path: 
         watcher.stop.set()
         thread.join(20)
     assert not thread.is_alive()
+
+
+def test_links_leading_out_of_the_split_are_indexed_and_named(tmp_path: Path) -> None:
+    """A link to an image outside the split's folders, and a linked folder leading outside, are
+    indexed, and the scan names them: `imgindex serve` will not send their files. A link that
+    stays inside is not named."""
+    outside, split = tmp_path / "outside", tmp_path / "train"
+    (outside / "folder").mkdir(parents=True)
+    split.mkdir()
+    Image.new("RGB", (32, 24), "red").save(outside / "secret.jpg")
+    Image.new("RGB", (32, 24), "blue").save(outside / "folder" / "inner.jpg")
+    Image.new("RGB", (32, 24), "green").save(split / "photo.jpg")
+    (split / "out.jpg").symlink_to(outside / "secret.jpg")
+    (split / "linked").symlink_to(outside / "folder", target_is_directory=True)
+    (split / "alias.jpg").symlink_to("photo.jpg")
+    db = tmp_path / "links.db"
+    result = invoke("scan", "--db", str(db), "-q", f"train={split}")
+    assert len(sql_rows(db, "select path from images where error is null")) == 4
+    line = next(x for x in result.stderr.splitlines() if "lead out of their split's folders" in x)
+    assert line.startswith("2 link(s)")
+    assert str(split / "out.jpg") in line and str(split / "linked") in line and "alias.jpg" not in line
