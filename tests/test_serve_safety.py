@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import httpx
@@ -313,3 +314,30 @@ def test_plain_datasette_keeps_its_pages_unless_configured(dataset: tuple[Path, 
 )
 def test_debug_pages_are_recognised_however_spelled(path: str, raw: bytes, base_url: str, hidden: bool) -> None:
     assert is_debug_page({"path": path, "raw_path": raw}, base_url) is hidden
+
+
+class RefusingDb:
+    """A Datasette database whose reads are refused ``refusals`` times, then answered."""
+
+    def __init__(self, refusals: int) -> None:
+        self.refusals = refusals
+
+    async def execute(self, sql: str, params: list[str]) -> Any:
+        if self.refusals:
+            self.refusals -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return type("Rows", (), {"rows": [("/data/train",)]})()
+
+
+def test_a_read_refused_for_a_moment_is_retried_and_one_that_lasts_is_a_503() -> None:
+    """Reading the split's folders is retried: a transient refusal never looks like 'outside'."""
+    import asyncio
+
+    from datasette.views.base import DatasetteError
+
+    from imgindex.serve import plugin
+
+    assert asyncio.run(plugin._roots(RefusingDb(2), "train")) == ["/data/train"]  # type: ignore[arg-type]
+    with pytest.raises(DatasetteError) as refused:
+        asyncio.run(plugin._roots(RefusingDb(plugin.ROOTS_ATTEMPTS), "train"))  # type: ignore[arg-type]
+    assert refused.value.status == 503

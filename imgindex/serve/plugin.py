@@ -26,6 +26,7 @@ from urllib.parse import quote, unquote
 from datasette import Response, hookimpl
 from datasette.database import Database
 from datasette.utils.asgi import Forbidden, NotFound, asgi_start
+from datasette.views.base import DatasetteError
 from markupsafe import Markup, escape
 
 from . import files, review, thumbnails
@@ -316,12 +317,24 @@ async def _indexed_file(datasette: Any, request: Any) -> tuple[dict[str, Any], f
     return row, opened
 
 
+ROOTS_ATTEMPTS = 5  # a read refused for a moment (a writer's checkpoint) is asked again
+
+
 async def _roots(db: Database, split: str) -> list[str]:
-    """The folders the split was scanned from (none when the index does not say: nothing is served)."""
-    try:
-        return [r[0] for r in (await db.execute(files.ROOTS_SQL, [split])).rows]
-    except sqlite3.Error:
-        return []
+    """The folders the split was scanned from (none when the index does not say: nothing is
+    served). A transient refusal is retried; one that lasts is a 503, never an empty answer."""
+    for attempt in range(ROOTS_ATTEMPTS):
+        try:
+            return [r[0] for r in (await db.execute(files.ROOTS_SQL, [split])).rows]
+        except sqlite3.OperationalError as err:
+            if "no such table" in str(err):
+                return []
+            if attempt == ROOTS_ATTEMPTS - 1:
+                raise DatasetteError(f"The index could not be read just now ({err}): try again", status=503) from err
+            await asyncio.sleep(0.05 * 2**attempt)
+        except sqlite3.Error:
+            return []
+    return []
 
 
 async def _image_row(datasette: Any, request: Any) -> tuple[str, Database, dict[str, Any]]:
