@@ -21,6 +21,8 @@ from typing import BinaryIO
 
 from PIL import Image, ImageDraw
 
+from ..extract.decode import EXIF_ORIENTATION, upright
+
 DEFAULT_SIDE = 160
 MIN_SIDE = 32
 MAX_SIDE = 512
@@ -37,17 +39,6 @@ _MIME = {
     "WEBP": "image/webp",
     "BMP": "image/bmp",
     "TIFF": "image/tiff",
-}
-
-# EXIF orientation -> the transposition that shows the image upright (as ImageOps.exif_transpose).
-_UPRIGHT = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
 }
 
 
@@ -92,11 +83,9 @@ def make_thumbnail(source: Path | BinaryIO, side: int, max_pixels: int = DEFAULT
         pixels = image.width * image.height
         if pixels > max_pixels:
             raise TooLarge(pixels, max_pixels)
-        orientation = image.getexif().get(0x0112, 1)
+        orientation = image.getexif().get(EXIF_ORIENTATION, 1)
         image.seek(0)
-        picture = _shrunk(image, side)
-        if orientation in _UPRIGHT:
-            picture = picture.transpose(_UPRIGHT[orientation])
+        (picture,) = upright(_shrunk(image, side), orientation=orientation)
         out = io.BytesIO()
         _displayable(picture).save(out, "JPEG", quality=85)
     return out.getvalue()
