@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from . import store
+
 Rows = Counter[tuple[Any, ...]]
 ImageKey = tuple[str, str]
+Differences = dict[str, tuple[Rows, Rows]]  # table -> (rows only the first holds, only the second)
 
 IMAGE_SKIP = {"id", "scan_id"}
 LABEL_FILE_SKIP = {"id", "scan_id"}
@@ -98,7 +102,35 @@ def content(db: sqlite_utils.Database) -> dict[str, Rows]:
     return {name: rows(db) for name, rows in TABLES.items()}
 
 
-def differences(a: sqlite_utils.Database, b: sqlite_utils.Database) -> dict[str, tuple[Rows, Rows]]:
+def differences(a: sqlite_utils.Database, b: sqlite_utils.Database) -> Differences:
     """Per table with a difference: (rows only a holds, rows only b holds)."""
     ca, cb = content(a), content(b)
     return {name: (ca[name] - cb[name], cb[name] - ca[name]) for name in TABLES if ca[name] != cb[name]}
+
+
+def compare_files(a: Path, b: Path) -> Differences:
+    """differences() of two index files, each opened read-only."""
+    first, second = store.open_readonly(a), store.open_readonly(b)
+    try:
+        return differences(first, second)
+    finally:
+        first.close()
+        second.close()
+
+
+def count(found: Differences) -> int:
+    """How many rows differ, over every table."""
+    return sum(sum(x.values()) + sum(y.values()) for x, y in found.values())
+
+
+def describe(found: Differences, first: str, second: str, show: int = 3) -> list[str]:
+    """A line per table that differs (how many rows only each side holds), then up to ``show``
+    of those rows of each side."""
+    lines = []
+    for table, (only_first, only_second) in found.items():
+        lines.append(
+            f"{table}: {sum(only_first.values())} rows only in {first}, {sum(only_second.values())} only in {second}"
+        )
+        lines += [f"  {first}: {row}" for row in list(only_first)[:show]]
+        lines += [f"  {second}: {row}" for row in list(only_second)[:show]]
+    return lines

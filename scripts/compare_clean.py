@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from imgindex import consistency, store
+from imgindex import consistency
 
 
 def clean_scan(db: Path, splits: list[str]) -> None:
@@ -34,22 +34,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         clean = Path(tmp) / "clean.db"
         clean_scan(clean, args.splits)
-        a, b = store.open_readonly(args.db), store.open_readonly(clean)
-        try:
-            diff = consistency.differences(a, b)
-        finally:
-            a.close()
-            b.close()
-    total = 0
-    for table, (only_index, only_clean) in diff.items():
-        n = sum(only_index.values()) + sum(only_clean.values())
-        total += n
-        print(
-            f"{table}: {sum(only_index.values())} rows only in the index, {sum(only_clean.values())} only in the clean scan"
-        )
-        for side, rows in (("index", only_index), ("clean", only_clean)):
-            for row in list(rows)[: args.show]:
-                print(f"  {side}: {row}")
+        found = consistency.compare_files(args.db, clean)
+    for line in consistency.describe(found, "the index", "the clean scan", args.show):
+        print(line)
+    total = consistency.count(found)
     print(f"rows that differ from a clean scan: {total}")
     return 1 if total else 0
 

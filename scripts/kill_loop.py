@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from imgindex import consistency, store
+from imgindex import consistency
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 COMMANDS = ("scan", "scan", "report", "watch")
@@ -111,19 +111,10 @@ def kill_once(name: str, db: Path, split: Path, out: Path, data: Path, rng: rand
 def compare_with_clean(db: Path, split: Path, tmp: Path) -> int:
     clean = tmp / "clean.db"
     subprocess.run(command("scan", clean, split, tmp), check=True, capture_output=True)
-    a, b = store.open_readonly(db), store.open_readonly(clean)
-    try:
-        diff = consistency.differences(a, b)
-    finally:
-        a.close()
-        b.close()
-    for table, (only_db, only_clean) in diff.items():
-        print(
-            f"  {table}: {sum(only_db.values())} only in the killed index, {sum(only_clean.values())} only in the clean one"
-        )
-        for row in [*list(only_db)[:2], *list(only_clean)[:2]]:
-            print(f"    {row}")
-    return sum(sum(x.values()) + sum(y.values()) for x, y in diff.values())
+    found = consistency.compare_files(db, clean)
+    for line in consistency.describe(found, "the killed index", "the clean one", show=2):
+        print(f"  {line}")
+    return consistency.count(found)
 
 
 def main() -> None:

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from PIL import Image, ImageEnhance
 
-from imgindex import consistency, store
+from imgindex import consistency
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -421,12 +421,7 @@ def compare(db: Path, clean: Path) -> list[str]:
     """Rows in one index and not in the other (as many times as they differ), table by table:
     every table of imgindex.consistency (images, labels, label problems, near pairs, the verdict),
     ids turned into the paths they name."""
-    ours, theirs = store.open_readonly(db), store.open_readonly(clean)
-    try:
-        found = consistency.differences(ours, theirs)
-    finally:
-        ours.close()
-        theirs.close()
+    found = consistency.compare_files(db, clean)
     differences = []
     for table, (only_ours, only_clean) in found.items():
         differences += [f"{table}: only after the run: {row}" for row in only_ours.elements()]

@@ -2,13 +2,17 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner, Result
+from PIL import Image
 
 from imgindex.cli import cli
 
@@ -41,3 +45,39 @@ def sql_rows(db: Path, query: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "index.db"
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a server a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    """Wait until url answers with anything below a server error; fail the test after timeout s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=5).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{url} did not answer within {timeout} s")
+        time.sleep(0.1)
+
+
+def shifted_crops(folder: Path, n_side: int, step: int, quality: int = 95) -> list[Path]:
+    """n_side^2 crops of one coco8 photo, each shifted by a few pixels: distinct dHashes within a
+    few bits of each other (a dense cluster of near pairs)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    with Image.open(DATA / "coco8" / "images" / "train" / "000000000009.jpg") as im:
+        w, h, margin = im.width, im.height, step * (n_side - 1)
+        for left in range(0, margin + 1, step):
+            for top in range(0, margin + 1, step):
+                path = folder / f"c{left:02d}_{top:02d}.jpg"
+                im.crop((left, top, w - margin + left, h - margin + top)).save(path, quality=quality)
+                out.append(path)
+    return out

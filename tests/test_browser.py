@@ -10,7 +10,6 @@ import base64
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import free_port, wait_http
 from PIL import Image
 
 from imgindex.scan import scan
@@ -45,25 +45,6 @@ pytestmark = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("IMGINDEX_REQUIRE_BROWSER"),
     reason="needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)",
 )  # with IMGINDEX_REQUIRE_BROWSER set (CI) a missing browser fails the test instead
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"{url} did not answer within {timeout} s")
-        time.sleep(0.1)
 
 
 class Browser:

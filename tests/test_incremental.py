@@ -13,12 +13,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import DATA, invoke
+from conftest import DATA, invoke, shifted_crops
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
 
-from imgindex import consistency, store
+from imgindex import consistency
 from imgindex.near import pairs as near_pairs
 
 COCO8 = DATA / "coco8"
@@ -26,25 +25,15 @@ SAMPLE = sorted((DATA / "coco128_sample" / "images" / "train2017").glob("*.jpg")
 CAP = 3
 
 
-def crops(folder: Path, n_side: int = 3, step: int = 4) -> list[Path]:
-    """n_side^2 crops of one photo shifted by a few pixels: distinct dHashes within a few bits."""
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    with Image.open(COCO8 / "images" / "train" / "000000000009.jpg") as im:
-        w, h, margin = im.width, im.height, step * (n_side - 1)
-        for left in range(0, margin + 1, step):
-            for top in range(0, margin + 1, step):
-                path = folder / f"crop_{left:02d}_{top:02d}.jpg"
-                im.crop((left, top, w - margin + left, h - margin + top)).save(path, quality=90)
-                out.append(path)
-    return out
-
-
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Source files the steps draw from."""
     root = tmp_path_factory.mktemp("pool")
-    return [*sorted((COCO8 / "images" / "train").glob("*.jpg")), *SAMPLE, *crops(root / "crops")]
+    return [
+        *sorted((COCO8 / "images" / "train").glob("*.jpg")),
+        *SAMPLE,
+        *shifted_crops(root / "crops", 3, 4, quality=90),
+    ]
 
 
 def dataset(root: Path) -> Path:
@@ -106,10 +95,5 @@ def test_an_incremental_index_equals_a_clean_scan(
             scan(incremental, split)
         clean = root / "clean.db"
         scan(clean, split)
-        a, b = store.open_readonly(incremental), store.open_readonly(clean)
-        try:
-            diff = consistency.differences(a, b)
-        finally:
-            a.close()
-            b.close()
+        diff = consistency.compare_files(incremental, clean)
         assert diff == {}, {name: (len(x), len(y)) for name, (x, y) in diff.items()}

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DATA, invoke, run_imgindex, sql_rows
+from conftest import DATA, invoke, run_imgindex, shifted_crops, sql_rows
 from PIL import Image, ImageEnhance
 
 from imgindex.near import pairs as near_index
@@ -196,23 +196,10 @@ def test_duplicates_on_a_read_only_connection(db: Path, tmp_path: Path) -> None:
     assert dup.find_duplicates(store.open_readonly(db), 8) == expected
 
 
-def shifted_crops(folder: Path, n_side: int = 5, step: int = 3) -> int:
-    """n_side^2 crops of one photo shifted by a few pixels: distinct dHashes within a few bits."""
-    folder.mkdir()
-    with Image.open(COCO8 / "train" / "000000000009.jpg") as im:
-        w, h, margin = im.width, im.height, step * (n_side - 1)
-        for left in range(0, margin + 1, step):
-            for top in range(0, margin + 1, step):
-                im.crop((left, top, w - margin + left, h - margin + top)).save(
-                    folder / f"c{left:02d}_{top:02d}.jpg", quality=95
-                )
-    return n_side * n_side
-
-
 def test_a_dense_cluster_stores_each_images_nearest_partners_and_stays_one_group(
     db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    n = shifted_crops(tmp_path / "scene")
+    n = len(shifted_crops(tmp_path / "scene", 5, 3))
     invoke("scan", "--db", str(tmp_path / "full.db"), f"s={tmp_path / 'scene'}", "-q")
     full = duplicates(tmp_path / "full.db", "--max-distance", "8")["splits"]["s"]
     assert len(full["groups"]) == 1 and len(full["groups"][0]) == n

@@ -9,7 +9,6 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
-from conftest import DATA, ROOT, invoke, run_imgindex
+from conftest import DATA, ROOT, free_port, invoke, run_imgindex
 
 from imgindex import store
 from imgindex.report import ReportError, build_report
@@ -110,12 +109,6 @@ def test_read_commands_in_a_real_process_leave_the_index_unchanged(index: Path) 
         assert proc.returncode == 0, proc.stderr
         assert proc.stderr == ""
     assert digest(index) == before and wal_content(index) == b""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fetch(url: str, timeout: float = 30) -> bytes:

@@ -10,7 +10,6 @@ import io
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from urllib.parse import unquote
 
 import httpx
 import pytest
-from conftest import DATA, ROOT
+from conftest import DATA, ROOT, free_port, wait_http
 from datasette.app import Datasette
 from PIL import Image
 
@@ -55,24 +54,6 @@ class Served:
             row = conn.execute("select id from images where path = ?", [str(path)]).fetchone()
         assert row is not None, path
         return int(row[0])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            httpx.get(url, timeout=5)
-            return
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
