@@ -298,27 +298,25 @@ def test_debug_pages_are_recognised_however_spelled(path: str, raw: bytes, base_
 
 
 class RefusingDb:
-    """A Datasette database whose reads are refused ``refusals`` times, then answered."""
-
-    def __init__(self, refusals: int) -> None:
-        self.refusals = refusals
+    """A Datasette database whose reads are refused (a lock held past the busy timeout)."""
 
     async def execute(self, sql: str, params: list[str]) -> Any:
-        if self.refusals:
-            self.refusals -= 1
-            raise sqlite3.OperationalError("database is locked")
-        return type("Rows", (), {"rows": [("/data/train",)]})()
+        raise sqlite3.OperationalError("database is locked")
 
 
-def test_a_read_refused_for_a_moment_is_retried_and_one_that_lasts_is_a_503() -> None:
-    """Reading the split's folders is retried: a transient refusal never looks like 'outside'."""
+def test_a_refused_read_is_a_503_and_datasette_reads_wait_as_imgindex_does() -> None:
+    """A read the index refuses never looks like 'outside the folders' (403): it is a 503; and
+    Datasette's connections wait for a lock as long as imgindex's own readers."""
     import asyncio
 
     from datasette.views.base import DatasetteError
 
+    from imgindex import store
     from imgindex.serve import plugin
 
-    assert asyncio.run(plugin._roots(RefusingDb(2), "train")) == ["/data/train"]  # type: ignore[arg-type]
     with pytest.raises(DatasetteError) as refused:
-        asyncio.run(plugin._roots(RefusingDb(plugin.ROOTS_ATTEMPTS), "train"))  # type: ignore[arg-type]
+        asyncio.run(plugin._roots(RefusingDb(), "train"))  # type: ignore[arg-type]
     assert refused.value.status == 503
+    conn = sqlite3.connect(":memory:")
+    plugin.prepare_connection(conn)
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == int(store.LOCKS.busy_timeout * 1000)

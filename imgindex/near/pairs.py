@@ -130,12 +130,13 @@ def candidate_pairs(
     hashes: Hashes, dirty: NDArray[np.bool_], max_distance: int, cap: int | None = None
 ) -> CandidatePairs:
     """Pairs having at least one dirty image, within max_distance dHash bits or WINDOW_MAX window
-    bits (see window_pairs); with a cap, each dirty image keeps its nearest cap partners (see
-    dhash_pairs and window_pairs)."""
+    bits (see window_pairs); with a cap, the dHash pairs are those a dirty image keeps among its
+    nearest cap partners (see dhash_pairs; window pairs are not capped)."""
     a0, b0, _ = dhash_pairs(hashes.ids, hashes.dhash, dirty, max_distance, cap)
     a1, b1 = window_pairs(hashes, dirty)
     ra1, rb1 = np.searchsorted(hashes.ids, a1), np.searchsorted(hashes.ids, b1)
-    beyond = near.popcount(hashes.dhash[ra1] ^ hashes.dhash[rb1]) > max_distance  # the others: the dHash's
+    # a window pair within max_distance is the dHash search's to keep or drop (under its cap)
+    beyond = near.popcount(hashes.dhash[ra1] ^ hashes.dhash[rb1]) > max_distance
     keys = np.stack([np.concatenate((a0, a1[beyond])), np.concatenate((b0, b1[beyond]))], axis=1)
     keys = np.unique(keys.reshape(-1, 2), axis=0)
     a, b = keys[:, 0], keys[:, 1]

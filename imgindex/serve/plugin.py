@@ -160,12 +160,14 @@ async def _schema(db: Database) -> browse.Schema:
 
 @hookimpl
 def prepare_connection(conn: sqlite3.Connection) -> None:
-    """Make imgindex's SQL functions (hamming, ...) available in Datasette's SQL."""
+    """Make imgindex's SQL functions (hamming, ...) available in Datasette's SQL, and let its reads
+    wait for a lock as long as imgindex's own readers do (store.LOCKS)."""
     try:
-        from ..store import register_functions
+        from ..store import LOCKS, register_functions
     except ImportError:  # the core store is not installed alongside
         return
     register_functions(conn)
+    conn.execute(f"PRAGMA busy_timeout = {int(LOCKS.busy_timeout * 1000)}")
 
 
 @hookimpl
@@ -317,24 +319,16 @@ async def _indexed_file(datasette: Any, request: Any) -> tuple[dict[str, Any], f
     return row, opened
 
 
-ROOTS_ATTEMPTS = 5  # a read refused for a moment (a writer's checkpoint) is asked again
-
-
 async def _roots(db: Database, split: str) -> list[str]:
     """The folders the split was scanned from (none when the index does not say: nothing is
-    served). A transient refusal is retried; one that lasts is a 503, never an empty answer."""
-    for attempt in range(ROOTS_ATTEMPTS):
-        try:
-            return [r[0] for r in (await db.execute(files.ROOTS_SQL, [split])).rows]
-        except sqlite3.OperationalError as err:
-            if "no such table" in str(err):
-                return []
-            if attempt == ROOTS_ATTEMPTS - 1:
-                raise DatasetteError(f"The index could not be read just now ({err}): try again", status=503) from err
-            await asyncio.sleep(0.05 * 2**attempt)
-        except sqlite3.Error:
+    served). A read the index refuses (a lock held past the busy timeout) is a 503, never taken
+    for 'no folders'."""
+    try:
+        return [r[0] for r in (await db.execute(files.ROOTS_SQL, [split])).rows]
+    except sqlite3.OperationalError as err:
+        if "no such table" in str(err):
             return []
-    return []
+        raise DatasetteError(f"The index could not be read just now ({err}): try again", status=503) from err
 
 
 async def _image_row(datasette: Any, request: Any) -> tuple[str, Database, dict[str, Any]]:
