@@ -35,7 +35,17 @@ from .labels import (
     remember_options,
 )
 from .near import verdict
-from .walk import FileEntry, Skips, Stamped, is_image_name, raw_bytes, relative, stored_text, walk_stamped
+from .walk import (
+    FileEntry,
+    Skips,
+    Stamped,
+    is_image_name,
+    lies_within,
+    raw_bytes,
+    relative,
+    stored_text,
+    walk_stamped,
+)
 
 Splits = dict[str, list[Path]]
 Progress = Callable[[int, int], None]  # (files extracted so far, files to extract)
@@ -146,10 +156,9 @@ def links_outside(skips: Skips, splits: Splits) -> list[str]:
         bases = [stored_text(str(r)).rstrip(os.sep) + os.sep for r in roots]
         real = [os.path.realpath(r) for r in roots]
         for link in skips.linked:
-            if any(link.startswith(b) for b in bases):
-                target = os.path.realpath(skips.sources.get(link, link))
-                if not any(target == r or target.startswith(r.rstrip(os.sep) + os.sep) for r in real):
-                    out.append(link)
+            target = os.path.realpath(skips.sources.get(link, link))
+            if any(link.startswith(b) for b in bases) and not lies_within(target, real):
+                out.append(link)
     return sorted(set(out))
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -88,6 +88,11 @@ def walk_images(root: Path) -> Iterator[FileEntry]:
     skips = Skips()
     for path, size, mtime_ns in walk_stamped(root_abs, skips):
         yield FileEntry(path, relative(path, prefix), size, mtime_ns, skips.sources.get(path, ""))
+
+
+def lies_within(real_path: str, real_roots: Iterable[str]) -> bool:
+    """Whether a resolved path is one of the resolved folders ``real_roots`` or lies below one."""
+    return any(real_path == root or real_path.startswith(root.rstrip(os.sep) + os.sep) for root in real_roots)
 
 
 def relative(path: str, prefix: int) -> str:

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
+from ..extract import NotRegularError, open_regular, refuse_irregular
+from ..walk import lies_within
+
 ROOTS_SQL = "select root from splits where name = ?"
 
 # RFC 5987 attr-char besides letters and digits: what filename*= may carry unencoded.
@@ -37,11 +40,7 @@ class OpenedFile:
 
 def inside(real_path: str, roots: Iterable[str]) -> bool:
     """Whether ``real_path`` (already resolved) lies in one of ``roots``, resolved now."""
-    for root in roots:
-        base = os.path.realpath(root)
-        if real_path == base or real_path.startswith(base.rstrip(os.sep) + os.sep):
-            return True
-    return False
+    return lies_within(real_path, (os.path.realpath(root) for root in roots))
 
 
 def disk_path(row: dict[str, Any]) -> str:
@@ -73,21 +72,25 @@ def check(row: dict[str, Any], roots: list[str]) -> os.stat_result | Refusal:
 def open_checked(row: dict[str, Any], roots: list[str]) -> OpenedFile | Refusal:
     """The images row's file, opened, when ``check`` allows it; the check is made on the open file
     (its own path, its own stat), so a link swapped between the check and the read changes nothing."""
+    path = disk_path(row)
     try:
-        fd = os.open(disk_path(row), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        refuse_irregular(os.stat(path))  # a device or FIFO is never opened
+        file = open_regular(path)
+    except NotRegularError:
+        return Refusal(404, f"Image {row['id']} is not a regular file")
     except OSError:
         return Refusal(404, f"Image {row['id']} is no longer on disk")
     try:
-        info = os.fstat(fd)
+        info = os.fstat(file.fileno())
         problem = _stamp_problem(row, info)
-        if problem is None and not inside(_real_path_of(fd, disk_path(row), info), roots):
+        if problem is None and not inside(_real_path_of(file.fileno(), path, info), roots):
             problem = _outside(row)
         if problem is not None:
-            os.close(fd)
+            file.close()
             return problem
-        return OpenedFile(os.fdopen(fd, "rb"), info)
+        return OpenedFile(file, info)
     except BaseException:
-        os.close(fd)
+        file.close()
         raise
 
 
