@@ -362,7 +362,7 @@ def update(db: sqlite_utils.Database) -> Refreshed:
     found = candidate_pairs(hashes, partners, CEILING, MAX_PARTNERS)
     pairs = _touching(found, ids[dirty])
     grades = classify(pairs, load_signals(db, np.unique(np.concatenate([pairs.a, pairs.b]))))
-    with db.atomic():
+    with store.write_transaction(db):  # a savepoint inside verdict.refresh's transaction
         db.execute("CREATE TEMP TABLE IF NOT EXISTS near_dirty (id INTEGER PRIMARY KEY)")
         db.execute("DELETE FROM temp.near_dirty")
         db.conn.executemany("INSERT INTO temp.near_dirty VALUES (?)", ((x,) for x in ids[dirty].tolist()))
