@@ -151,15 +151,13 @@ def _walk(root: Path, walked: dict[Path, list[Stamped]], skips: Skips | None) ->
 def links_outside(skips: Skips, splits: Splits) -> list[str]:
     """The links (image files or folders) in a split's folders whose target lies outside every
     folder of that split: indexed, but `imgindex serve` does not send their files."""
-    out = []
+    targets = {link: os.path.realpath(skips.sources.get(link, link)) for link in skips.linked}
+    out = set()
     for roots in splits.values():
-        bases = [stored_text(str(r)).rstrip(os.sep) + os.sep for r in roots]
+        bases = tuple(stored_text(str(r)).rstrip(os.sep) + os.sep for r in roots)
         real = [os.path.realpath(r) for r in roots]
-        for link in skips.linked:
-            target = os.path.realpath(skips.sources.get(link, link))
-            if any(link.startswith(b) for b in bases) and not lies_within(target, real):
-                out.append(link)
-    return sorted(set(out))
+        out |= {link for link, target in targets.items() if link.startswith(bases) and not lies_within(target, real)}
+    return sorted(out)
 
 
 def rel_path(path: str, roots: Sequence[Path]) -> str:
