@@ -10,6 +10,9 @@ mean grey level 80-150 that are not in EXCEPTIONS; JPEG quality 90 throughout):
 - dark: pixel values x0.12, x0.2, x0.25 and a gamma of 3 (8 photos each); night photos: x0.08 with
   6-12 small warm lights (dots and lit windows, under 1 % of the pixels; 4 photos).
 - light: values x3 and x4 clipped, and +170 clipped (8 photos each).
+  A dark or light version is kept only if it looks the part (mean grey under 40, over 190 of 255),
+  else the next photo drawn is used: a gamma or a gain leaves a bright sky bright and dark walls
+  dark, and about half of the gamma-3 versions looked like normal contrasty photos.
 - blurry: Gaussian blur of radius 0.5 %, 0.8 %, 1.2 % and 2 % of the shorter side (8 photos each;
   the radii in px for a 640x480 photo are printed).
 - low_information: the photo blended 4 % with its mean colour; a blur of 20 % of the shorter side
@@ -109,6 +112,7 @@ DARK = {"x0.12": 0.12, "x0.2": 0.2, "x0.25": 0.25}
 LIGHT = {"x3": (3.0, 0.0), "x4": (4.0, 0.0), "+170": (1.0, 170.0)}
 BLUR_SHARES = (0.005, 0.008, 0.012, 0.02)
 PER_VARIANT = 8
+DARK_MEAN, LIGHT_MEAN = 40, 190
 FLAT_DONT_CARE = frozenset({"dark", "light", "blurry"})
 CHILD = """
 import json, os, sys, time
@@ -278,17 +282,33 @@ def copy_untouched(photos: list[Path], folder: Path) -> list[Item]:
 Transform = Callable[[Image.Image], Image.Image]
 
 
+def looks_the_part(group: str, im: Image.Image) -> bool:
+    """Whether a dark or light version looks dark or light (mean grey under 40, over 190); other groups pass."""
+    if group not in ("dark", "light"):
+        return True
+    grey = float(np.asarray(im.convert("L")).mean())
+    return grey < DARK_MEAN if group == "dark" else grey > LIGHT_MEAN
+
+
 def make_variants(
     pool: list[Path], folder: Path, rng: random.Random, group: str, variants: dict[str, Transform], count: int
 ) -> list[Item]:
-    """`count` photos drawn from pool per variant, each transformed and saved with the group as expected flag."""
+    """`count` photos drawn from pool per variant, each transformed and saved with the group as expected flag;
+    a dark or light version that does not look the part is replaced by the next photo drawn."""
     expected = frozenset({group}) if group in FLAGS else frozenset()
     items = []
     for variant, transform in variants.items():
-        for p in rng.sample(pool, count):
+        made = 0
+        for p in rng.sample(pool, len(pool)):
+            if made == count:
+                break
+            im = transform(rgb_of(p))
+            if not looks_the_part(group, im):
+                continue
             name = f"{group}_{variant}_{p.stem}.jpg"
-            save(transform(rgb_of(p)), folder, name)
+            save(im, folder, name)
             items.append(Item(name, group, variant, expected))
+            made += 1
     return items
 
 
