@@ -58,15 +58,17 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import random
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -410,18 +412,24 @@ def has_quality_view(db_path: Path) -> bool:
     return found is not None
 
 
-def run_imgindex(folder: Path, db_path: Path) -> ToolRun | None:
-    """The real CLI, timed; None when this imgindex has no `quality` view."""
+def run_imgindex(folder: Path, db_path: Path) -> ToolRun:
+    """The real CLI on a new index, timed; no flags when this imgindex has no `quality` view."""
     args = [sys.executable, "-m", "imgindex", "scan", "--db", str(db_path), "-q", f"train={folder}"]
     started = time.perf_counter()
     subprocess.run(args, check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if not has_quality_view(db_path):
-        print(f"This imgindex has no `quality` view (its scan took {seconds:.1f} s): imgindex is left out.\n")
-        return None
+        return ToolRun("imgindex", {}, seconds)
     flags = {Path(p).name: f for p, f in imgindex_flags(db_path).items()}
     outliers = sum("outlier" in f for f in flags.values())
     return ToolRun("imgindex", {n: f - {"outlier"} for n, f in flags.items()}, seconds, None, outliers)
+
+
+def median_run(runs: list[ToolRun]) -> ToolRun:
+    """The first run's flags with the median times of all runs."""
+    inner = [r.inner_seconds for r in runs if r.inner_seconds is not None]
+    seconds = statistics.median(r.seconds for r in runs)
+    return replace(runs[0], seconds=seconds, inner_seconds=statistics.median(inner) if inner else None)
 
 
 def cleanvision_python(given: Path | None) -> Path | None:
@@ -556,8 +564,8 @@ def print_hard(items: list[Item], runs: list[ToolRun]) -> None:
         print(f"| {Path(i.name).stem} | " + " | ".join(cells) + " |")
 
 
-def print_times(runs: list[ToolRun], count: int) -> None:
-    print(f"\nRun times on {count} images (2 cores)\n")
+def print_times(runs: list[ToolRun], count: int, repeats: int) -> None:
+    print(f"\nRun times on {count} images, {os.cpu_count()} CPUs, median of {repeats} runs each\n")
     print("| tool | wall clock, s | images/s | the work alone, s |")
     print("|---|---|---|---|")
     for r in runs:
@@ -584,22 +592,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--cleanvision-python", type=Path, default=None, help="a Python that can import cleanvision")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each tool; the median time is reported")
     args = parser.parse_args()
-    python = cleanvision_python(args.cleanvision_python)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "train"
         folder.mkdir()
         items = make_set(args.data, folder)
         print_set(items)
-        runs = []
-        ours = run_imgindex(folder, Path(tmp) / "index.db")
-        if ours is not None:
-            runs.append(ours)
-        if python is None:
-            print("cleanvision is missing (pass --cleanvision-python): imgindex is reported alone.\n")
-        else:
-            runs.append(run_cleanvision(python, folder, Path(tmp) / "cleanvision.json"))
+        python = cleanvision_python(args.cleanvision_python)
+        timed: dict[str, list[ToolRun]] = {"imgindex": [], "cleanvision": []}
+        for n in range(args.runs):  # alternated, so that both see the same load
+            timed["imgindex"].append(run_imgindex(folder, Path(tmp) / f"index{n}.db"))
+            if python is not None:
+                timed["cleanvision"].append(run_cleanvision(python, folder, Path(tmp) / "cleanvision.json"))
+    ours = median_run(timed["imgindex"])
+    timings = [ours] + ([median_run(timed["cleanvision"])] if python is not None else [])
+    runs = [r for r in timings if r.flags]
+    if not ours.flags:
+        print("This imgindex has no `quality` view: its flags are left out (its scan time is not).\n")
+    if python is None:
+        print("cleanvision is missing (pass --cleanvision-python): imgindex is reported alone.\n")
     if not runs:
+        print_times(timings, len(items), args.runs)
         return
     for r in runs:
         unread = sum(i.name not in r.flags for i in items)
@@ -609,9 +623,9 @@ def main() -> None:
     print_variants(items, runs)
     print_untouched(items, runs)
     print_hard(items, runs)
-    if ours is not None:
+    if ours.flags:
         print(f"\nimgindex outliers (not scored): {ours.outliers}")
-    print_times(runs, len(items))
+    print_times(timings, len(items), args.runs)
 
 
 if __name__ == "__main__":
