@@ -21,11 +21,12 @@ from typing import Any
 
 import sqlite_utils
 
-from . import query, store
+from . import quality, query, store
 from .executors import DEFAULT_EXECUTOR, Executor, make_executor
 from .extract import MAX_PIXELS
 from .labels import LabelOptions, MissingAnswers, prepare
 from .near import groups, verdict
+from .quality import Quality
 from .scan import Progress, ScanSummary, Splits
 from .scan import scan as run_scan
 from .watch import Watcher
@@ -50,7 +51,9 @@ class Index:
         if not info.is_index:
             raise store.NotAnIndexError(str(path), info.tables)
         with cls(path) as index:  # migrations and views; refuses an index of a newer imgindex
-            return list(info.pending), verdict.refresh(index.db)
+            refreshed = verdict.refresh(index.db)
+            quality.refresh(index.db)
+            return list(info.pending), refreshed
 
     @property
     def pairs_out_of_date(self) -> bool:
@@ -145,6 +148,17 @@ class Index:
     def leakage(self, max_distance: int = groups.DEFAULT_MAX_DISTANCE, rule: str = "imgindex") -> list[dict[str, Any]]:
         """For each pair of splits: the duplicate groups (and scenes) with members in both."""
         return list(self.duplicates(max_distance, rule)["intersections"])
+
+    def quality(self, thresholds: Mapping[str, float | str] | None = None) -> Quality:
+        """The image-quality flags: the rule applied, counts per split and flag, the flagged images.
+        ``thresholds`` (flag -> value, or "default") judges every image again from its stored
+        measures, without opening it, and keeps the thresholds for later runs (a writable index)."""
+        if thresholds:
+            if self.readonly:
+                raise store.IndexStateError(self.path, "quality thresholds are set on an index opened for writing")
+            quality.refresh(self.db, thresholds)
+        with self.snapshot():
+            return quality.load(self.db)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of a SQL query as dictionaries."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import __version__, query, store
+from . import __version__, quality, query, store
 from .api import Index
 from .executors import DEFAULT_EXECUTOR, EXECUTORS
 from .extract import MAX_PIXELS
@@ -27,6 +27,7 @@ from .labels import LabelOptions, MissingAnswers
 from .labels import prompt as labelprompt
 from .labels.formats import CHOICES, LabelError
 from .near import groups as duplicates
+from .quality import text as quality_text
 from .scan import Progress, ScanSummary, Splits
 from .serve.thumbnails import DEFAULT_CONCURRENT, DEFAULT_MAX_PIXELS
 from .walk import stored_text
@@ -586,6 +587,70 @@ def serve_command(
     name = next(n for n in datasette.databases if n != "_internal")
     click.echo(f"Serving {db_path} at http://{host}:{port}/{name} (Ctrl-C to stop)")
     uvicorn.run(datasette.app(), host=host, port=port, log_level="warning", lifespan="on")
+
+
+def parse_threshold(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    """FLAG=VALUE pairs, each checked against the flags."""
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, sep, number = value.partition("=")
+        if not sep or not number:
+            raise click.BadParameter(f"'{value}': give FLAG=VALUE, e.g. --threshold dark=0.25 (or dark=default)")
+        pairs[name.strip()] = number.strip()
+    try:
+        quality.parse_thresholds(pairs)
+    except quality.ThresholdError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return pairs
+
+
+@cli.command(name="quality")
+@db_option
+@click.option(
+    "--threshold",
+    "thresholds",
+    multiple=True,
+    metavar="FLAG=VALUE",
+    callback=parse_threshold,
+    help="Judge every image again with this threshold (from the stored measures; no image is opened) "
+    "and keep it for later scans; FLAG=default restores the default. Repeatable.",
+)
+@click.option(
+    "--flag",
+    "flags",
+    multiple=True,
+    type=click.Choice([flag.name for flag in quality.FLAGS]),
+    help="Show only these flags. Repeatable.",
+)
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=10, show_default=True, help="Images listed per flag (0: all)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the rule, the counts and every flagged image as JSON.")
+def quality_command(
+    db_path: str, thresholds: dict[str, str], flags: tuple[str, ...], limit: int, as_json: bool
+) -> None:
+    """Image quality: dark, light (overexposed), blurry, low-information, odd aspect ratio, odd size,
+    grayscale and outlier images, per split.
+
+    Every scan measures each image in its one decode; the flags are judged from those measures
+    with the thresholds shown (README: "Image quality"). --threshold changes one and judges again
+    without opening an image; the report, the served index and `imgindex sql` (view `quality`)
+    read the same stored flags.
+    """
+    if thresholds:
+        with Index(db_path) as index:
+            found = index.quality(thresholds)
+    else:
+        with read_index(db_path) as index:
+            found = index.quality()
+    if as_json:
+        data = found.as_json()
+        if flags:
+            data["images"] = [e for e in data["images"] if any(f in e["flags"] for f in flags)]
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    for line in quality_text.describe(found, flags, limit):
+        click.echo(line)
 
 
 @cli.command(name="upgrade")

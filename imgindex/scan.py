@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlite_utils
 
-from . import store
+from . import quality, store
 from .executors import Executor, Inline, ProcessPool
 from .labels import (
     LabelOptions,
@@ -257,6 +257,7 @@ def update_files(
         if also is not None:
             also(plan)
         verdict.refresh(db)
+        quality.refresh(db)
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -413,6 +414,7 @@ def scan_images_and_labels(
         store.record_split(db, split, [stored_text(str(r)) for r in roots])
     summary.labels = index_split_labels(db, plan, setup, summary.scan_id)
     verdict.refresh(db)  # near_pairs of the new, changed and removed images, then the verdict
+    quality.refresh(db)  # the flags of the splits whose images changed
     summary.seconds = time.monotonic() - started
     store.finish_scan(db, summary.scan_id, summary.counts())
     return summary

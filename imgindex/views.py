@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .quality.flags import FLAGS
+
 # The grade a near pair `p` has in the verdict: the labels' regrade (verdict_pairs) or its pixels'.
 PAIR_GRADE = "coalesce((select v.grade from verdict_pairs v where v.a = p.a and v.b = p.b), p.kind)"
 
@@ -23,6 +25,23 @@ SELECT a.split AS split_a, b.split AS split_b, a.group_id, a.grade, a.max_distan
 FROM s AS a JOIN s AS b ON a.group_id = b.group_id AND a.split < b.split
 WHERE a.kind = '{kind}'
 ORDER BY split_a, split_b, paths_a"""
+
+
+def _quality() -> str:
+    """One row per readable image: its quality measures, each flag as 0 or 1, the flags it carries
+    (comma-separated, in FLAGS order) and its outlier score."""
+    has = "EXISTS (SELECT 1 FROM quality_flags f WHERE f.image_id = i.id AND f.flag = '{0}') AS {0}"
+    order = " ".join(f"WHEN '{flag.name}' THEN {n}" for n, flag in enumerate(FLAGS))
+    return f"""
+SELECT i.id, i.split, i.path, i.rel_path, i.width, i.height, i.brightness, i.luma_std, i.brightness_p5,
+       i.brightness_p99, i.dark_share, i.light_share, i.entropy, i.chroma, i.sharpness,
+       coalesce((SELECT group_concat(flag, ',') FROM (SELECT f.flag FROM quality_flags f WHERE f.image_id = i.id
+                 ORDER BY CASE f.flag {order} ELSE {len(FLAGS)} END)), '') AS flags,
+       {", ".join(has.format(flag.name) for flag in FLAGS)},
+       o.score AS outlier_score, o.measure AS outlier_measure
+FROM images i LEFT JOIN quality_outliers o ON o.image_id = i.id
+WHERE i.error IS NULL AND i.entropy IS NOT NULL
+ORDER BY i.split, i.path"""
 
 
 VIEWS: dict[str, str] = {
@@ -60,6 +79,17 @@ ORDER BY n DESC, paths""",
     "unreadable": """
 SELECT id, split, path, rel_path, size, format, error FROM images WHERE error IS NOT NULL
 ORDER BY split, path""",
+    # Image quality, one row per readable image (imgindex.quality); the rule applied is quality_rule.
+    "quality": _quality(),
+    # The rule the stored quality flags applied: each flag's threshold and sentence.
+    "quality_rule": """
+SELECT json_extract(r.value, '$.flag') AS flag, json_extract(r.value, '$.threshold') AS threshold,
+       json_extract(r.value, '$.rule') AS rule
+FROM settings s, json_each(s.value) r WHERE s.key = 'quality.rule'""",
+    # Images per split and flag.
+    "quality_summary": """
+SELECT i.split, f.flag, COUNT(*) AS images FROM quality_flags f JOIN images i ON i.id = f.image_id
+GROUP BY i.split, f.flag ORDER BY i.split, f.flag""",
     # One row per split: what is in it.
     "split_summary": """
 SELECT split, COUNT(*) AS images, SUM(error IS NOT NULL) AS unreadable, SUM(size) AS bytes,

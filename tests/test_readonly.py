@@ -30,6 +30,7 @@ TRAIN = DATA / "coco128_sample" / "images" / "train2017"  # two of its images ar
 OLDER_FROM = "008_windows.sql"  # make_older undoes this schema file (the window hashes) and the later ones
 UNDONE = [name for name, _ in store.schema_files() if name >= OLDER_FROM]
 LAST_MIGRATION = ", ".join(UNDONE)  # as the messages list the pending schema files
+QUALITY_COLUMNS = ("luma_std", "brightness_p5", "brightness_p99", "dark_share", "light_share", "entropy", "chroma", "sharpness")
 STALE_TRIGGERS = ("near_on_insert", "near_on_update", "near_on_delete")  # what the last migration re-creates
 
 
@@ -233,6 +234,9 @@ def make_older(db: Path) -> None:
         "alter table images drop column window_hashes",
         "alter table images drop column path_bytes",  # 009_paths.sql
         "alter table scans drop column skipped",
+        *(f"alter table images drop column {column}" for column in QUALITY_COLUMNS),  # 010_quality.sql
+        *(f"drop table {table}" for table in ("quality_flags", "quality_outliers", "quality_stale")),
+        *(f"drop trigger quality_on_{event}" for event in ("insert", "update", "delete")),
         *(f"delete from _sqlite_migrations where name = '{name}'" for name in UNDONE),
     )
 
@@ -299,7 +303,7 @@ def test_an_index_of_the_first_schema_files_only_is_upgraded(tmp_path: Path) -> 
     line = error_line(["sql", "--db", str(db), "select 1"])
     assert (
         "older imgindex (schema 005_extractor.sql, 006_stale_triggers.sql, 007_verdicts.sql, 008_windows.sql, "
-        "009_paths.sql not" in line
+        "009_paths.sql, 010_quality.sql not" in line
     )
     invoke("upgrade", "--db", str(db))
     assert invoke("sql", "--db", str(db), "--json", "select count(extractor) n from images").output.strip() == (

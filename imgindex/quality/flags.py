@@ -1,0 +1,226 @@
+"""The image-quality flags: what each one judges, on which stored measure, with which threshold.
+
+Every flag is one ``Flag`` in ``FLAGS``. A flag judges the measures of one split at a time
+(``Measures``: arrays of the stored ``images`` columns), so a flag relative to its split (odd_size,
+grayscale in a colour split, outlier) is written like one that looks at each image alone. To add
+a flag: a function ``(Measures, thresholds) -> (mask, values)``, one ``Flag`` line in ``FLAGS``, its
+README row and tests; a new measure goes into ``imgindex.extract.measures`` first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+Floats = NDArray[np.float64]
+Mask = NDArray[np.bool_]
+Judged = tuple[Mask, Floats]  # which images carry the flag; the value each was judged on
+Thresholds = Mapping[str, float]  # flag name -> threshold
+
+# the images columns a flag may read, in the order Measures holds them
+COLUMNS = (
+    "width",
+    "height",
+    "brightness",
+    "luma_std",
+    "brightness_p5",
+    "brightness_p99",
+    "entropy",
+    "chroma",
+    "sharpness",
+)
+
+
+@dataclass(frozen=True)
+class Measures:
+    """The stored measures of one split's readable images, one array per column (NaN where NULL)."""
+
+    ids: NDArray[np.int64]
+    values: Mapping[str, Floats]
+
+    def __getitem__(self, column: str) -> Floats:
+        return self.values[column]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple[Any, ...]]) -> Measures:
+        """From rows of (id, *COLUMNS)."""
+        table = np.array(rows, dtype=np.float64).reshape(len(rows), len(COLUMNS) + 1)
+        ids = table[:, 0].astype(np.int64)
+        return cls(ids, {name: table[:, i + 1] for i, name in enumerate(COLUMNS)})
+
+    @property
+    def aspect(self) -> Floats:
+        """Shorter side over longer side: 1 for a square, towards 0 for a strip."""
+        return np.minimum(self["width"], self["height"]) / np.maximum(self["width"], self["height"])
+
+    @property
+    def side(self) -> Floats:
+        """Square root of the pixel count: the side of a square of the same area."""
+        return np.sqrt(self["width"] * self["height"])
+
+
+def dark(m: Measures, thresholds: Thresholds) -> Judged:
+    """The brightest pixels are dim: the 99th percentile of brightness under the threshold."""
+    threshold = thresholds["dark"]
+    p99 = m["brightness_p99"] / 255.0
+    return p99 < threshold, p99
+
+
+def light(m: Measures, thresholds: Thresholds) -> Judged:
+    """The darkest pixels are bright: the 5th percentile of brightness over the threshold."""
+    threshold = thresholds["light"]
+    p5 = m["brightness_p5"] / 255.0
+    return p5 > threshold, p5
+
+
+def low_information(m: Measures, thresholds: Thresholds) -> Judged:
+    """Few distinct grey levels: entropy (bits) under the threshold."""
+    threshold = thresholds["low_information"]
+    return m["entropy"] < threshold, m["entropy"]
+
+
+def blurry(m: Measures, thresholds: Thresholds) -> Judged:
+    """Little contrast at the finest scale: sharpness under the threshold, among images with
+    enough information to judge (a flat or near-constant image is low_information, not blurry)."""
+    threshold = thresholds["blurry"]
+    judged = (m["entropy"] >= thresholds["low_information"]) & ~np.isnan(m["sharpness"])
+    return judged & (np.nan_to_num(m["sharpness"], nan=1.0) < threshold), m["sharpness"]
+
+
+def odd_aspect_ratio(m: Measures, thresholds: Thresholds) -> Judged:
+    """Shorter side over longer side under the threshold."""
+    threshold = thresholds["odd_aspect_ratio"]
+    return m.aspect < threshold, m.aspect
+
+
+ODD_SIZE_MIN_SPLIT = 5  # images a split needs before a size is judged odd within it
+ODD_SIZE_MIN_SPREAD = 0.1  # the spread of sides, at least this share of the median side
+
+
+def odd_size(m: Measures, thresholds: Thresholds) -> Judged:
+    """Far from the split's own sizes: the side (square root of the pixel count) more than
+    ``threshold`` interquartile ranges below the first quartile or above the third; the range is
+    taken as at least ODD_SIZE_MIN_SPREAD of the median side, so a split of one size flags only
+    sizes some 30 % off. Values: the side over the split's median side."""
+    threshold = thresholds["odd_size"]
+    side = m.side
+    if len(side) < ODD_SIZE_MIN_SPLIT:
+        return np.zeros(len(side), dtype=bool), side / np.median(side)
+    q1, median, q3 = np.percentile(side, [25, 50, 75])
+    spread = max(q3 - q1, ODD_SIZE_MIN_SPREAD * median)
+    return (side < q1 - threshold * spread) | (side > q3 + threshold * spread), side / median
+
+
+def grayscale(m: Measures, thresholds: Thresholds) -> Judged:
+    """No colour in a colour split: chroma (the mean spread of a pixel's channels, 0..255) under
+    the threshold, where most of the split's images have colour."""
+    threshold = thresholds["grayscale"]
+    grey = m["chroma"] < threshold
+    colour_split = np.count_nonzero(~grey) * 2 > len(grey)
+    return grey & colour_split, m["chroma"]
+
+
+# What an image's outlier score compares with its split, and the least spread each is given.
+OUTLIER_MEASURES: dict[str, tuple[Callable[[Measures], Floats], float]] = {
+    "brightness": (lambda m: m["brightness"], 3.0),
+    "luma_std": (lambda m: m["luma_std"], 3.0),
+    "entropy": (lambda m: m["entropy"], 0.15),
+    "sharpness": (lambda m: m["sharpness"], 0.03),
+    "chroma": (lambda m: m["chroma"], 2.0),
+    "aspect_ratio": (lambda m: np.log(m.aspect), 0.05),
+    "size": (lambda m: np.log(m.side), 0.05),
+}
+OUTLIER_MIN_SPLIT = 20  # images a split needs before its images get outlier scores
+MAD_TO_SIGMA = 1.4826  # the median absolute deviation of a normal distribution, in standard deviations
+
+
+def outlier_scores(m: Measures) -> tuple[Floats, list[str | None]]:
+    """Each image's largest robust z-score over OUTLIER_MEASURES (distance from the split's
+    median in median absolute deviations, scaled to standard deviations), and its measure; NaN
+    in a split of fewer than OUTLIER_MIN_SPLIT images."""
+    n = len(m)
+    if n < OUTLIER_MIN_SPLIT:
+        return np.full(n, np.nan), [None] * n
+    names = list(OUTLIER_MEASURES)
+    z = np.stack([_robust_z(fn(m), floor) for fn, floor in OUTLIER_MEASURES.values()])
+    worst = np.nan_to_num(z, nan=-1.0).argmax(axis=0)
+    scores = z[worst, np.arange(n)]
+    return scores, [None if np.isnan(s) else names[w] for s, w in zip(scores, worst)]
+
+
+def _robust_z(x: Floats, floor: float) -> Floats:
+    known = x[~np.isnan(x)]
+    if len(known) == 0:
+        return np.full(len(x), np.nan)
+    median = np.median(known)
+    spread = max(MAD_TO_SIGMA * float(np.median(np.abs(known - median))), floor)
+    return np.abs(x - median) / spread
+
+
+def outlier(m: Measures, thresholds: Thresholds) -> Judged:
+    """Far from the split on some measure: the outlier score over the threshold."""
+    threshold = thresholds["outlier"]
+    scores, _ = outlier_scores(m)
+    return np.nan_to_num(scores, nan=0.0) > threshold, scores
+
+
+@dataclass(frozen=True)
+class Flag:
+    name: str
+    judge: Callable[[Measures, Thresholds], Judged]
+    default: float  # the threshold's default
+    rule: str  # the sentence every output prints, {t} the threshold
+    measure: str  # the column (or derived measure) the value is
+
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("dark", dark, 0.32, "99th percentile of brightness under {t} of white", "brightness_p99"),
+    Flag("light", light, 0.95, "5th percentile of brightness over {t} of white", "brightness_p5"),
+    Flag(
+        "blurry",
+        blurry,
+        0.62,
+        "sharpness under {t} (with entropy of at least the low_information threshold)",
+        "sharpness",
+    ),
+    Flag("low_information", low_information, 4.0, "entropy of the grey levels under {t} bits", "entropy"),
+    Flag("odd_aspect_ratio", odd_aspect_ratio, 0.35, "shorter side under {t} of the longer", "aspect_ratio"),
+    Flag(
+        "odd_size",
+        odd_size,
+        3.0,
+        "side (square root of the pixels) over {t} interquartile ranges outside the split's quartiles",
+        "size_to_median",
+    ),
+    Flag("grayscale", grayscale, 1.0, "chroma under {t} of 255, in a split where most images have colour", "chroma"),
+    Flag("outlier", outlier, 6.0, "outlier score over {t} (robust z-score against the split)", "outlier_score"),
+)
+BY_NAME = {flag.name: flag for flag in FLAGS}
+DEFAULTS = {flag.name: flag.default for flag in FLAGS}
+
+
+def judge(m: Measures, thresholds: Thresholds) -> list[tuple[int, str, float | None]]:
+    """(image id, flag, value) for every flag every image of one split carries."""
+    found: list[tuple[int, str, float | None]] = []
+    for flag in FLAGS:
+        mask, values = flag.judge(m, thresholds)
+        for i in np.flatnonzero(mask):
+            value = float(values[i])
+            found.append((int(m.ids[i]), flag.name, None if np.isnan(value) else round(value, 4)))
+    return found
+
+
+def rule_lines(thresholds: Thresholds) -> list[str]:
+    """One sentence per flag, with the threshold applied."""
+    return [f"{flag.name}: {flag.rule.format(t=_number(thresholds[flag.name]))}" for flag in FLAGS]
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
