@@ -30,7 +30,8 @@ mean grey level 80-150 that are not in EXCEPTIONS; JPEG quality 90 throughout):
 
 - flattened images and plain crops: dark and light (they take their mean colour's brightness);
   flattened images: blurry too (no contrast left to judge sharpness by); plain crops: odd_size
-  (they are 235-500 px wide among photos of 640);
+  (they are 235-500 px wide among photos of 640), and grayscale for the two without colour (the
+  grey-white sky, mean RGB 213/214/214, and the black curtain);
 - tiny images: blurry (80x60 px); huge images: blurry (a 4x upscale is soft at full resolution);
 - logos: low_information (a few flat colours);
 - untouched, in EXCEPTIONS: 000000000359 grayscale (a black-and-white photo with a faint warm tone,
@@ -110,6 +111,7 @@ PLAIN_CROPS = {
     "000000000564": (0, 0, 500, 180),  # black curtain
     "000000000415": (120, 290, 355, 490),  # green tennis court
 }
+COLOURLESS_CROPS = {"000000000049", "000000000564"}  # grey-white sky, black curtain: grayscale is true too
 DARK = {"x0.12": 0.12, "x0.2": 0.2, "x0.25": 0.25}
 LIGHT = {"x3": (3.0, 0.0), "x4": (4.0, 0.0), "+170": (1.0, 170.0)}
 BLUR_SHARES = (0.005, 0.008, 0.012, 0.02)
@@ -334,15 +336,8 @@ def make_plain_crops(photos: dict[str, Path], folder: Path) -> list[Item]:
     for stem, box in PLAIN_CROPS.items():
         name = f"low_information_plain-crop_{stem}.jpg"
         save(rgb_of(photos[stem]).crop(box), folder, name)
-        items.append(
-            Item(
-                name,
-                "low_information",
-                "plain crop",
-                frozenset({"low_information"}),
-                frozenset({"dark", "light", "odd_size"}),
-            )
-        )
+        dont_care = {"dark", "light", "odd_size"} | ({"grayscale"} if stem in COLOURLESS_CROPS else set())
+        items.append(Item(name, "low_information", "plain crop", frozenset({"low_information"}), frozenset(dont_care)))
     return items
 
 
