@@ -214,8 +214,8 @@ def _flag_query(flag: Flag, rule: str | None) -> dict[str, Any]:
     order, words = WORST_FIRST.get(flag.name, DEFAULT_WORST_FIRST)
     outlier = flag.measure == "outlier_score"  # which measure made the image an outlier
     description = (
-        f"Images flagged {flag.name}, worst first: the value judged ({flag.measure}), {words}; "
-        "each thumbnail opens the image's review page."
+        f"Images flagged {flag.name}, worst first: by `value`, the {flag.measure} as the rule judges it, {words}; "
+        "`flags`: every flag the image carries; each thumbnail opens the image's review page."
     )
     return {
         "title": f"Quality: {flag.name} images, worst first",
@@ -248,7 +248,7 @@ def _quality_overview_query() -> dict[str, Any]:
             "  round(100.0 * coalesce(c.n, 0) / j.images, 1) as percent, r.rule\n"
             "from judged j cross join quality_rule r left join flagged c on c.split = j.split and c.flag = r.flag\n"
             "where :split = '' or j.split = :split\n"
-            f"order by j.split, {_flag_order()}"
+            f"order by j.split,\n  {_flag_order()}"
         ),
         "params": ["split"],
     }
@@ -355,7 +355,7 @@ def metadata(schema: Schema) -> dict[str, Any]:
 
 REVIEW_HINT = (
     "Click any thumbnail to review its image: the picture with its label boxes drawn, its label "
-    "problems and its near neighbours graded."
+    "problems, its quality flags and its near neighbours graded."
 )
 
 
