@@ -203,12 +203,13 @@ def canned_queries(datasette: Any, database: str) -> Any:
     return inner
 
 
-async def _quality_rules(db: Database) -> dict[str, str]:
-    """The rule the stored quality flags applied, read now: flag -> its sentence (quality_rule)."""
+async def _quality_rules(db: Database) -> dict[str, str] | None:
+    """The rule the stored quality flags applied, read now: flag -> its sentence (quality_rule);
+    None when it cannot be read just now (the descriptions then state no rule rather than a guess)."""
     try:
         rows = (await db.execute("select flag, rule from quality_rule")).rows
     except sqlite3.Error:
-        return {}
+        return None
     return {str(flag): str(rule) for flag, rule in rows if flag and rule}
 
 
