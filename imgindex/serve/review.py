@@ -379,7 +379,7 @@ def quality_html(image: Row, flags: list[Row], outlier: Row | None, links: Links
         value = "" if row.get("value") is None else f" {_measure_text(row['value'])}"
         items.append(
             f'<li><span class="imgindex-flag-name">{label}</span>{escape(value)}'
-            + (f" <small>rule: {escape(rule)}</small>" if rule else "")
+            + (f" · <small>rule: {escape(rule)}</small>" if rule else "")
             + "</li>"
         )
     listing = f'<ul class="imgindex-quality-flags">{"".join(items)}</ul>' if items else "<p>No quality flags.</p>"
