@@ -302,3 +302,16 @@ def test_a_missing_index_is_one_line(tmp_path: Path) -> None:
     out = run_imgindex("quality", "--db", str(tmp_path / "none.db"))
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_the_readme_documents_every_flag_with_its_default() -> None:
+    from conftest import ROOT
+
+    from imgindex.quality import FLAGS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("| flag | measure (column of `images`) | default threshold |", 1)[1].split("\n\n", 1)[0]
+    rows = {line.split("|")[1].strip(" `"): line for line in table.splitlines()[2:]}
+    assert set(rows) == {flag.name for flag in FLAGS}
+    for flag in FLAGS:
+        assert f"{flag.default:g}" in rows[flag.name].split("|")[3], (flag.name, flag.default)

@@ -35,7 +35,7 @@ __all__ = [
 SETTING = "quality.thresholds"  # the thresholds set (those that differ from the defaults), JSON
 RULE = "quality.rule"  # what the stored flags applied: [{flag, threshold, rule}], JSON
 VERSION = "quality.version"  # JUDGE_VERSION of the code that judged the stored flags
-JUDGE_VERSION = 2  # raise when a flag is judged otherwise: every split is judged again
+JUDGE_VERSION = 3  # raise when a flag is judged otherwise: every split is judged again
 
 
 class ThresholdError(ValueError):

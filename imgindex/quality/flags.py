@@ -33,6 +33,7 @@ COLUMNS = (
     "entropy",
     "chroma",
     "sharpness",
+    "detail",
 )
 
 
@@ -74,31 +75,38 @@ def dark(m: Measures, thresholds: Thresholds) -> Judged:
     return p95 < threshold, p95
 
 
+ENTROPY_FLOOR = 2.0  # bits: under this an image is a few flat levels (a logo, a blank frame)
 LIT_SHADOWS = 0.2  # the 5th percentile of brightness an overexposed image keeps at least (of white)
+CLIPPED = 250  # the 95th percentile of an overexposed image reaches this grey level: its highlights clip
 
 
 def light(m: Measures, thresholds: Thresholds) -> Judged:
-    """Blown out: at least the threshold's share of the pixels near white, in a picture whose
-    shadows are lifted too (5th percentile of brightness of at least LIT_SHADOWS) and that holds
-    information. A logo, a page or a dark subject on a white ground keeps dark pixels or has little
-    information, and is not overexposed."""
+    """Blown out: at least the threshold's share of the pixels near white, the highlights clipped
+    (95th percentile at CLIPPED or more), the shadows lifted (5th percentile at least LIT_SHADOWS of
+    white), and more than a few flat levels (entropy of ENTROPY_FLOOR or more). A logo, a page or a
+    dark subject on a white ground keeps dark pixels or few levels, and a bright sky that does not
+    clip is not overexposed."""
     threshold = thresholds["light"]
     share = m["light_share"]
-    lifted = (m["brightness_p5"] / 255.0 >= LIT_SHADOWS) & (m["entropy"] >= thresholds["low_information"])
-    return lifted & (share >= threshold), share
+    exposed = (m["brightness_p95"] >= CLIPPED) & (m["brightness_p5"] / 255.0 >= LIT_SHADOWS)
+    return exposed & (m["entropy"] >= ENTROPY_FLOOR) & (share >= threshold), share
 
 
 def low_information(m: Measures, thresholds: Thresholds) -> Judged:
-    """Few distinct grey levels: entropy (bits) under the threshold."""
+    """Little structure: detail (RMS difference of neighbouring grey levels) under the threshold, or
+    entropy under ENTROPY_FLOOR. A dark or overexposed image, whose exposure squeezes its levels and
+    so its detail, is low-information only by the entropy floor (a blank frame)."""
     threshold = thresholds["low_information"]
-    return m["entropy"] < threshold, m["entropy"]
+    exposed = dark(m, thresholds)[0] | light(m, thresholds)[0]
+    few_levels = m["entropy"] < ENTROPY_FLOOR
+    return few_levels | (~exposed & (m["detail"] < threshold)), m["detail"]
 
 
 def blurry(m: Measures, thresholds: Thresholds) -> Judged:
     """Little contrast at the finest scale: sharpness under the threshold, among images with
     enough information to judge (a flat or near-constant image is low_information, not blurry)."""
     threshold = thresholds["blurry"]
-    judged = (m["entropy"] >= thresholds["low_information"]) & ~np.isnan(m["sharpness"])
+    judged = ~low_information(m, thresholds)[0] & ~np.isnan(m["sharpness"])
     return judged & (np.nan_to_num(m["sharpness"], nan=1.0) < threshold), m["sharpness"]
 
 
@@ -193,19 +201,20 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "light",
         light,
-        0.5,
-        "at least {t} of the pixels near white (grey level 230 or more), with the 5th percentile of brightness "
-        "at least 0.2 of white and entropy of at least the low_information threshold",
+        0.4,
+        "at least {t} of the pixels near white (grey level 230 or more), the 95th percentile at 250 or more, "
+        "the 5th percentile at least 0.2 of white, entropy of 2 bits or more",
         "light_share",
     ),
+    Flag("blurry", blurry, 0.62, "sharpness under {t}, among images not low_information", "sharpness"),
     Flag(
-        "blurry",
-        blurry,
-        0.62,
-        "sharpness under {t}, with entropy of at least the low_information threshold",
-        "sharpness",
+        "low_information",
+        low_information,
+        5.0,
+        "detail (RMS difference of neighbouring grey levels) under {t}, or entropy under 2 bits "
+        "(a dark or light image: the entropy alone)",
+        "detail",
     ),
-    Flag("low_information", low_information, 4.0, "entropy of the grey levels under {t} bits", "entropy"),
     Flag("odd_aspect_ratio", odd_aspect_ratio, 0.35, "shorter side under {t} of the longer", "aspect_ratio"),
     Flag(
         "odd_size",
