@@ -519,11 +519,12 @@ def print_variants(items: list[Item], runs: list[ToolRun]) -> None:
     print("\nRecall per variant (images given their expected flag)\n")
     print("| flag | variant | " + " | ".join(r.name for r in runs) + " |")
     print("|---|---|" + "---|" * len(runs))
-    variants = dict.fromkeys((i.group, i.variant) for i in items if i.group in FLAGS or i.group == FINE_BLUR)
+    apart = {FINE_BLUR: ("blurry", "finer than the reach"), LOW_KEY: ("dark", "as dark as the low-key photos")}
+    variants = dict.fromkeys((i.group, i.variant) for i in items if i.group in FLAGS or i.group in apart)
     for group, variant in variants:
         chosen = [i for i in items if (i.group, i.variant) == (group, variant)]
         flag, label = (
-            ("blurry", f"{variant} (finer than the reach, not scored)") if group == FINE_BLUR else (group, variant)
+            (apart[group][0], f"{variant} ({apart[group][1]}, not scored)") if group in apart else (group, variant)
         )
         print(f"| {flag} | {label} | " + " | ".join(flagged_share(chosen, r, flag) for r in runs) + " |")
 
