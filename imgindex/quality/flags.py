@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,11 @@ class Measures:
         table = np.array(rows, dtype=np.float64).reshape(len(rows), len(COLUMNS) + 1)
         ids = table[:, 0].astype(np.int64)
         return cls(ids, {name: table[:, i + 1] for i, name in enumerate(COLUMNS)})
+
+    @cached_property
+    def outliers(self) -> tuple[Floats, NDArray[np.object_]]:
+        """Outlier scores and measures (outlier_scores)."""
+        return _outlier_scores(self)
 
     @property
     def aspect(self) -> Floats:
@@ -157,18 +163,22 @@ OUTLIER_MIN_SPLIT = 20  # images a split needs before its images get outlier sco
 MAD_TO_SIGMA = 1.4826  # the median absolute deviation of a normal distribution, in standard deviations
 
 
-def outlier_scores(m: Measures) -> tuple[Floats, list[str | None]]:
+def outlier_scores(m: Measures) -> tuple[Floats, NDArray[np.object_]]:
     """Each image's largest robust z-score over OUTLIER_MEASURES (distance from the split's
     median in median absolute deviations, scaled to standard deviations), and its measure; NaN
-    in a split of fewer than OUTLIER_MIN_SPLIT images."""
+    and None in a split of fewer than OUTLIER_MIN_SPLIT images. Computed once per Measures."""
+    return m.outliers
+
+
+def _outlier_scores(m: Measures) -> tuple[Floats, NDArray[np.object_]]:
     n = len(m)
     if n < OUTLIER_MIN_SPLIT:
-        return np.full(n, np.nan), [None] * n
-    names = list(OUTLIER_MEASURES)
+        return np.full(n, np.nan), np.full(n, None, dtype=object)
+    names = np.array([*OUTLIER_MEASURES, None], dtype=object)
     z = np.stack([_robust_z(fn(m), floor) for fn, floor in OUTLIER_MEASURES.values()])
     worst = np.nan_to_num(z, nan=-1.0).argmax(axis=0)
     scores = z[worst, np.arange(n)]
-    return scores, [None if np.isnan(s) else names[w] for s, w in zip(scores, worst)]
+    return scores, names[np.where(np.isnan(scores), len(names) - 1, worst)]
 
 
 def _robust_z(x: Floats, floor: float) -> Floats:
