@@ -30,7 +30,16 @@ TRAIN = DATA / "coco128_sample" / "images" / "train2017"  # two of its images ar
 OLDER_FROM = "008_windows.sql"  # make_older undoes this schema file (the window hashes) and the later ones
 UNDONE = [name for name, _ in store.schema_files() if name >= OLDER_FROM]
 LAST_MIGRATION = ", ".join(UNDONE)  # as the messages list the pending schema files
-QUALITY_COLUMNS = ("luma_std", "brightness_p5", "brightness_p99", "dark_share", "light_share", "entropy", "chroma", "sharpness")
+QUALITY_COLUMNS = (
+    "luma_std",
+    "brightness_p5",
+    "brightness_p99",
+    "dark_share",
+    "light_share",
+    "entropy",
+    "chroma",
+    "sharpness",
+)
 STALE_TRIGGERS = ("near_on_insert", "near_on_update", "near_on_delete")  # what the last migration re-creates
 
 
