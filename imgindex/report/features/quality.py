@@ -232,6 +232,16 @@ def _panel(
             for k, x in enumerate(pair or ()):
                 label = f"{flag.name} limits, per split" if n == 0 and k == 0 else None
                 ax.axvline(x, color=ctx.colours[split], linestyle="--", linewidth=1.1, label=label, ymax=LIMITS_TOP)
+        if not lines:
+            ax.text(
+                0.02,
+                0.97,
+                f"not judged: splits of fewer than {ODD_SIZE_MIN_SPLIT} images",
+                transform=ax.transAxes,
+                fontsize=7,
+                va="top",
+                color="#555555",
+            )
     else:
         op = ">" if flag.name in OVER else "<"
         ax.axvline(threshold, color="black", linestyle="--", linewidth=1.1, label=f"{flag.name} {op} {threshold:g}")
@@ -252,7 +262,7 @@ def _edges(values: np.ndarray, lines: list[float]) -> np.ndarray | None:
     """Bins spanning every value and every line, with a margin."""
     if values.size == 0:
         return None
-    low, high = float(min(values.min(), *lines)), float(max(values.max(), *lines))
+    low, high = float(min([values.min(), *lines])), float(max([values.max(), *lines]))
     margin = max((high - low) * 0.04, 1e-3)
     return np.linspace(low - margin, high + margin, BINS + 1)
 
