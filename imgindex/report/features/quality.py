@@ -12,6 +12,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageOps
 
 from ...quality.flags import (
@@ -247,7 +248,11 @@ def _panel(
         ax.axvline(threshold, color="black", linestyle="--", linewidth=1.1, label=f"{flag.name} {op} {threshold:g}")
         _line_label(ax, edges, threshold, f"{threshold:g}")
     ax.set_xlim(edges[0], edges[-1])
-    ax.set_ylim(0, ax.get_ylim()[1] * 1.5)  # room above the curves for the legend
+    entries = len(ax.get_legend_handles_labels()[1])
+    top = ax.get_ylim()[1]
+    ax.set_ylim(0, top * (1.2 + 0.14 * entries))  # room above the curves for the legend
+    ax.set_yticks([t for t in ax.get_yticks() if 0 <= t <= min(top, 100)])  # no share above 100 %
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
     _place_legend(ax, [] if limits else lines)  # odd_size's limits stop below the legend
     return out
 
