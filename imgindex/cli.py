@@ -565,7 +565,8 @@ def stop_on_signals(stop: threading.Event) -> None:
 def serve_command(
     db_path: str, host: str, port: int, thumbnail_max_pixels: int, thumbnail_concurrency: int, debug_pages: bool
 ) -> None:
-    """Browse the index in Datasette: thumbnails, duplicate and leakage groups, canned queries.
+    """Browse the index in Datasette: thumbnails, duplicate and leakage groups, the images of each
+    quality flag, canned queries.
 
     The index is only read: Datasette opens it read-only. Only files inside the folders each split
     was scanned from are served.

@@ -83,6 +83,15 @@ def _label_file_images(db: sqlite_utils.Database) -> Rows:
     )
 
 
+def _by_image(db: sqlite_utils.Database, table: str) -> Rows:
+    """Rows of a table naming images.id (image_id): the id replaced by the image's (split, path)."""
+    images = _image_keys(db)
+    cols = _columns(db, table, {"image_id"})
+    quoted = ", ".join(f'"{c}"' for c in cols)
+    rows = db.execute(f'SELECT image_id, {quoted} FROM "{table}"')
+    return Counter((images.get(r[0]), *(round(x, 4) if isinstance(x, float) else x for x in r[1:])) for r in rows)
+
+
 TABLES: dict[str, Callable[[sqlite_utils.Database], Rows]] = {
     "images": lambda db: _plain(db, "images", IMAGE_SKIP),
     "label_files": lambda db: _plain(db, "label_files", LABEL_FILE_SKIP),
@@ -94,6 +103,8 @@ TABLES: dict[str, Callable[[sqlite_utils.Database], Rows]] = {
     "verdict_pairs": lambda db: _pairs(db, "verdict_pairs"),
     "label_conflicts": lambda db: _pairs(db, "label_conflicts"),
     "verdict_groups": _groups,
+    "quality_flags": lambda db: _by_image(db, "quality_flags"),
+    "quality_outliers": lambda db: _by_image(db, "quality_outliers"),
 }
 
 

@@ -4,7 +4,7 @@
 
 ALTER TABLE images ADD COLUMN luma_std REAL;        -- standard deviation of the grey levels, 0..255
 ALTER TABLE images ADD COLUMN brightness_p5 INTEGER;  -- 5th percentile of the grey levels, 0..255
-ALTER TABLE images ADD COLUMN brightness_p99 INTEGER; -- 99th percentile of the grey levels, 0..255
+ALTER TABLE images ADD COLUMN brightness_p95 INTEGER; -- 95th percentile of the grey levels, 0..255
 ALTER TABLE images ADD COLUMN dark_share REAL;      -- share of near-black pixels (grey level <= 25)
 ALTER TABLE images ADD COLUMN light_share REAL;     -- share of near-white pixels (grey level >= 230)
 ALTER TABLE images ADD COLUMN entropy REAL;         -- entropy of the grey levels, bits (0..8)

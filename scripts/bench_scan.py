@@ -4,8 +4,8 @@
 
 FOLDER defaults to ../shared/data. Measures: the decode floor (Pillow draft decode only, at the
 scan's draft scale, same worker count and chunking), a naive one-process imagehash.dhash loop,
-the cold scan, the warm no-change re-scan and a bare os.scandir+stat walk, and where the cold
-scan's time goes (per-image extraction against the decode alone, in one process; the scan's
+the cold scan, the warm no-change re-scan and a bare os.scandir+stat walk, what the image-quality
+measures add to the cold scan (--quality-only: that alone), and where the cold scan's time goes (per-image extraction against the decode alone, in one process; the scan's
 main-process CPU); then, on a tree of hard links to those images (--tree-files of them), the
 cold scan's peak RSS and the warm re-scan against the stat walk. Timings taken in turns, best of
 three or five, since the machine is shared.
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from imgindex.executors import chunk_size, default_workers, pool_context
-from imgindex.extract import decode, extract
+from imgindex.extract import decode, extract, measures
 from imgindex.labels import LabelOptions, LabelSetup, prepare
 from imgindex.scan import scan
 from imgindex.store import open_db
@@ -80,6 +80,46 @@ def floor(paths: list[str], workers: int) -> None:
     with pool_context().Pool(workers) as pool:
         for _ in pool.imap_unordered(decode_only, paths, chunksize=chunk_size(len(paths), workers)):
             pass
+
+
+QUALITY_MEASURES = ("exposure", "chroma", "sharpness")  # imgindex.extract.measures: the image-quality ones
+
+
+def with_measures(names: tuple[str, ...] | None, fn: Callable[[], object]) -> Callable[[], object]:
+    """fn run with only the named measures (None: all); the workers fork from this process."""
+
+    def run() -> object:
+        everything = list(measures.MEASURES)
+        if names is not None:
+            measures.MEASURES[:] = [m for m in everything if m.__name__ in names]
+        try:
+            return fn()
+        finally:
+            measures.MEASURES[:] = everything
+
+    return run
+
+
+def quality_cost(folder: Path, paths: list[str], workers: int, tmp: str) -> None:
+    """The cold scan with and without the image-quality measures, taken in turns; and what a finer
+    JPEG draft (1/4 instead of 1/8, for a sharpness measure that sees smaller blurs) costs to decode."""
+    others = tuple(m.__name__ for m in measures.MEASURES if m.__name__ not in QUALITY_MEASURES)
+    cold = lambda: cold_scan(folder, workers, tmp)  # noqa: E731
+    t_without, t_with = interleaved(with_measures(others, cold), with_measures(None, cold), rounds=5)
+    print(
+        f"image-quality measures: cold scan {t_with:.2f} s against {t_without:.2f} s without them "
+        f"= {t_with / t_without - 1:+.1%}"
+    )
+    jpegs = [p for p in paths if p.lower().endswith((".jpg", ".jpeg"))]
+    t_eighth, t_quarter = interleaved(lambda: draft_all(jpegs, 8), lambda: draft_all(jpegs, 4), rounds=3)
+    print(f"decoding the {len(jpegs)} JPEGs at a 1/4 draft instead of 1/8: {t_quarter / t_eighth - 1:+.1%}")
+
+
+def draft_all(paths: list[str], scale: int) -> None:
+    for path in paths:
+        with Image.open(path) as im:
+            im.draft("RGB", (im.width // scale, im.height // scale))
+            im.load()
 
 
 def naive(paths: list[str]) -> None:
@@ -154,11 +194,16 @@ def main() -> None:
     parser.add_argument("folder", nargs="?", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--tree-files", type=int, default=100_000)
+    parser.add_argument("--quality-only", action="store_true", help="Measure only the image-quality measures' cost.")
     args = parser.parse_args()
     folder, workers = Path(args.folder).resolve(), args.workers
     paths = [e.path for e in walk_images(folder)]
     n = len(paths)
     print(f"{n} image files under {folder}, {workers} workers")
+    if args.quality_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            quality_cost(folder, paths, workers, tmp)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
@@ -169,6 +214,7 @@ def main() -> None:
             main_cpu = min(main_cpu, cold_scan(folder, workers, tmp))
             t_cold = min(t_cold, time.perf_counter() - start)
         decode_us, extract_us = per_image_costs(paths)
+        quality_cost(folder, paths, workers, tmp)
         t_naive = timed(lambda: naive(paths))
         scan(db, {"data": [folder]}, workers=workers)
         t_walk, t_warm = interleaved(lambda: stat_walk(folder), lambda: scan(db, {"data": [folder]}, workers=workers))

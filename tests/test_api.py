@@ -107,8 +107,8 @@ def test_every_image_column_is_written_by_extraction_or_the_scan(tmp_path: Path)
 
 def test_an_unknown_image_key_is_an_error_not_dropped(tmp_path: Path) -> None:
     with Index(tmp_path / "u.db") as index:
-        row = {"split": "s", "path": "/x.jpg", "rel_path": "x.jpg", "size": 1, "mtime_ns": 1, "sharpness": 3.0}
-        with pytest.raises(ValueError, match="images has no column sharpness"):
+        row = {"split": "s", "path": "/x.jpg", "rel_path": "x.jpg", "size": 1, "mtime_ns": 1, "focus_score": 3.0}
+        with pytest.raises(ValueError, match="images has no column focus_score"):
             store.upsert_images(index.db, [row])
         assert index.query("select count(*) n from images") == [{"n": 0}]
 

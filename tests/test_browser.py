@@ -86,12 +86,13 @@ def start(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
 
 @pytest.fixture()
 def served(tmp_path: Path) -> Iterator[str]:
-    """A real index with a leak between train and val, served by `imgindex serve`."""
+    """A real index with a leak between train and val and a dark image, served by `imgindex serve`."""
     train, val = tmp_path / "train", tmp_path / "val"
     shutil.copytree(DATA / "coco8" / "images" / "train", train)
     val.mkdir()
     for name in ("000000000025.jpg", "000000000030.jpg", "000000000036.jpg"):
         shutil.copy(DATA / "coco128_sample" / "images" / "train2017" / name, val / name)
+    Image.new("RGB", (320, 240), (12, 10, 14)).save(train / "night.png")  # flagged dark
     db = tmp_path / "index.db"
     scan(db, {"train": [train], "val": [val]}, workers=1)
     port = free_port()
@@ -183,3 +184,27 @@ def test_a_thumbnail_opens_the_review_page_whose_picture_loads(served: str, brow
     assert state["width"] > 0, state
     assert state["svg"] == [0, 0]  # the box overlay covers the picture exactly
     assert state["neighbours"] and all(w > 0 for w in state["neighbours"]), state  # the train copy
+
+
+QUALITY_PAGE = """
+const images = Array.from(document.querySelectorAll('td.col-path img.imgindex-thumb'));
+return {thumbs: images.map(img => img.complete && img.naturalWidth),
+        link: images.length ? images[0].closest('a').href : null,
+        description: document.querySelector('.metadata-description').textContent};
+"""
+
+
+def test_a_quality_flag_query_shows_its_images_and_the_review_page_its_flags(served: str, browser: Browser) -> None:
+    browser.open(f"{served}/index/quality_flag_dark")
+    deadline = time.monotonic() + 15
+    while True:
+        state = browser.run(QUALITY_PAGE)
+        if (state["thumbs"] and all(state["thumbs"])) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(state["thumbs"]) == 1 and state["thumbs"][0] > 0, state  # night.png
+    rule = httpx.get(f"{served}/index.json", params={"sql": "select rule from quality_rule where flag = 'dark'"})
+    assert rule.json()["rows"][0][0] in state["description"]
+    browser.open(state["link"])
+    flags = browser.run("return document.querySelector('#quality + ul').textContent;")
+    assert "dark" in flags and "low_information" in flags

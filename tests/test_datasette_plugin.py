@@ -15,9 +15,11 @@ import pytest
 from click.testing import CliRunner
 from datasette.app import Datasette
 from datasette.plugins import get_plugins
-from PIL import Image
+from markupsafe import escape
+from PIL import Image, ImageFilter
 
 from imgindex.cli import cli
+from imgindex.quality import FLAGS
 from imgindex.scan import scan
 
 DATA = Path(__file__).parent / "data"
@@ -169,10 +171,13 @@ def test_canned_queries_offered_for_the_tables_present(dataset: dict[str, Path])
         "scenes_between_splits",
         "label_conflicts",
     }
-    assert canned(db) == everything
-    with sqlite3.connect(db) as conn:  # an index written before the near and label stages existed
-        for table in ("near_pairs", "labels", "label_problems"):
+    quality = {"quality_overview"} | {f"quality_flag_{flag.name}" for flag in FLAGS}
+    assert canned(db) == everything | quality
+    with sqlite3.connect(db) as conn:  # an index written before the near, label and quality stages existed
+        for table in ("near_pairs", "labels", "label_problems", "quality_flags", "quality_outliers"):
             conn.execute(f"drop table {table}")
+        for view in ("quality", "quality_summary", "quality_rule"):
+            conn.execute(f"drop view {view}")
     assert canned(db) == {
         "duplicates_within_split",
         "leakage_between_splits",
@@ -444,8 +449,183 @@ def test_thumbnails_and_the_images_row_page_link_to_the_review_page(dataset: dic
 
 def test_database_page_leads_with_the_canned_queries(dataset: dict[str, Path]) -> None:
     page = get(dataset["db"], "/index").text
-    titles = [q["title"] for q in get(dataset["db"], "/index.json").json()["queries"]]
+    queries = get(dataset["db"], "/index.json").json()["queries"]
+    titles = [q["title"] for q in queries if not q["name"].startswith("quality_flag_")]  # linked from the overview
     start = page.index('<ul class="bullets imgindex-start">')
     listed = re.findall(r'<li><a href="/index/[a-z_]+">([^<]+)</a>', page[start:])
     assert listed[: len(titles)] == titles
     assert start < page.index('<form class="sql"') < page.index('<h2 id="tables">')
+
+
+# ---------------------------------------------------------------- image quality
+
+
+def quality_folders(root: Path) -> dict[str, Path]:
+    """train: the coco128 sample and coco8's train photos (colour), with edge cases made from one of
+    them: a very dark copy, a grey copy, a 4:1 strip, a washed-out copy, a blurred copy, a tiny one
+    and a flat colour; val: coco8's val photos."""
+    train, val = root / "train", root / "val"
+    train.mkdir(parents=True)
+    val.mkdir()
+    for photo in (DATA / "coco128_sample" / "images" / "train2017").glob("*.jpg"):
+        shutil.copy(photo, train / photo.name)
+    for photo in (DATA / "coco8" / "images" / "train").glob("*.jpg"):
+        shutil.copy(photo, train / f"coco8 {photo.name}")
+    shutil.copytree(DATA / "coco8" / "images" / "val", val, dirs_exist_ok=True)
+    with Image.open(COCO8_09) as opened:
+        photo = opened.convert("RGB")
+    photo.point(lambda v: v // 6).save(train / "dark.jpg", quality=95)
+    photo.convert("L").save(train / "grey.jpg", quality=95)
+    photo.crop((0, 0, 640, 160)).save(train / "strip.jpg", quality=95)
+    photo.point(lambda v: 245 + v // 26).save(train / "light.jpg", quality=95)
+    photo.filter(ImageFilter.GaussianBlur(12)).save(train / "blurred.jpg", quality=95)
+    photo.resize((48, 36)).save(train / "tiny.jpg", quality=95)
+    Image.new("RGB", (640, 480), (120, 60, 30)).save(train / "flat.png")
+    return {"train": train, "val": val}
+
+
+def cli_ok(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def judged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The quality folders scanned through the CLI (read only by the tests that share it)."""
+    root = tmp_path_factory.mktemp("quality")
+    folders = quality_folders(root)
+    db = root / "index.db"
+    cli_ok("scan", "--db", str(db), "--workers", "1", "-q", f"train={folders['train']}", f"val={folders['val']}")
+    return {"db": db, **folders}
+
+
+def flagged(db: Path, flag: str) -> dict[int, float | None]:
+    with sqlite3.connect(db) as conn:
+        return dict(conn.execute("select image_id, value from quality_flags where flag = ?", [flag]).fetchall())
+
+
+def stored_rule(db: Path, flag: str) -> str:
+    with sqlite3.connect(db) as conn:
+        return str(conn.execute("select rule from quality_rule where flag = ?", [flag]).fetchone()[0])
+
+
+def description(html: str) -> str:
+    found = re.search(r'<div class="metadata-description">(.*?)</div>', html, re.S)
+    assert found is not None
+    return found.group(1)
+
+
+def test_the_edge_cases_carry_their_flags(judged: dict[str, Path]) -> None:
+    db, train = judged["db"], judged["train"]
+    assert image_id(db, train / "dark.jpg") in flagged(db, "dark")
+    assert image_id(db, train / "grey.jpg") in flagged(db, "grayscale")
+    assert image_id(db, train / "strip.jpg") in flagged(db, "odd_aspect_ratio")
+
+
+@pytest.mark.parametrize("flag", [flag.name for flag in FLAGS])
+def test_each_flag_query_lists_its_flagged_images_with_thumbnails(judged: dict[str, Path], flag: str) -> None:
+    db = judged["db"]
+    query = f"quality_flag_{flag}"
+    assert query in canned(db)
+    rows = query_rows(db, query)
+    stored = flagged(db, flag)
+    assert {r["image_id"]: r["value"] for r in rows} == stored
+    assert all(flag in r["flags"].split(",") for r in rows)
+    page = get(db, f"/index/{query}")
+    assert page.status_code == 200
+    assert escape(stored_rule(db, flag)) in description(page.text)  # the sentence `imgindex quality` prints
+    sources = thumb_sources(page.text)
+    assert len(sources) == len(rows)
+    for row, source in zip(rows, sources):
+        assert source.split("?")[0] == f"/-/imgindex/image/{row['image_id']}/thumbnail"
+        assert f'href="/-/imgindex/image/{row["image_id"]}/review?db=index"' in page.text
+    if sources:
+        thumb = get(db, sources[0])
+        assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+
+
+def test_flag_queries_put_the_worst_first(judged: dict[str, Path]) -> None:
+    db, train = judged["db"], judged["train"]
+    values = lambda flag: [r["value"] for r in query_rows(db, f"quality_flag_{flag}")]  # noqa: E731
+    dark = query_rows(db, "quality_flag_dark")
+    assert dark[0]["image_id"] == image_id(db, train / "dark.jpg")  # the darkest first
+    assert values("dark") == sorted(values("dark"))
+    assert values("light") == sorted(values("light"), reverse=True)
+    assert values("outlier") == sorted(values("outlier"), reverse=True)
+    sizes = values("odd_size")
+    assert sizes == sorted(sizes, key=lambda v: max(v, 1 / v), reverse=True)
+    assert query_rows(db, "quality_flag_dark?split=val") == [] and dark  # the split parameter
+    assert {r["split"] for r in query_rows(db, "quality_flag_odd_aspect_ratio?split=train")} == {"train"}
+
+
+def test_the_rule_on_the_page_follows_a_new_threshold(tmp_path: Path) -> None:
+    folders = quality_folders(tmp_path / "data")
+    db = tmp_path / "index.db"
+    cli_ok("scan", "--db", str(db), "--workers", "1", "-q", f"train={folders['train']}", f"val={folders['val']}")
+    before = stored_rule(db, "dark")
+    assert escape(before) in description(get(db, "/index/quality_flag_dark").text)
+    cli_ok("quality", "--db", str(db), "--threshold", "dark=0.5")
+    after = stored_rule(db, "dark")
+    assert after != before and "0.5" in after
+    page = get(db, "/index/quality_flag_dark").text
+    assert escape(after) in description(page) and escape(before) not in page
+    rows = query_rows(db, "quality_flag_dark")
+    assert {r["image_id"] for r in rows} == set(flagged(db, "dark"))
+    assert len(rows) > 1  # more images are dark under the higher threshold
+    overview = {r["flag"]: r["rule"] for r in query_rows(db, "quality_overview?split=train")}
+    assert overview["dark"] == after
+
+
+def test_quality_overview_counts_per_split_and_flag(judged: dict[str, Path]) -> None:
+    db = judged["db"]
+    rows = query_rows(db, "quality_overview")
+    with sqlite3.connect(db) as conn:
+        summary = {(s, f): n for s, f, n in conn.execute("select split, flag, images from quality_summary")}
+        judged_images = dict(conn.execute("select split, count(*) from quality group by split").fetchall())
+    assert {(r["split"], r["flag"]): r["flagged"] for r in rows if r["flagged"]} == summary
+    assert {(r["split"], r["flag"]) for r in rows} == {(s, f.name) for s in ("train", "val") for f in FLAGS}
+    assert all(r["images"] == judged_images[r["split"]] for r in rows)
+    assert all(r["rule"] == stored_rule(db, r["flag"]) for r in rows)
+    page = get(db, "/index/quality_overview").text
+    assert '<a class="imgindex-flag" href="/index/quality_flag_dark?split=train">dark</a>' in page
+
+
+def test_database_page_lists_the_quality_overview_with_each_flag(judged: dict[str, Path]) -> None:
+    page = get(judged["db"], "/index").text
+    start = page[page.index('<ul class="bullets imgindex-start">') :]
+    overview = re.search(r'<li><a href="/index/quality_overview">.*?</li>', start, re.S)
+    assert overview is not None
+    links = re.findall(r'<a href="/index/quality_flag_([a-z_]+)">', overview.group(0))
+    assert links == [flag.name for flag in FLAGS]
+
+
+def test_quality_view_is_described_and_faceted(judged: dict[str, Path]) -> None:
+    data = get(judged["db"], "/index/quality.json").json()
+    assert {"split", "flags"} <= set(data["facet_results"])
+    page = get(judged["db"], "/index/quality").text
+    assert "one row per readable image" in page
+    assert len(thumb_sources(page)) == len(data["rows"])
+    tables = {t["name"]: t["hidden"] for t in get(judged["db"], "/index.json").json()["tables"]}
+    assert tables["quality_stale"] is True and tables["quality_flags"] is False
+
+
+def test_review_page_shows_the_quality_flags_and_measures(judged: dict[str, Path]) -> None:
+    db, train = judged["db"], judged["train"]
+    number = image_id(db, train / "dark.jpg")
+    page = get(db, review_url(number)).text
+    block = page.split('<h2 id="quality">')[1].split("<h2")[0]
+    flags = flagged(db, "dark")
+    assert f'<a href="/index/quality_flag_dark?split=train">dark</a></span> {flags[number]:.4g}' in block
+    rule = stored_rule(db, "dark").removeprefix("dark: ")
+    assert escape(rule) in block
+    assert "brightness_p95 <b>" in block and "entropy <b>" in block
+    with sqlite3.connect(db) as conn:
+        carried = [f for (f,) in conn.execute("select flag from quality_flags where image_id = ?", [number])]
+    listed = re.findall(r'quality_flag_([a-z_]+)\?split=train">', block)
+    assert sorted(listed) == sorted(carried)
+    verdict = re.search(r'<p class="imgindex-verdict">(.*?)</p>', page, re.S)
+    assert verdict is not None and "Quality flags: dark" in verdict.group(1)
+    plain = image_id(db, judged["val"] / "000000000036.jpg")
+    assert not [f for f in FLAGS if plain in flagged(db, f.name)]
+    assert "No quality flags." in get(db, review_url(plain)).text

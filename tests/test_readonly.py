@@ -33,7 +33,7 @@ LAST_MIGRATION = ", ".join(UNDONE)  # as the messages list the pending schema fi
 QUALITY_COLUMNS = (
     "luma_std",
     "brightness_p5",
-    "brightness_p99",
+    "brightness_p95",
     "dark_share",
     "light_share",
     "entropy",

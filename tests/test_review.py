@@ -74,3 +74,21 @@ def test_verdict_counts_duplicates_only() -> None:
     assert review.verdict_text(rows) == (
         "2 duplicates among 4 near neighbours (1 byte-identical, 1 perceptual, 1 similar-scene, 1 rejected)."
     )
+
+
+def test_quality_block_orders_flags_as_the_registry_and_escapes_what_it_shows() -> None:
+    links = review.Links("/-/imgindex/image/", "?db=x", "/x/images", "/x/label_problems", {"dark": "/x/q_dark"})
+    flags = [
+        {"flag": "outlier", "value": 7.25, "rule": "outlier: score over <6>"},
+        {"flag": "dark", "value": 0.1, "rule": "dark: under 0.3 & dim"},
+        {"flag": "someday", "value": None, "rule": None},  # a flag this version does not know
+    ]
+    image = {"split": "tr&in", "brightness": 12.345678, "entropy": 0.0, "chroma": None}
+    html = str(review.quality_html(image, flags, {"score": 7.25, "measure": "size"}, links))
+    assert html.index(">dark<") < html.index("outlier") < html.index("someday")
+    assert '<a href="/x/q_dark?split=tr%26in">dark</a>' in html
+    assert "rule: under 0.3 &amp; dim" in html and "rule: score over &lt;6&gt;" in html
+    assert "brightness <b>12.35</b>" in html and "entropy <b>0</b>" in html and "chroma" not in html
+    assert "outlier_score <b>7.25 (size)</b>" in html
+    assert review.quality_text(flags) == "Quality flags: dark, outlier, someday."
+    assert "No quality flags." in str(review.quality_html(image, [], None, links))

@@ -152,20 +152,20 @@ def _reduced(im: Image.Image, factor: int) -> Image.Image:
 
 NEAR_BLACK = 25  # grey levels at most this are near-black (about 0.1 of white)
 NEAR_WHITE = 230  # and at least this near-white (0.9 of white)
-PERCENTILES = np.array([0.05, 0.99]) - 1e-9  # brightness_p5, brightness_p99
+PERCENTILES = np.array([0.05, 0.95]) - 1e-9  # brightness_p5, brightness_p95
 
 
 def exposure(analysis: Analysis) -> Row:
-    """How the analysis image's grey levels spread: their standard deviation, 5th and 99th
+    """How the analysis image's grey levels spread: their standard deviation, 5th and 95th
     percentiles, the shares of near-black and near-white pixels, and their entropy in bits (the
     information measure: 0 for one flat level, 8 when all 256 levels are equally common)."""
     gray = analysis.gray
     cumulative = np.cumsum(np.bincount(gray.ravel().astype(np.intp), minlength=256)) / gray.size
-    p5, p99 = np.searchsorted(cumulative, PERCENTILES)
+    p5, p95 = np.searchsorted(cumulative, PERCENTILES)
     return {
         "luma_std": round(float(gray.std()), 3),
         "brightness_p5": int(p5),
-        "brightness_p99": int(p99),
+        "brightness_p95": int(p95),
         "dark_share": round(float(cumulative[NEAR_BLACK]), 5),
         "light_share": round(float(1.0 - cumulative[NEAR_WHITE - 1]), 5),
         "entropy": round(analysis.luma.entropy(), 4),

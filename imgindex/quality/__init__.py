@@ -34,6 +34,8 @@ __all__ = [
 
 SETTING = "quality.thresholds"  # the thresholds set (those that differ from the defaults), JSON
 RULE = "quality.rule"  # what the stored flags applied: [{flag, threshold, rule}], JSON
+VERSION = "quality.version"  # JUDGE_VERSION of the code that judged the stored flags
+JUDGE_VERSION = 2  # raise when a flag is judged otherwise: every split is judged again
 
 
 class ThresholdError(ValueError):
@@ -73,7 +75,7 @@ def refresh(db: sqlite_utils.Database, changes: Mapping[str, Any] | None = None)
     new = parse_thresholds(changes or {})
     with store.write_transaction(db):
         wanted = {**thresholds(db), **new}
-        if wanted != applied(db) or get_setting(db, RULE) is None:
+        if wanted != applied(db) or get_setting(db, RULE) is None or get_setting(db, VERSION) != str(JUDGE_VERSION):
             _save(db, wanted)
             db.execute("INSERT OR IGNORE INTO quality_stale (split) SELECT DISTINCT split FROM images")
         splits = [row[0] for row in db.execute("SELECT split FROM quality_stale ORDER BY split")]
@@ -89,7 +91,7 @@ def _save(db: sqlite_utils.Database, wanted: Mapping[str, float]) -> None:
         {"flag": flag.name, "threshold": wanted[flag.name], "rule": line}
         for flag, line in zip(FLAGS, rule_lines(wanted))
     ]
-    for key, value in ((SETTING, changed), (RULE, rule)):
+    for key, value in ((SETTING, changed), (RULE, rule), (VERSION, JUDGE_VERSION)):
         db.execute(
             "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             [key, json.dumps(value, sort_keys=True)],

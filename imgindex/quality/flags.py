@@ -28,7 +28,8 @@ COLUMNS = (
     "brightness",
     "luma_std",
     "brightness_p5",
-    "brightness_p99",
+    "light_share",
+    "brightness_p95",
     "entropy",
     "chroma",
     "sharpness",
@@ -67,17 +68,24 @@ class Measures:
 
 
 def dark(m: Measures, thresholds: Thresholds) -> Judged:
-    """The brightest pixels are dim: the 99th percentile of brightness under the threshold."""
+    """Nearly all pixels are dim: the 95th percentile of brightness under the threshold (a night photo with a few lights is dark)."""
     threshold = thresholds["dark"]
-    p99 = m["brightness_p99"] / 255.0
-    return p99 < threshold, p99
+    p95 = m["brightness_p95"] / 255.0
+    return p95 < threshold, p95
+
+
+LIT_SHADOWS = 0.2  # the 5th percentile of brightness an overexposed image keeps at least (of white)
 
 
 def light(m: Measures, thresholds: Thresholds) -> Judged:
-    """The darkest pixels are bright: the 5th percentile of brightness over the threshold."""
+    """Blown out: at least the threshold's share of the pixels near white, in a picture whose
+    shadows are lifted too (5th percentile of brightness of at least LIT_SHADOWS) and that holds
+    information. A logo, a page or a dark subject on a white ground keeps dark pixels or has little
+    information, and is not overexposed."""
     threshold = thresholds["light"]
-    p5 = m["brightness_p5"] / 255.0
-    return p5 > threshold, p5
+    share = m["light_share"]
+    lifted = (m["brightness_p5"] / 255.0 >= LIT_SHADOWS) & (m["entropy"] >= thresholds["low_information"])
+    return lifted & (share >= threshold), share
 
 
 def low_information(m: Measures, thresholds: Thresholds) -> Judged:
@@ -127,15 +135,15 @@ def grayscale(m: Measures, thresholds: Thresholds) -> Judged:
     return grey & colour_split, m["chroma"]
 
 
-# What an image's outlier score compares with its split, and the least spread each is given.
+# What an image's outlier score compares with its split, and the least spread each is given: the
+# continuous measures of the picture. Size, aspect ratio and colour are left to odd_size,
+# odd_aspect_ratio and grayscale: a split often holds two sizes, or grey and colour images, and a
+# second mode is not an outlier.
 OUTLIER_MEASURES: dict[str, tuple[Callable[[Measures], Floats], float]] = {
     "brightness": (lambda m: m["brightness"], 3.0),
     "luma_std": (lambda m: m["luma_std"], 3.0),
     "entropy": (lambda m: m["entropy"], 0.15),
     "sharpness": (lambda m: m["sharpness"], 0.03),
-    "chroma": (lambda m: m["chroma"], 2.0),
-    "aspect_ratio": (lambda m: np.log(m.aspect), 0.05),
-    "size": (lambda m: np.log(m.side), 0.05),
 }
 OUTLIER_MIN_SPLIT = 20  # images a split needs before its images get outlier scores
 MAD_TO_SIGMA = 1.4826  # the median absolute deviation of a normal distribution, in standard deviations
@@ -181,13 +189,20 @@ class Flag:
 
 
 FLAGS: tuple[Flag, ...] = (
-    Flag("dark", dark, 0.32, "99th percentile of brightness under {t} of white", "brightness_p99"),
-    Flag("light", light, 0.95, "5th percentile of brightness over {t} of white", "brightness_p5"),
+    Flag("dark", dark, 0.32, "95th percentile of brightness under {t} of white", "brightness_p95"),
+    Flag(
+        "light",
+        light,
+        0.5,
+        "at least {t} of the pixels near white (grey level 230 or more), with the 5th percentile of brightness "
+        "at least 0.2 of white and entropy of at least the low_information threshold",
+        "light_share",
+    ),
     Flag(
         "blurry",
         blurry,
         0.62,
-        "sharpness under {t} (with entropy of at least the low_information threshold)",
+        "sharpness under {t}, with entropy of at least the low_information threshold",
         "sharpness",
     ),
     Flag("low_information", low_information, 4.0, "entropy of the grey levels under {t} bits", "entropy"),

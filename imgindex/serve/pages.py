@@ -15,6 +15,7 @@ from markupsafe import Markup, escape
 
 from ..near import groups as duplicates
 from ..near import pairs as near_pairs
+from ..quality.flags import DEFAULTS, FLAGS, Flag, rule_lines
 
 Schema = dict[str, set[str]]  # table or view name -> its column names
 
@@ -169,8 +170,103 @@ def _class_frequency_query(columns: set[str]) -> dict[str, Any]:
     }
 
 
-def canned_queries(schema: Schema) -> dict[str, dict[str, Any]]:
-    """The canned queries this schema can answer, by name."""
+QUALITY_OVERVIEW = "quality_overview"
+
+
+def flag_query_name(flag: str) -> str:
+    """The canned query listing the images of one quality flag."""
+    return f"quality_flag_{flag}"
+
+
+FLAG_QUERIES = {flag_query_name(flag.name): flag.name for flag in FLAGS}  # query name -> flag
+FLAGS_BY_NAME = {flag.name: flag for flag in FLAGS}
+
+# How a flag's query puts the worst first: (ORDER BY on quality_flags f's value, in words). Most
+# flags judge a value under their threshold (DEFAULT_WORST_FIRST); these judge one over it, or
+# on both sides of the split's median size.
+WORST_FIRST: dict[str, tuple[str, str]] = {
+    "light": ("f.value desc", "highest first"),
+    "outlier": ("f.value desc", "highest first"),
+    "odd_size": ("max(f.value, 1.0 / f.value) desc", "farthest from the split's median size first"),
+}
+DEFAULT_WORST_FIRST = ("f.value", "lowest first")
+
+
+def has_quality(schema: Schema) -> bool:
+    """True when the index holds the quality flags and the rule they applied."""
+    return _has(schema, "quality_flags", "image_id", "flag", "value") and _has(schema, "quality_rule", "flag", "rule")
+
+
+def rule_sentences(stored: dict[str, str]) -> dict[str, str]:
+    """Each flag's rule as `imgindex quality` prints it: the stored sentence (the quality_rule
+    view), else the flag's default, as the command falls back to it."""
+    defaults = dict(zip((flag.name for flag in FLAGS), rule_lines(DEFAULTS)))
+    return {name: stored.get(name) or default for name, default in defaults.items()}
+
+
+def _flag_order() -> str:
+    """SQL ordering `r.flag` as FLAGS does."""
+    cases = " ".join(f"when '{flag.name}' then {n}" for n, flag in enumerate(FLAGS))
+    return f"case r.flag {cases} else {len(FLAGS)} end"
+
+
+def _flag_query(flag: Flag, rule: str | None) -> dict[str, Any]:
+    order, words = WORST_FIRST.get(flag.name, DEFAULT_WORST_FIRST)
+    outlier = flag.measure == "outlier_score"  # which measure made the image an outlier
+    description = (
+        f"Images flagged {flag.name}, worst first: by `value`, the {flag.measure} as the rule judges it, {words}; "
+        "`flags`: every flag the image carries; each thumbnail opens the image's review page."
+    )
+    return {
+        "title": f"Quality: {flag.name} images, worst first",
+        "description": description + (f" Rule applied: {rule}." if rule else ""),
+        "sql": (
+            "select f.image_id, i.split, i.path, f.value"
+            + (", o.measure as outlier_measure" if outlier else "")
+            + ", i.width, i.height,\n"
+            "  (select group_concat(g.flag, ',') from quality_flags g where g.image_id = f.image_id) as flags\n"
+            "from quality_flags f join images i on i.id = f.image_id\n"
+            + ("left join quality_outliers o on o.image_id = f.image_id\n" if outlier else "")
+            + f"where f.flag = '{flag.name}' and (:split = '' or i.split = :split)\n"
+            f"order by {order} nulls last, i.split, i.path"
+        ),
+        "params": ["split"],
+    }
+
+
+def _quality_overview_query() -> dict[str, Any]:
+    return {
+        "title": "Image quality: flagged images per split and flag, with the rule applied",
+        "description": "How many of each split's readable images carry each quality flag (dark, light, blurry, ...), "
+        "and the rule each flag applied (the quality_rule view).",
+        "sql": (
+            "with judged as (select split, count(*) as images from images\n"
+            "                where error is null and entropy is not null group by split),\n"
+            "flagged as (select i.split, f.flag, count(*) as n from quality_flags f join images i on i.id = f.image_id\n"
+            "            group by i.split, f.flag)\n"
+            "select j.split, r.flag, coalesce(c.n, 0) as flagged, j.images,\n"
+            "  round(100.0 * coalesce(c.n, 0) / j.images, 1) as percent, r.rule\n"
+            "from judged j cross join quality_rule r left join flagged c on c.split = j.split and c.flag = r.flag\n"
+            "where :split = '' or j.split = :split\n"
+            f"order by j.split,\n  {_flag_order()}"
+        ),
+        "params": ["split"],
+    }
+
+
+def quality_queries(rules: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """The overview, then one query per flag of FLAGS; with `rules` (flag -> the sentence read from
+    the index's quality_rule) each query's description states its flag's rule."""
+    sentences = rule_sentences(rules) if rules is not None else {}
+    queries = {QUALITY_OVERVIEW: _quality_overview_query()}
+    for flag in FLAGS:
+        queries[flag_query_name(flag.name)] = _flag_query(flag, sentences.get(flag.name))
+    return queries
+
+
+def canned_queries(schema: Schema, rules: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """The canned queries this schema can answer, by name; `rules`: the quality rule read from the
+    index (flag -> sentence), for the quality queries' descriptions."""
     if not is_index(schema):
         return {}
     queries: dict[str, dict[str, Any]] = {}
@@ -190,6 +286,8 @@ def canned_queries(schema: Schema) -> dict[str, dict[str, Any]]:
         queries["label_problems"] = _label_problems_query(schema["label_problems"])
     if _has(schema, "labels", "split", "class_id", "class_name"):
         queries["class_frequency"] = _class_frequency_query(schema["labels"])
+    if has_quality(schema) and _has(schema, "images", "error", "entropy", "width", "height"):
+        queries.update(quality_queries(rules))
     return queries
 
 
@@ -204,6 +302,13 @@ TABLE_DESCRIPTIONS = {
     "near_pairs": "Pairs of images (images.id a < b) whose dHashes differ by few bits.",
     "labels": "One row per box (or class label) of an image.",
     "label_problems": "What was wrong in the label files: counted, never fatal.",
+    "quality": "Image quality, one row per readable image: its measures, the flags it carries (comma-separated, "
+    "and one 0/1 column per flag) and its outlier score. The rule applied: the quality_rule view; the images of "
+    "each flag, worst first: the quality queries on the database page.",
+    "quality_flags": "Each quality flag an image (image_id: images.id) carries, with the value it was judged on.",
+    "quality_outliers": "Each readable image's largest robust z-score against its split, and on which measure.",
+    "quality_summary": "Images per split and quality flag.",
+    "quality_rule": "The rule the stored quality flags applied: each flag's threshold, as a sentence.",
 }
 
 DATABASE_DESCRIPTION = (
@@ -219,12 +324,15 @@ HIDDEN_TABLES = {
     "label_file_images",
     "verdict_members",
     "verdict_stale",
+    "quality_stale",
 }
 
 FACETS = {
     "images": ["split", "format"],
     "labels": ["split", "class_name"],
     "label_problems": ["split", "kind"],
+    "quality": ["split", "flags"],
+    "quality_flags": ["flag"],
 }
 
 
@@ -247,21 +355,32 @@ def metadata(schema: Schema) -> dict[str, Any]:
 
 REVIEW_HINT = (
     "Click any thumbnail to review its image: the picture with its label boxes drawn, its label "
-    "problems and its near neighbours graded."
+    "problems, its quality flags and its near neighbours graded."
 )
 
 
 def start_here_html(queries: dict[str, dict[str, Any]], urls: dict[str, str]) -> Markup:
     """The database page's opening: the description, then the canned queries (title, link,
-    description), so that they come before the SQL editor and the table list."""
+    description), so that they come before the SQL editor and the table list. The queries of each
+    quality flag are links in the quality overview's line."""
+    flags = [name for name in queries if name in FLAG_QUERIES]
     items = "".join(
         f'<li><a href="{escape(urls[name])}">{escape(query.get("title") or name)}</a>'
         + (f": {escape(query['description'])}" if query.get("description") else "")
+        + (_flag_links(flags, urls) if name == QUALITY_OVERVIEW else "")
         + "</li>"
         for name, query in queries.items()
+        if name not in FLAG_QUERIES
     )
     listing = f'<h2 id="start-here">Queries</h2><ul class="bullets imgindex-start">{items}</ul>' if items else ""
     return Markup(f"<p>{escape(DATABASE_DESCRIPTION)} {escape(REVIEW_HINT)}</p>{listing}")
+
+
+def _flag_links(names: list[str], urls: dict[str, str]) -> str:
+    if not names:
+        return ""
+    links = ", ".join(f'<a href="{escape(urls[name])}">{escape(FLAG_QUERIES[name])}</a>' for name in names)
+    return f' <span class="imgindex-flag-links">The images of each flag, worst first: {links}.</span>'
 
 
 def json_paths(value: Any) -> list[str] | None:

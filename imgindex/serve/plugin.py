@@ -196,9 +196,21 @@ def canned_queries(datasette: Any, database: str) -> Any:
         return None
 
     async def inner() -> dict[str, dict[str, Any]]:
-        return browse.canned_queries(await _schema(db))
+        schema = await _schema(db)
+        rules = await _quality_rules(db) if browse.has_quality(schema) else None
+        return browse.canned_queries(schema, rules)
 
     return inner
+
+
+async def _quality_rules(db: Database) -> dict[str, str] | None:
+    """The rule the stored quality flags applied, read now: flag -> its sentence (quality_rule);
+    None when it cannot be read just now (the descriptions then state no rule rather than a guess)."""
+    try:
+        rows = (await db.execute("select flag, rule from quality_rule")).rows
+    except sqlite3.Error:
+        return None
+    return {str(flag): str(rule) for flag, rule in rows if flag and rule}
 
 
 @hookimpl
@@ -218,8 +230,10 @@ def register_routes() -> list[tuple[str, Any]]:
 
 @hookimpl
 def render_cell(row: Any, value: Any, column: str, table: str | None, database: str, datasette: Any) -> Any:
-    if table == "images" and column == "id" and isinstance(value, int):
+    if isinstance(value, int) and ((table == "images" and column == "id") or column == "image_id"):
         return _review_link(datasette, database, value)
+    if column == "flag" and value in browse.FLAGS_BY_NAME:
+        return _flag_link(datasette, database, value, _row_splits(row, "split"))
     if column not in browse.PATH_COLUMNS or not isinstance(value, str):
         return None
     paths = [value] if column in browse.SINGLE_PATH_COLUMNS else browse.json_paths(value)
@@ -291,6 +305,17 @@ def _review_link(datasette: Any, database: str, image_id: int) -> Markup | None:
         return None
     url = escape(_image_url(datasette, database, image_id, "/review"))
     return Markup(f'{image_id} · <a class="imgindex-review-link" href="{url}">review this image</a>')
+
+
+def _flag_link(datasette: Any, database: str, flag: str, splits: list[str] | None) -> Markup | None:
+    """A quality flag's cell: a link to the images carrying it (of the row's split), worst first."""
+    db = datasette.databases.get(database)
+    if db is None or db.is_memory or not db.path or not browse.has_quality(_file_schema(db.path)):
+        return None
+    url = str(datasette.urls.query(database, browse.flag_query_name(flag)))
+    if splits and len(splits) == 1:
+        url += f"?split={quote(splits[0])}"
+    return Markup(f'<a class="imgindex-flag" href="{escape(url)}">{escape(flag)}</a>')
 
 
 async def _css() -> Response:
@@ -440,6 +465,12 @@ async def _review_data(db: Database, row: dict[str, Any]) -> dict[str, Any]:
     sql = review.neighbours_sql("kind" in schema.get("near_pairs", set()), "verdict_pairs" in schema)
     params = {"id": row["id"], "limit": review.MAX_NEIGHBOURS}
     found["neighbours"] = await _rows(db, sql, params) if has_pairs else []
+    found["has_quality"] = browse.has_quality(schema)
+    found["quality_flags"] = (
+        await _rows(db, review.QUALITY_FLAGS_SQL, {"id": row["id"]}) if found["has_quality"] else []
+    )
+    outliers = found["has_quality"] and browse.has_columns(schema, "quality_outliers", "image_id", "score", "measure")
+    found["outlier"] = next(iter(await _rows(db, review.OUTLIER_SQL, {"id": row["id"]})), None) if outliers else None
     return found
 
 
@@ -452,6 +483,7 @@ async def _review(datasette: Any, request: Any) -> Response:
         query=review.db_query(name),
         table=str(datasette.urls.table(name, "images")),
         problems=str(datasette.urls.table(name, "label_problems")),
+        flag_queries={flag: str(datasette.urls.query(name, query)) for query, flag in browse.FLAG_QUERIES.items()},
     )
     context = {
         "database": name,

@@ -8,12 +8,13 @@ here is escaped.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 from markupsafe import Markup, escape
 
+from ..quality.flags import FLAGS
 from ..views import PAIR_GRADE
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
@@ -56,6 +57,27 @@ where p.a = :id or p.b = :id
 order by p.distance, i.split, i.path
 limit :limit
 """
+
+
+QUALITY_FLAGS_SQL = """
+select f.flag, f.value, r.rule from quality_flags f left join quality_rule r on r.flag = f.flag
+where f.image_id = :id
+"""
+
+OUTLIER_SQL = "select score, measure from quality_outliers where image_id = :id"
+
+# The quality measures of an images row, as the quality view lists them.
+QUALITY_MEASURES = (
+    "brightness",
+    "luma_std",
+    "brightness_p5",
+    "brightness_p95",
+    "dark_share",
+    "light_share",
+    "entropy",
+    "chroma",
+    "sharpness",
+)
 
 
 def neighbours_sql(has_kind: bool, has_verdict: bool = False) -> str:
@@ -185,6 +207,7 @@ class Links:
     query: str
     table: str  # URL of the images table; rows are table + '/' + id
     problems: str  # URL of the label_problems table
+    flag_queries: Mapping[str, str] = field(default_factory=dict)  # quality flag -> URL of its canned query
 
     def review(self, image_id: int) -> str:
         return f"{self.images}{image_id}/review{self.query}"
@@ -336,6 +359,44 @@ def facts_html(image: Row, label_files: list[Row], links: Links) -> Markup:
     )
 
 
+def _measure_text(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def quality_html(image: Row, flags: list[Row], outlier: Row | None, links: Links) -> Markup:
+    """The quality flags the image carries (each with its value and rule, linking to the images
+    of that flag in its split), then its measures in one line."""
+    order = {flag.name: n for n, flag in enumerate(FLAGS)}
+    items = []
+    for row in sorted(flags, key=lambda r: (order.get(str(r["flag"]), len(order)), str(r["flag"]))):
+        name = str(row["flag"])
+        rule = str(row.get("rule") or "")
+        rule = rule.removeprefix(f"{name}: ")
+        url = links.flag_queries.get(name)
+        label = escape(name)
+        if url:
+            label = Markup(f'<a href="{escape(url)}?split={escape(quote(str(image.get("split") or "")))}">{label}</a>')
+        value = "" if row.get("value") is None else f" {_measure_text(row['value'])}"
+        items.append(
+            f'<li><span class="imgindex-flag-name">{label}</span>{escape(value)}'
+            + (f" · <small>rule: {escape(rule)}</small>" if rule else "")
+            + "</li>"
+        )
+    listing = f'<ul class="imgindex-quality-flags">{"".join(items)}</ul>' if items else "<p>No quality flags.</p>"
+    measures = [(m, image.get(m)) for m in QUALITY_MEASURES if image.get(m) is not None]
+    if outlier and outlier.get("score") is not None:
+        measures.append(("outlier_score", f"{_measure_text(outlier['score'])} ({outlier.get('measure')})"))
+    line = " · ".join(f"{escape(name)} <b>{escape(_measure_text(value))}</b>" for name, value in measures)
+    return Markup(listing + (f'<p class="imgindex-measures">{line}</p>' if line else ""))
+
+
+def quality_text(flags: list[Row]) -> str:
+    """One sentence: the quality flags the image carries."""
+    order = {flag.name: n for n, flag in enumerate(FLAGS)}
+    names = sorted((str(r["flag"]) for r in flags), key=lambda n: (order.get(n, len(order)), n))
+    return f"Quality flags: {', '.join(names)}." if names else "No quality flags."
+
+
 def neighbour_html(row: Row, image: Row, links: Links) -> Markup:
     other = int(row["id"])
     split = str(row.get("split"))
@@ -402,6 +463,9 @@ class Review:
     has_pairs: bool
     picture_src: str | None
     why_no_picture: str | None
+    has_quality: bool = False
+    quality_flags: list[Row] = field(default_factory=list)  # flag, value, rule
+    outlier: Row | None = None  # score, measure
 
 
 def review_html(review: Review, links: Links) -> Markup:
@@ -413,14 +477,21 @@ def review_html(review: Review, links: Links) -> Markup:
         f'<h1 class="imgindex-review-title">{name} <small>({escape(image.get("split"))}, id {int(image["id"])})'
         f"</small></h1>"
         f'<p class="imgindex-verdict">{escape(verdict_text(review.neighbours))} '
-        f"{len(review.labels)} labels, {boxes} boxes drawn; {len(review.problems)} label problems.</p>"
+        f"{len(review.labels)} labels, {boxes} boxes drawn; {len(review.problems)} label problems."
+        + (f" {escape(quality_text(review.quality_flags))}" if review.has_quality else "")
+        + "</p>"
         '<div class="imgindex-review">'
         f'<div class="imgindex-review-picture">{picture_html(image, review.labels, review.picture_src, review.why_no_picture)}</div>'
         '<div class="imgindex-review-side">'
         f'<h2 id="neighbours">Near neighbours</h2>'
         f"{neighbours_html(review.neighbours, image, links, review.has_pairs)}"
         f"<h2>File</h2>{facts_html(image, review.label_files, links)}"
-        f"<h2>Labels</h2>{labels_html(review.labels, image, review.has_labels)}"
+        + (
+            f'<h2 id="quality">Quality</h2>{quality_html(image, review.quality_flags, review.outlier, links)}'
+            if review.has_quality
+            else ""
+        )
+        + f"<h2>Labels</h2>{labels_html(review.labels, image, review.has_labels)}"
         f'<h2 id="problems">Label problems</h2>{problems_html(review.problems, links)}'
         "</div></div>"
     )
@@ -470,4 +541,7 @@ table.imgindex-facts th, table.imgindex-facts td {
 .imgindex-leak { color: #a00; }
 body:has(.imgindex-start) #queries, body:has(.imgindex-start) #queries + ul { display: none; }
 .imgindex-start li { margin-bottom: 0.3em; }
+.imgindex-quality-flags { margin: 0 0 0.4em; padding-left: 1.2em; }
+.imgindex-flag-name { font-weight: bold; }
+.imgindex-measures { font-size: 0.85em; color: #333; }
 """
