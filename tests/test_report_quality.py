@@ -187,18 +187,22 @@ def test_a_deleted_file_gets_a_placeholder(reported: tuple[Path, dict[str, Any],
     assert "(file is no longer on disk)" in text
 
 
-def test_a_changed_threshold_is_what_the_report_applies(scanned: Path, tmp_path: Path) -> None:
+def test_a_changed_threshold_is_what_the_report_applies(
+    reported: tuple[Path, dict[str, Any], str], tmp_path: Path
+) -> None:
+    scanned, before, _ = reported
     db = tmp_path / "index.db"
     shutil.copy(scanned, db)
-    p99 = [r["brightness_p99"] for r in sql_rows(db, "SELECT brightness_p99 FROM quality WHERE split = 'train'")]
-    above_all = round(max(p99) / 255 + 0.001, 4)  # every train image is dark under this threshold
+    judged = feature(before, "ImageQualityThresholds")["stats"]["flags"]["dark"]["splits"]["train"]
+    above_all = round(judged["max"] + 0.001, 4)  # every train image is dark under this threshold
     invoke("quality", "--db", str(db), "--threshold", f"dark={above_all}")
     _, doc, text = report(db, tmp_path / "logs")
     stats = feature(doc, "ImageQualityFlags")["stats"]
     assert stats["rule"]["thresholds"]["dark"] == above_all
-    assert stats["splits"]["train"]["flags"]["dark"] == stats["splits"]["train"]["images"] == len(p99)
+    assert stats["splits"]["train"]["flags"]["dark"] == stats["splits"]["train"]["images"] == judged["count"]
     sentence = next(s for s in stats["rule"]["flags"] if s.startswith("dark: "))
     assert f"{above_all:g}" in sentence and sentence in " ".join(text.split())
+    assert sentence in quality_json(db)["rule"]["flags"]
     assert feature(doc, "ImageQualityThresholds")["stats"]["flags"]["dark"]["threshold"] == above_all
 
 

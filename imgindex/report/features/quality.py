@@ -33,19 +33,20 @@ EXAMPLES = 6  # thumbnails per flag (parameter `examples`)
 THUMBNAIL_SIDE = 160  # pixels of a thumbnail's longer side
 BINS = 30
 
-# What each flag's panel shows on its x axis (the value the flag is judged on).
+# The x axis of a flag's panel, by the measure the flag judges (Flag.measure); another measure
+# is shown by its name.
 AXIS = {
-    "dark": "99th percentile of brightness (share of white)",
-    "light": "5th percentile of brightness (share of white)",
-    "blurry": "sharpness",
-    "low_information": "entropy of the grey levels (bits)",
-    "odd_aspect_ratio": "shorter side / longer side",
-    "odd_size": "side / the split's median side",
-    "grayscale": "chroma (mean channel spread, 0-255)",
-    "outlier": "outlier score (robust z-score against the split)",
+    "brightness_p95": "95th percentile of brightness (share of white)",
+    "brightness_p99": "99th percentile of brightness (share of white)",
+    "brightness_p5": "5th percentile of brightness (share of white)",
+    "light_share": "share of the pixels near white",
+    "sharpness": "sharpness",
+    "entropy": "entropy of the grey levels (bits)",
+    "aspect_ratio": "shorter side / longer side",
+    "size_to_median": "side / the split's median side",
+    "chroma": "chroma (mean channel spread, 0-255)",
+    "outlier_score": "outlier score (robust z-score against the split)",
 }
-# Flags judged "over" their threshold; the others are judged "under" it.
-OVER = {"light", "outlier"}
 # How far a value is from the ordinary, larger first: the examples shown are the most extreme.
 _EXTREME: dict[str, Callable[[float], float]] = {
     "light": lambda v: v,
@@ -223,7 +224,7 @@ def _panel(
                 label=f"{split}: {flagged} flagged",
             )
     title = "\n".join(textwrap.wrap(_sentence(ctx, flag.name), 62))
-    plots.style(ax, "", AXIS.get(flag.name, flag.measure), "% of the split")
+    plots.style(ax, "", AXIS.get(flag.measure, flag.measure), "% of the split")
     ax.set_title(title, fontsize=8)
     if edges is None:
         plots.empty(ax, _no_values(flag))
@@ -244,8 +245,8 @@ def _panel(
                 color="#555555",
             )
     else:
-        op = ">" if flag.name in OVER else "<"
-        ax.axvline(threshold, color="black", linestyle="--", linewidth=1.1, label=f"{flag.name} {op} {threshold:g}")
+        label = f"{flag.name} threshold: {threshold:g}"  # the title says on which side
+        ax.axvline(threshold, color="black", linestyle="--", linewidth=1.1, label=label)
         _line_label(ax, edges, threshold, f"{threshold:g}")
     ax.set_xlim(edges[0], edges[-1])
     entries = len(ax.get_legend_handles_labels()[1])
