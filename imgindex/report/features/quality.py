@@ -116,9 +116,8 @@ def _count_cell(n: int, of: int) -> str:
 
 
 def _widths(n_splits: int) -> list[float] | None:
-    if n_splits <= 2:
-        return [0.3] + [0.35] * n_splits if n_splits else None
-    return [0.2] + [0.8 / n_splits] * n_splits
+    """The table's widths: the report's default (30 % for the flag) up to two splits, then narrower."""
+    return None if n_splits <= 2 else [0.2] + [0.8 / n_splits] * n_splits
 
 
 def _flags_figure(ctx: Context, splits: list[str], names: list[str]) -> Any:
@@ -132,8 +131,8 @@ def _flags_figure(ctx: Context, splits: list[str], names: list[str]) -> Any:
     plots.style(ax, "", "images carrying the flag (% of the split)")
     ax.set_xlim(0, max([v for vals in shares.values() for v in vals] + [1]) * 1.12)
     ax.tick_params(axis="y", labelsize=8)
-    ax.legend(fontsize=8, frameon=False, loc="lower right")
-    fig.tight_layout()
+    plots.legend(fig, ctx.colours, splits)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
 
 
