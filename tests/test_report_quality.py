@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import DATA, invoke, sql_rows
 from matplotlib.lines import Line2D
@@ -23,7 +24,7 @@ COCO128 = DATA / "coco128_sample" / "images" / "train2017"
 COCO8_VAL = DATA / "coco8" / "images" / "val"
 QUALITY = ["ImageQualityFlags", "ImageQualityThresholds", "ImageQualityExamples"]
 # The edge cases added to train, made from its own photos, and the flag each must carry.
-EDGE_CASES = {"dark.jpg": "dark", "grey.jpg": "grayscale", "strip.jpg": "odd_aspect_ratio"}
+EDGE_CASES = {"dark.jpg": "dark", "grey.jpg": "grayscale", "strip.jpg": "odd_aspect_ratio", "tiny.jpg": "odd_size"}
 GONE = "gone_dark.jpg"  # a second dark photo, deleted after the scan
 
 
@@ -39,6 +40,8 @@ def edge_cases(folder: Path) -> None:
         w, h = photo.size
         strip = photo.convert("RGB").crop((0, (h - w // 4) // 2, w, (h - w // 4) // 2 + w // 4))
         strip.save(folder / "strip.jpg", quality=92)
+    with Image.open(photos[4]) as photo:
+        photo.convert("RGB").resize((photo.width // 8, photo.height // 8)).save(folder / "tiny.jpg", quality=92)
 
 
 def quality_json(db: Path) -> dict[str, Any]:
@@ -47,7 +50,7 @@ def quality_json(db: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def scanned(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """coco128_sample with the edge cases as train (20 images: outlier scores are judged), coco8's
+    """coco128_sample with the edge cases as train (21 images: outlier scores are judged), coco8's
     val as val, scanned through the CLI; then one flagged photo deleted."""
     tmp = tmp_path_factory.mktemp("quality")
     shutil.copytree(COCO128, tmp / "train")
@@ -135,6 +138,20 @@ def test_distributions_count_what_the_flags_judged(reported: tuple[Path, dict[st
     low, high = drawn["odd_size"]["splits"]["train"]["limits"]
     assert low < 1 < high
     assert drawn["odd_size"]["splits"]["val"]["limits"] is None  # too few images to judge sizes
+
+
+def test_odd_size_limits_are_where_the_flag_judges(reported: tuple[Path, dict[str, Any], str]) -> None:
+    """The limits drawn per split leave outside them exactly the images the split's odd_size flags."""
+    db, doc, _ = reported
+    for split, drawn in feature(doc, "ImageQualityThresholds")["stats"]["flags"]["odd_size"]["splits"].items():
+        if drawn["limits"] is None:
+            continue
+        rows = sql_rows(db, f"SELECT width, height, odd_size FROM quality WHERE split = '{split}'")
+        sides = np.sqrt([r["width"] * r["height"] for r in rows])
+        relative = sides / np.median(sides)
+        low, high = drawn["limits"]
+        outside = (relative < low) | (relative > high)
+        assert outside.tolist() == [bool(r["odd_size"]) for r in rows]
 
 
 def test_threshold_lines_are_drawn_where_the_rule_says(scanned: Path) -> None:
