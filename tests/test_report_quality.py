@@ -4,6 +4,7 @@ applied, the judged measures with their thresholds drawn, and thumbnails of flag
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -234,3 +235,17 @@ def test_a_config_chooses_the_quality_features(scanned: Path, tmp_path: Path) ->
     flags = feature(doc, "ImageQualityExamples")["stats"]["flags"]
     assert flags and all(len(f["shown"]) == 1 for f in flags.values())
     assert "Quality Measures and Thresholds" not in text
+
+
+def test_a_file_changed_since_the_scan_is_not_shown(scanned: Path, tmp_path: Path) -> None:
+    grey = scanned.parent / "train" / "grey.jpg"
+    stamp = grey.stat()
+    os.utime(grey, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))  # touched after the scan
+    try:
+        _, doc, text = report(scanned, tmp_path / "logs")
+    finally:
+        os.utime(grey, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    shown = feature(doc, "ImageQualityExamples")["stats"]["flags"]["grayscale"]["shown"]
+    (entry,) = [e for e in shown if e["path"] == str(grey)]
+    assert entry["thumbnail"] == "file changed since it was indexed"
+    assert "(file changed since it was indexed)" in " ".join(text.split())
