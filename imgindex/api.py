@@ -93,6 +93,7 @@ class Index:
         retry_errors: bool = False,
         on_progress: Progress | None = None,
         max_pixels: int | None = None,
+        quality_thresholds: Mapping[str, float | str] | None = None,
     ) -> ScanSummary:
         """Index the images, then the labels, of each split's folders, incrementally (see imgindex.scan.scan).
 
@@ -100,7 +101,8 @@ class Index:
         the name of one (imgindex.executors.EXECUTORS); ``on_progress(done, total)`` follows extraction.
         ``max_pixels`` (default ``imgindex.extract.MAX_PIXELS``): an image that would decode to more
         pixels (a JPEG at its draft scale) gets a row with an error instead of being decoded; an
-        Executor instance carries its own (``ProcessPool(max_pixels=...)``)."""
+        Executor instance carries its own (``ProcessPool(max_pixels=...)``). ``quality_thresholds``
+        (flag -> value, or "default") are kept and applied to the quality flags, as ``quality()``."""
         return run_scan(
             self.db,
             as_splits(splits),
@@ -111,6 +113,7 @@ class Index:
             batch_size=batch_size,
             retry_errors=retry_errors,
             on_progress=on_progress,
+            quality_thresholds=quality_thresholds,
         )
 
     def watcher(

@@ -74,6 +74,21 @@ def max_pixels_option(fn: F) -> F:
     )(fn)
 
 
+def parse_threshold(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    """FLAG=VALUE pairs, each checked against the quality flags."""
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, sep, number = value.partition("=")
+        if not sep or not number:
+            raise click.BadParameter(f"'{value}': give FLAG=VALUE, e.g. {param.opts[0]} dark=0.25 (or dark=default)")
+        pairs[name.strip()] = number.strip()
+    try:
+        quality.parse_thresholds(pairs)
+    except quality.ThresholdError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return pairs
+
+
 def quiet_option(fn: F) -> F:
     return click.option("-q", "--quiet", is_flag=True, help="No progress bar.")(fn)
 
@@ -167,6 +182,15 @@ def parse_splits(args: tuple[str, ...]) -> Splits:
     is_flag=True,
     help="Read again the images and label files that failed before, even if unchanged (e.g. after fixing permissions).",
 )
+@click.option(
+    "--quality-threshold",
+    "quality_thresholds",
+    multiple=True,
+    metavar="FLAG=VALUE",
+    callback=parse_threshold,
+    help="Judge the image-quality flags with this threshold, kept for later runs (as `imgindex quality "
+    "--threshold`). Repeatable.",
+)
 @max_pixels_option
 @executor_option
 def scan_command(
@@ -180,6 +204,7 @@ def scan_command(
     label_first: bool | None,
     bbox_format: str | None,
     retry_errors: bool,
+    quality_thresholds: dict[str, str],
     max_pixels: int,
     executor: str,
 ) -> None:
@@ -203,6 +228,7 @@ def scan_command(
                 retry_errors=retry_errors,
                 on_progress=on_progress,
                 max_pixels=max_pixels,
+                quality_thresholds=quality_thresholds,
             )
         except LabelError as exc:
             raise click.ClickException(str(exc)) from None
@@ -588,21 +614,6 @@ def serve_command(
     name = next(n for n in datasette.databases if n != "_internal")
     click.echo(f"Serving {db_path} at http://{host}:{port}/{name} (Ctrl-C to stop)")
     uvicorn.run(datasette.app(), host=host, port=port, log_level="warning", lifespan="on")
-
-
-def parse_threshold(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
-    """FLAG=VALUE pairs, each checked against the flags."""
-    pairs: dict[str, str] = {}
-    for value in values:
-        name, sep, number = value.partition("=")
-        if not sep or not number:
-            raise click.BadParameter(f"'{value}': give FLAG=VALUE, e.g. --threshold dark=0.25 (or dark=default)")
-        pairs[name.strip()] = number.strip()
-    try:
-        quality.parse_thresholds(pairs)
-    except quality.ThresholdError as exc:
-        raise click.BadParameter(str(exc)) from None
-    return pairs
 
 
 @cli.command(name="quality")

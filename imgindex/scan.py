@@ -351,6 +351,7 @@ def scan(
     retry_errors: bool = False,
     on_progress: Progress | None = None,
     named: Mapping[Path, Path] | None = None,
+    quality_thresholds: Mapping[str, Any] | None = None,
 ) -> ScanSummary:
     """Bring the index of ``splits`` (images, then labels) up to date; other splits in the database
     are untouched. ``db`` is an open index or a path (opened and closed here).
@@ -360,12 +361,21 @@ def scan(
     questions (else MissingAnswers is raised, before anything is written). The options given are
     remembered per split for the next scan. ``label_setup`` skips planning (the watcher's own).
     ``named`` maps a split folder to the path it was named by through a symlink (see
-    labels.prepare). Extraction runs on ``executor`` (default: a local process pool of ``workers``)."""
+    labels.prepare). Extraction runs on ``executor`` (default: a local process pool of ``workers``).
+    ``quality_thresholds`` are kept and applied to the quality flags (imgindex.quality.refresh)."""
+    quality.parse_thresholds(quality_thresholds or {})  # refused before anything is written
     with _connection(db) as conn:
         options = labels or LabelOptions()
         setup = label_setup or prepare(conn, splits, options, ask, named)
         summary = scan_images_and_labels(
-            conn, splits, setup, executor or ProcessPool(workers), batch_size, retry_errors, on_progress
+            conn,
+            splits,
+            setup,
+            executor or ProcessPool(workers),
+            batch_size,
+            retry_errors,
+            on_progress,
+            quality_thresholds,
         )
         remember_options(conn, splits, options)
     return summary
@@ -391,8 +401,10 @@ def scan_images_and_labels(
     batch_size: int = 256,
     retry_errors: bool = False,
     on_progress: Progress | None = None,
+    quality_thresholds: Mapping[str, Any] | None = None,
 ) -> ScanSummary:
-    """The scan proper, on an open index: plan, extract in batches, remove, labels, near pairs."""
+    """The scan proper, on an open index: plan, extract in batches, remove, labels, near pairs,
+    quality flags."""
     started = time.monotonic()
     arguments = {
         "splits": {k: [str(p) for p in v] for k, v in splits.items()},
@@ -414,7 +426,7 @@ def scan_images_and_labels(
         store.record_split(db, split, [stored_text(str(r)) for r in roots])
     summary.labels = index_split_labels(db, plan, setup, summary.scan_id)
     verdict.refresh(db)  # near_pairs of the new, changed and removed images, then the verdict
-    quality.refresh(db)  # the flags of the splits whose images changed
+    quality.refresh(db, quality_thresholds)  # the flags of the splits whose images changed (all: new thresholds)
     summary.seconds = time.monotonic() - started
     store.finish_scan(db, summary.scan_id, summary.counts())
     return summary

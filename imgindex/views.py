@@ -35,7 +35,7 @@ def _quality() -> str:
     return f"""
 SELECT i.id, i.split, i.path, i.rel_path, i.width, i.height,
        round(1.0 * min(i.width, i.height) / max(i.width, i.height), 4) AS aspect_ratio, i.brightness, i.luma_std, i.brightness_p5,
-       i.brightness_p95, i.dark_share, i.light_share, i.entropy, i.chroma, i.sharpness,
+       i.brightness_p95, i.dark_share, i.light_share, i.entropy, i.chroma, i.sharpness, i.detail,
        coalesce((SELECT group_concat(flag, ',') FROM (SELECT f.flag FROM quality_flags f WHERE f.image_id = i.id
                  ORDER BY CASE f.flag {order} ELSE {len(FLAGS)} END)), '') AS flags,
        {", ".join(has.format(flag.name) for flag in FLAGS)},

@@ -10,6 +10,7 @@ ALTER TABLE images ADD COLUMN light_share REAL;     -- share of near-white pixel
 ALTER TABLE images ADD COLUMN entropy REAL;         -- entropy of the grey levels, bits (0..8)
 ALTER TABLE images ADD COLUMN chroma REAL;          -- mean spread of a pixel's channels, 0..255
 ALTER TABLE images ADD COLUMN sharpness REAL;       -- finest-scale share of the contrast (see README)
+ALTER TABLE images ADD COLUMN detail REAL;          -- RMS difference of neighbouring grey levels, 0..255
 
 -- Each flag an image carries (imgindex.quality.FLAGS), with the value it was judged on.
 CREATE TABLE IF NOT EXISTS quality_flags (

@@ -302,3 +302,33 @@ def test_a_missing_index_is_one_line(tmp_path: Path) -> None:
     out = run_imgindex("quality", "--db", str(tmp_path / "none.db"))
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_the_readme_documents_every_flag_with_its_default() -> None:
+    from conftest import ROOT
+
+    from imgindex.quality import FLAGS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("| flag | measure (column of `images`) | default threshold |", 1)[1].split("\n\n", 1)[0]
+    rows = {line.split("|")[1].strip(" `"): line for line in table.splitlines()[2:]}
+    assert set(rows) == {flag.name for flag in FLAGS}
+    for flag in FLAGS:
+        assert f"{flag.default:g}" in rows[flag.name].split("|")[3], (flag.name, flag.default)
+
+
+def test_a_scan_takes_thresholds_too_and_refuses_a_bad_one_before_writing(tmp_path: Path) -> None:
+    folder = tmp_path / "train"
+    folder.mkdir()
+    for p in PHOTOS[:6]:
+        shutil.copy(p, folder / p.name)
+    db = tmp_path / "index.db"
+    bad = run_imgindex("scan", "--db", str(db), f"train={folder}", "-q", "--quality-threshold", "blury=0.7")
+    assert bad.returncode == 2 and "no quality flag is called 'blury'" in bad.stderr
+    assert not db.exists()
+    invoke("scan", "--db", str(db), f"train={folder}", "-q", "--quality-threshold", "blurry=0.95")
+    sharp = {r["rel_path"]: r["sharpness"] for r in sql_rows(db, "select rel_path, sharpness from quality")}
+    blurry = {n for n, f in flags_by_name(db).items() if "blurry" in f}
+    assert blurry == {n for n, s in sharp.items() if s < 0.95} and blurry
+    invoke("scan", "--db", str(db), f"train={folder}", "-q")  # a later scan keeps it
+    assert sql_rows(db, "select threshold from quality_rule where flag = 'blurry'") == [{"threshold": 0.95}]

@@ -39,6 +39,7 @@ QUALITY_COLUMNS = (
     "entropy",
     "chroma",
     "sharpness",
+    "detail",
 )
 STALE_TRIGGERS = ("near_on_insert", "near_on_update", "near_on_delete")  # what the last migration re-creates
 

@@ -185,19 +185,20 @@ FLAT = 0.05  # RMS neighbour difference (grey levels) at half scale below which 
 
 
 def sharpness(analysis: Analysis) -> Row:
-    """How much of the analysis image's contrast lies at its finest scale: the RMS difference of
-    neighbouring grey levels, over the same on the image box-halved. About 0.7 to 1.1 for sharp
-    photos, towards 0.5 for an image with no detail finer than a few pixels, NULL for a flat
-    image. The analysis image has a shorter side of 48 to 127 pixels whatever the file's size (a
-    JPEG's 1/8 draft), so a blur is judged relative to the picture: a Gaussian radius of about 1 %
-    of the shorter side is what it sees."""
+    """``detail``: the RMS difference of neighbouring grey levels of the analysis image (how much
+    structure it holds, in grey levels: a flat or smoothly shaded image has little). ``sharpness``:
+    that over the same on the image box-halved, how much of the contrast lies at the finest scale.
+    About 0.7 to 1.1 for sharp photos, towards 0.5 for an image with no detail finer than a few
+    pixels, NULL for a flat image. The analysis image has a shorter side of 48 to 127 pixels
+    whatever the file's size (a JPEG's 1/8 draft), so a blur is judged relative to the picture."""
     gray = analysis.gray
     if min(gray.shape) < 4:
-        return {"sharpness": None}
+        return {"sharpness": None, "detail": None}
     rows, cols = gray.shape[0] // 2 * 2, gray.shape[1] // 2 * 2
     pairs = gray[0:rows:2, :cols] + gray[1:rows:2, :cols]
     coarse = _gradient_rms(pairs[:, 0::2] + pairs[:, 1::2]) / 4.0  # of the 2x2 block means
-    return {"sharpness": round(_gradient_rms(gray) / coarse, 4) if coarse > FLAT else None}
+    fine = _gradient_rms(gray)
+    return {"sharpness": round(fine / coarse, 4) if coarse > FLAT else None, "detail": round(fine, 3)}
 
 
 def _gradient_rms(gray: Floats) -> float:

@@ -35,7 +35,7 @@ __all__ = [
 SETTING = "quality.thresholds"  # the thresholds set (those that differ from the defaults), JSON
 RULE = "quality.rule"  # what the stored flags applied: [{flag, threshold, rule}], JSON
 VERSION = "quality.version"  # JUDGE_VERSION of the code that judged the stored flags
-JUDGE_VERSION = 2  # raise when a flag is judged otherwise: every split is judged again
+JUDGE_VERSION = 3  # raise when a flag is judged otherwise: every split is judged again
 
 
 class ThresholdError(ValueError):
@@ -109,18 +109,39 @@ def _measures(db: sqlite_utils.Database, split: str) -> Measures:
 
 
 def _judge_split(db: sqlite_utils.Database, split: str, applied: Thresholds) -> None:
+    """Judge one split and write what changed: few rows when few images did."""
     m = _measures(db, split)
-    in_split = "SELECT id FROM images WHERE split = ?"
-    db.execute(f"DELETE FROM quality_flags WHERE image_id IN ({in_split})", [split])
-    db.execute(f"DELETE FROM quality_outliers WHERE image_id IN ({in_split})", [split])
-    if not len(m):
-        return
-    db.conn.executemany("INSERT INTO quality_flags (image_id, flag, value) VALUES (?, ?, ?)", judge(m, applied))
+    flags = {(image_id, flag): (value,) for image_id, flag, value in judge(m, applied)}
     scores, measures = outlier_scores(m)
-    db.conn.executemany(
-        "INSERT INTO quality_outliers (image_id, score, measure) VALUES (?, ?, ?)",
-        ((int(i), None if math.isnan(s) else round(float(s), 3), w) for i, s, w in zip(m.ids, scores, measures)),
-    )
+    outliers = {
+        (int(i),): (None if math.isnan(s) else round(float(s), 3), w) for i, s, w in zip(m.ids, scores, measures)
+    }
+    in_split = "JOIN images i ON i.id = t.image_id WHERE i.split = ?"
+    _sync(db, "quality_flags", ("image_id", "flag"), ("value",), in_split, split, flags)
+    _sync(db, "quality_outliers", ("image_id",), ("score", "measure"), in_split, split, outliers)
+
+
+Key = tuple[Any, ...]
+
+
+def _sync(
+    db: sqlite_utils.Database,
+    table: str,
+    keys: tuple[str, ...],
+    values: tuple[str, ...],
+    where: str,
+    split: str,
+    wanted: dict[Key, Key],
+) -> None:
+    """Make a table's rows of one split equal ``wanted`` (key columns -> value columns)."""
+    columns = ", ".join(f"t.{c}" for c in keys + values)
+    stored = {r[: len(keys)]: r[len(keys) :] for r in db.execute(f"SELECT {columns} FROM {table} t {where}", [split])}
+    gone = [key for key in stored if key not in wanted]
+    changed = [key + row for key, row in wanted.items() if stored.get(key) != row]
+    match = " AND ".join(f"{c} = ?" for c in keys)
+    db.conn.executemany(f"DELETE FROM {table} WHERE {match}", gone)
+    marks = ", ".join("?" * (len(keys) + len(values)))
+    db.conn.executemany(f"INSERT OR REPLACE INTO {table} ({', '.join(keys + values)}) VALUES ({marks})", changed)
 
 
 @dataclass

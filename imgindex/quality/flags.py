@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ COLUMNS = (
     "entropy",
     "chroma",
     "sharpness",
+    "detail",
 )
 
 
@@ -56,6 +58,11 @@ class Measures:
         ids = table[:, 0].astype(np.int64)
         return cls(ids, {name: table[:, i + 1] for i, name in enumerate(COLUMNS)})
 
+    @cached_property
+    def outliers(self) -> tuple[Floats, NDArray[np.object_]]:
+        """Outlier scores and measures (outlier_scores)."""
+        return _outlier_scores(self)
+
     @property
     def aspect(self) -> Floats:
         """Shorter side over longer side: 1 for a square, towards 0 for a strip."""
@@ -74,31 +81,38 @@ def dark(m: Measures, thresholds: Thresholds) -> Judged:
     return p95 < threshold, p95
 
 
+ENTROPY_FLOOR = 2.0  # bits: under this an image is a few flat levels (a logo, a blank frame)
 LIT_SHADOWS = 0.2  # the 5th percentile of brightness an overexposed image keeps at least (of white)
+CLIPPED = 250  # the 95th percentile of an overexposed image reaches this grey level: its highlights clip
 
 
 def light(m: Measures, thresholds: Thresholds) -> Judged:
-    """Blown out: at least the threshold's share of the pixels near white, in a picture whose
-    shadows are lifted too (5th percentile of brightness of at least LIT_SHADOWS) and that holds
-    information. A logo, a page or a dark subject on a white ground keeps dark pixels or has little
-    information, and is not overexposed."""
+    """Blown out: at least the threshold's share of the pixels near white, the highlights clipped
+    (95th percentile at CLIPPED or more), the shadows lifted (5th percentile at least LIT_SHADOWS of
+    white), and more than a few flat levels (entropy of ENTROPY_FLOOR or more). A logo, a page or a
+    dark subject on a white ground keeps dark pixels or few levels, and a bright sky that does not
+    clip is not overexposed."""
     threshold = thresholds["light"]
     share = m["light_share"]
-    lifted = (m["brightness_p5"] / 255.0 >= LIT_SHADOWS) & (m["entropy"] >= thresholds["low_information"])
-    return lifted & (share >= threshold), share
+    exposed = (m["brightness_p95"] >= CLIPPED) & (m["brightness_p5"] / 255.0 >= LIT_SHADOWS)
+    return exposed & (m["entropy"] >= ENTROPY_FLOOR) & (share >= threshold), share
 
 
 def low_information(m: Measures, thresholds: Thresholds) -> Judged:
-    """Few distinct grey levels: entropy (bits) under the threshold."""
+    """Little structure: detail (RMS difference of neighbouring grey levels) under the threshold, or
+    entropy under ENTROPY_FLOOR. A dark or overexposed image, whose exposure squeezes its levels and
+    so its detail, is low-information only by the entropy floor (a blank frame)."""
     threshold = thresholds["low_information"]
-    return m["entropy"] < threshold, m["entropy"]
+    exposed = dark(m, thresholds)[0] | light(m, thresholds)[0]
+    few_levels = m["entropy"] < ENTROPY_FLOOR
+    return few_levels | (~exposed & (m["detail"] < threshold)), m["detail"]
 
 
 def blurry(m: Measures, thresholds: Thresholds) -> Judged:
     """Little contrast at the finest scale: sharpness under the threshold, among images with
     enough information to judge (a flat or near-constant image is low_information, not blurry)."""
     threshold = thresholds["blurry"]
-    judged = (m["entropy"] >= thresholds["low_information"]) & ~np.isnan(m["sharpness"])
+    judged = ~low_information(m, thresholds)[0] & ~np.isnan(m["sharpness"])
     return judged & (np.nan_to_num(m["sharpness"], nan=1.0) < threshold), m["sharpness"]
 
 
@@ -149,18 +163,22 @@ OUTLIER_MIN_SPLIT = 20  # images a split needs before its images get outlier sco
 MAD_TO_SIGMA = 1.4826  # the median absolute deviation of a normal distribution, in standard deviations
 
 
-def outlier_scores(m: Measures) -> tuple[Floats, list[str | None]]:
+def outlier_scores(m: Measures) -> tuple[Floats, NDArray[np.object_]]:
     """Each image's largest robust z-score over OUTLIER_MEASURES (distance from the split's
     median in median absolute deviations, scaled to standard deviations), and its measure; NaN
-    in a split of fewer than OUTLIER_MIN_SPLIT images."""
+    and None in a split of fewer than OUTLIER_MIN_SPLIT images. Computed once per Measures."""
+    return m.outliers
+
+
+def _outlier_scores(m: Measures) -> tuple[Floats, NDArray[np.object_]]:
     n = len(m)
     if n < OUTLIER_MIN_SPLIT:
-        return np.full(n, np.nan), [None] * n
-    names = list(OUTLIER_MEASURES)
+        return np.full(n, np.nan), np.full(n, None, dtype=object)
+    names = np.array([*OUTLIER_MEASURES, None], dtype=object)
     z = np.stack([_robust_z(fn(m), floor) for fn, floor in OUTLIER_MEASURES.values()])
     worst = np.nan_to_num(z, nan=-1.0).argmax(axis=0)
     scores = z[worst, np.arange(n)]
-    return scores, [None if np.isnan(s) else names[w] for s, w in zip(scores, worst)]
+    return scores, names[np.where(np.isnan(scores), len(names) - 1, worst)]
 
 
 def _robust_z(x: Floats, floor: float) -> Floats:
@@ -193,19 +211,20 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "light",
         light,
-        0.5,
-        "at least {t} of the pixels near white (grey level 230 or more), with the 5th percentile of brightness "
-        "at least 0.2 of white and entropy of at least the low_information threshold",
+        0.4,
+        "at least {t} of the pixels near white (grey level 230 or more), the 95th percentile at 250 or more, "
+        "the 5th percentile at least 0.2 of white, entropy of 2 bits or more",
         "light_share",
     ),
+    Flag("blurry", blurry, 0.62, "sharpness under {t}, among images not low_information", "sharpness"),
     Flag(
-        "blurry",
-        blurry,
-        0.62,
-        "sharpness under {t}, with entropy of at least the low_information threshold",
-        "sharpness",
+        "low_information",
+        low_information,
+        5.0,
+        "detail (RMS difference of neighbouring grey levels) under {t}, or entropy under 2 bits "
+        "(a dark or light image: the entropy alone)",
+        "detail",
     ),
-    Flag("low_information", low_information, 4.0, "entropy of the grey levels under {t} bits", "entropy"),
     Flag("odd_aspect_ratio", odd_aspect_ratio, 0.35, "shorter side under {t} of the longer", "aspect_ratio"),
     Flag(
         "odd_size",

@@ -77,6 +77,7 @@ QUALITY_MEASURES = (
     "entropy",
     "chroma",
     "sharpness",
+    "detail",
 )
 
 
