@@ -42,6 +42,7 @@ AXIS = {
     "light_share": "share of the pixels near white",
     "sharpness": "sharpness",
     "entropy": "entropy of the grey levels (bits)",
+    "detail": "detail (RMS difference of neighbouring grey levels)",
     "aspect_ratio": "shorter side / longer side",
     "size_to_median": "side / the split's median side",
     "chroma": "chroma (mean channel spread, 0-255)",
