@@ -95,7 +95,9 @@ def test_layout_and_closing_message(detection: tuple[Path, str, dict[str, Any], 
 
 def test_every_image_and_detection_feature_with_data(detection: tuple[Path, str, dict[str, Any], str]) -> None:
     _, _, doc, text = detection
-    assert [f["name"] for f in doc["features"]] == IMAGE + ["DatasetClasses", "LabelProblems"] + DETECTION
+    flagged = any(s["flagged"] for s in feature(doc, "ImageQualityFlags")["stats"]["splits"].values())
+    quality = ["ImageQualityFlags", "ImageQualityThresholds"] + (["ImageQualityExamples"] if flagged else [])
+    assert [f["name"] for f in doc["features"]] == IMAGE + quality + ["DatasetClasses", "LabelProblems"] + DETECTION
     assert_plain_descriptions(doc)
     for f in doc["features"]:
         assert f["title"] in text, f["title"]

@@ -9,6 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from ..quality.flags import COLUMNS as QUALITY_COLUMNS
+from ..quality.flags import Measures
+
 VALIDATION_NAMES = ("val", "valid", "validation")
 _SPLIT_ORDER = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 2}
 
@@ -356,4 +359,45 @@ def label_problem_counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
     query = "SELECT split, kind, count(*) FROM label_problems GROUP BY split, kind ORDER BY split, kind"
     for split, kind, n in conn.execute(query):
         out.setdefault(str(split), {})[str(kind)] = n
+    return out
+
+
+def quality_measures(conn: sqlite3.Connection, split: str) -> Measures:
+    """The stored quality measures of a split's images, as imgindex.quality judged them (its
+    readable images that carry the measures)."""
+    columns = ", ".join(QUALITY_COLUMNS)
+    rows = conn.execute(
+        f"SELECT id, {columns} FROM images WHERE split = ? AND error IS NULL AND entropy IS NOT NULL ORDER BY id",
+        (split,),
+    ).fetchall()
+    return Measures.from_rows(rows)
+
+
+@dataclass
+class FlaggedImage:
+    """An image carrying a quality flag: what the report needs to name it and find its file."""
+
+    id: int
+    split: str
+    path: str
+    rel_path: str
+    path_bytes: bytes | None
+    size: int
+    mtime_ns: int
+    value: float | None  # the value the flag was judged on
+
+    def row(self) -> dict[str, Any]:
+        """As an images row (imgindex.serve.files reads these keys)."""
+        return {k: getattr(self, k) for k in ("id", "path", "path_bytes", "size", "mtime_ns")}
+
+
+def quality_flagged(conn: sqlite3.Connection) -> dict[str, list[FlaggedImage]]:
+    """Flag -> the images carrying it (stored in quality_flags), by split and path."""
+    out: dict[str, list[FlaggedImage]] = {}
+    query = (
+        "SELECT f.flag, i.id, i.split, i.path, i.rel_path, i.path_bytes, i.size, i.mtime_ns, f.value "
+        "FROM quality_flags f JOIN images i ON i.id = f.image_id ORDER BY f.flag, i.split, i.path"
+    )
+    for flag, *fields in conn.execute(query):
+        out.setdefault(str(flag), []).append(FlaggedImage(*fields))
     return out

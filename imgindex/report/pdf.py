@@ -23,12 +23,13 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from .features import FeatureResult
+from .features import FeatureResult, Gallery
 
 MARGIN = 1.6 * cm
 FRAME_WIDTH = A4[0] - 2 * MARGIN
 FRAME_HEIGHT = A4[1] - 2 * MARGIN
 ACCENT = colors.HexColor("#1f3b64")
+GALLERY_COLUMNS = 6  # thumbnails in a row
 
 
 @dataclass
@@ -53,6 +54,7 @@ def _styles() -> dict[str, ParagraphStyle]:
             "x", parent=base["Normal"], fontSize=9, leading=12, textColor=colors.HexColor("#7a4b00")
         ),
         "cell": ParagraphStyle("c", parent=base["Normal"], fontSize=8, leading=10),
+        "caption": ParagraphStyle("p", parent=base["Normal"], fontSize=6.5, leading=8, alignment=1),
     }
 
 
@@ -94,6 +96,49 @@ def _table(rows: list[list[str]], styles: dict[str, ParagraphStyle], widths: lis
     return table
 
 
+def _gallery(gallery: Gallery, styles: dict[str, ParagraphStyle]) -> Flowable:
+    """A heading and its thumbnails, GALLERY_COLUMNS to a row, each centred in a square of the
+    row's height, with its caption under it."""
+    cell = FRAME_WIDTH / GALLERY_COLUMNS
+    side = cell - 8
+    pictures: list[Flowable | str] = [_thumbnail(t.jpeg, side) for t in gallery.thumbnails]
+    captions: list[Flowable | str] = [
+        Paragraph(escape(t.caption).replace("\n", "<br/>"), styles["caption"]) for t in gallery.thumbnails
+    ]
+    pad = [""] * (-len(pictures) % GALLERY_COLUMNS)
+    pictures, captions = pictures + pad, captions + pad
+    rows: list[list[Flowable | str]] = []
+    heights: list[float | None] = []
+    for i in range(0, len(pictures), GALLERY_COLUMNS):
+        rows += [pictures[i : i + GALLERY_COLUMNS], captions[i : i + GALLERY_COLUMNS]]
+        heights += [side + 4, None]
+    table = Table(rows, colWidths=[cell] * GALLERY_COLUMNS, rowHeights=heights)
+    table.setStyle(
+        TableStyle(
+            [
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("ALIGN", (0, 0), (-1, -1), "CENTER"),
+                ("LEFTPADDING", (0, 0), (-1, -1), 3),
+                ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+                ("TOPPADDING", (0, 0), (-1, -1), 1),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
+            ]
+            + [("VALIGN", (0, r), (-1, r), "MIDDLE") for r in range(0, len(rows), 2)]
+        )
+    )
+    return KeepTogether([Spacer(1, 4), _para(gallery.heading, styles["body"]), table])
+
+
+def _thumbnail(jpeg: bytes, side: float) -> Image:
+    """A picture scaled to fit side x side points, its shape kept."""
+    from PIL import Image as PILImage
+
+    with PILImage.open(io.BytesIO(jpeg)) as img:
+        w, h = img.size
+    scale = side / max(w, h, 1)
+    return Image(io.BytesIO(jpeg), width=w * scale, height=h * scale)
+
+
 def _notices(notices: list[str], styles: dict[str, ParagraphStyle]) -> Table:
     text = "<br/>".join("&#8226; " + escape(n) for n in notices)
     box = Table([[Paragraph("<b>Notice</b><br/>" + text, styles["notice"])]], colWidths=[FRAME_WIDTH])
@@ -124,7 +169,8 @@ def _feature(block: Block, styles: dict[str, ParagraphStyle], heading: list[Flow
         tail += [Spacer(1, 4), _table(r.table, styles, r.table_widths)]
     if r.notices:
         tail += [Spacer(1, 4), _notices(r.notices, styles)]
-    return [KeepTogether(head + tail), Spacer(1, 8)]
+    galleries = [_gallery(g, styles) for g in r.galleries]
+    return [KeepTogether(head + tail + galleries[:1]), *galleries[1:], Spacer(1, 8)]
 
 
 def write_pdf(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Context, FeatureFunc, FeatureResult
+from .base import Context, FeatureFunc, FeatureResult, Gallery, Thumbnail
 from .classification import classification_class_frequency, classification_distribution_vs_area
 from .detection import (
     detection_box_area,
@@ -19,9 +19,11 @@ from .duplicates import image_duplicates
 from .image import image_color_distribution, images_average_brightness, images_resolution, summary_stats
 from .labels import dataset_classes
 from .problems import label_problems
+from .quality import quality_distributions, quality_examples, quality_flags
 
 IMAGE, DETECTION, CLASSIFICATION = "Image Features", "Object Detection Features", "Classification Features"
 LABELS = "Label Features"
+QUALITY = "Image Quality"
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ FEATURES: dict[str, FeatureSpec] = {
         FeatureSpec("ImageColorDistribution", IMAGE, "Color Distribution", image_color_distribution),
         FeatureSpec("ImagesAverageBrightness", IMAGE, "Image Brightness Distribution", images_average_brightness),
         FeatureSpec("ImageDuplicates", IMAGE, "Image Duplicates", image_duplicates),
+        FeatureSpec("ImageQualityFlags", QUALITY, "Quality Flags", quality_flags),
+        FeatureSpec("ImageQualityThresholds", QUALITY, "Quality Measures and Thresholds", quality_distributions),
+        FeatureSpec("ImageQualityExamples", QUALITY, "Flagged Images", quality_examples),
         FeatureSpec("DatasetClasses", LABELS, "Classes", dataset_classes),
         FeatureSpec("LabelProblems", LABELS, "Label Problems", label_problems),
         FeatureSpec("DetectionClassFrequency", DETECTION, "Class Frequency", detection_class_frequency),
@@ -81,7 +86,10 @@ __all__ = [
     "IMAGE",
     "LABELS",
     "NEEDS_PIXELS",
+    "QUALITY",
     "Context",
     "FeatureResult",
     "FeatureSpec",
+    "Gallery",
+    "Thumbnail",
 ]

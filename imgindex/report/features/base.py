@@ -13,8 +13,27 @@ import numpy as np
 import sqlite_utils
 from matplotlib.figure import Figure
 
+from ...quality import Quality
+from ...quality import load as load_quality
+from ...quality.flags import Measures
 from .. import db
 from ..plots import split_colours
+
+
+@dataclass
+class Thumbnail:
+    """A small picture of an indexed image in the PDF, with its caption."""
+
+    jpeg: bytes  # the picture, or a placeholder saying why there is none
+    caption: str
+
+
+@dataclass
+class Gallery:
+    """A heading and a row of thumbnails under it."""
+
+    heading: str  # paragraph markup, as a description
+    thumbnails: list[Thumbnail]
 
 
 @dataclass
@@ -27,6 +46,7 @@ class FeatureResult:
     figure: Figure | None = None
     table: list[list[str]] | None = None  # rendered as a table in the PDF (header row first)
     table_widths: list[float] | None = None  # the table's column widths, as fractions of the page width
+    galleries: list[Gallery] = field(default_factory=list)  # rows of thumbnails, after the table
 
 
 class Context:
@@ -77,6 +97,21 @@ class Context:
     @cached_property
     def roots(self) -> dict[str, list[str]]:
         return db.split_roots(self.conn)
+
+    @cached_property
+    def quality(self) -> Quality:
+        """The stored quality flags, as `imgindex quality` shows them."""
+        return load_quality(self.db)
+
+    @cached_property
+    def quality_measures(self) -> dict[str, Measures]:
+        """Per split, the measures its quality flags were judged from (splits without any left out)."""
+        found = {split: db.quality_measures(self.conn, split) for split in self.splits}
+        return {split: m for split, m in found.items() if len(m)}
+
+    @cached_property
+    def quality_flagged(self) -> dict[str, list[db.FlaggedImage]]:
+        return db.quality_flagged(self.conn)
 
     def image_count(self, split: str) -> int:
         """Readable images of a split."""
