@@ -243,6 +243,8 @@ DEFAULTS = {flag.name: flag.default for flag in FLAGS}
 def judge(m: Measures, thresholds: Thresholds) -> list[tuple[int, str, float | None]]:
     """(image id, flag, value) for every flag every image of one split carries."""
     found: list[tuple[int, str, float | None]] = []
+    if not len(m):
+        return found
     for flag in FLAGS:
         mask, values = flag.judge(m, thresholds)
         for i in np.flatnonzero(mask):
