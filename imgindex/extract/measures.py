@@ -157,13 +157,15 @@ PERCENTILES = np.array([0.05, 0.95]) - 1e-9  # brightness_p5, brightness_p95
 
 def exposure(analysis: Analysis) -> Row:
     """How the analysis image's grey levels spread: their standard deviation, 5th and 95th
-    percentiles, the shares of near-black and near-white pixels, and their entropy in bits (the
-    information measure: 0 for one flat level, 8 when all 256 levels are equally common)."""
+    percentiles, the shares of near-black and near-white pixels, and their entropy in bits (0 for
+    one flat level, 8 when all 256 levels are equally common)."""
     gray = analysis.gray
-    cumulative = np.cumsum(np.bincount(gray.ravel().astype(np.intp), minlength=256)) / gray.size
+    counts = np.bincount(gray.ravel().astype(np.intp), minlength=256)
+    cumulative = np.cumsum(counts) / gray.size
+    mean, square = counts @ LEVELS / gray.size
     p5, p95 = np.searchsorted(cumulative, PERCENTILES)
     return {
-        "luma_std": round(float(gray.std()), 3),
+        "luma_std": round(float(np.sqrt(max(square - mean * mean, 0.0))), 3),
         "brightness_p5": int(p5),
         "brightness_p95": int(p95),
         "dark_share": round(float(cumulative[NEAR_BLACK]), 5),
