@@ -300,3 +300,19 @@ def test_near_pairs_follow_in_the_same_batch(folders: dict[str, Path], watching:
     wait_for(lambda: rows(folders["db"], pairs) == [("byte-identical",)], timeout=LATENCY)
     copy.unlink()
     wait_for(lambda: rows(folders["db"], pairs) == [], timeout=LATENCY)
+
+
+def test_quality_flags_follow_in_the_same_batch(folders: dict[str, Path], watching: Running) -> None:
+    """A dark image written while watching is flagged in the batch that indexes it; removed, its
+    flag goes with it."""
+    target = folders["val"] / "night.jpg"
+    dark = np.asarray(Image.open(OTHER).convert("RGB"), dtype=np.float64) * 0.1
+    Image.fromarray(dark.astype(np.uint8)).save(target, quality=90)
+
+    def flagged() -> set[str]:
+        sql = "select i.path from quality_flags f join images i on i.id = f.image_id where f.flag = 'dark'"
+        return {r[0] for r in rows(folders["db"], sql)}
+
+    wait_for(lambda: str(target) in flagged(), timeout=10)
+    target.unlink()
+    wait_for(lambda: not flagged() and str(target) not in paths(folders["db"]), timeout=10)
