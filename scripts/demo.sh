@@ -8,4 +8,5 @@ python3 -m venv .venv
 export IMGINDEX_DB=demo.db
 .venv/bin/imgindex scan train=tests/data/coco128_sample/images/train2017 val=tests/data/coco8/images/val
 .venv/bin/imgindex duplicates
+.venv/bin/imgindex quality --limit 3    # dark, overexposed, blurry, low-information, odd and grey images
 .venv/bin/imgindex report    # logs/demo/Report.pdf and summary.json, from the index alone

@@ -20,5 +20,7 @@ def test_demo_script_scans_the_sample_and_finds_the_leaks(tmp_path: Path) -> Non
     assert proc.stdout.startswith("20 new, 0 changed, 0 unchanged, 0 removed, 0 errors")
     assert "There are 2 duplicates between train and val appearing 2 times in the train image directory" in proc.stdout
     assert (repo / "demo.db").exists()
+    assert "Quality flags, the rule applied:" in proc.stdout
+    assert "000000000086.jpg" in proc.stdout.split("grayscale: ", 1)[1]  # the black-and-white photo
     assert "We have finished evaluating your dataset!" in proc.stdout
     assert (repo / "logs" / "demo" / "Report.pdf").is_file() and (repo / "logs" / "demo" / "summary.json").is_file()
