@@ -159,28 +159,27 @@ def exposure(analysis: Analysis) -> Row:
     """How the analysis image's grey levels spread: their standard deviation, 5th and 95th
     percentiles, the shares of near-black and near-white pixels, and their entropy in bits (0 for
     one flat level, 8 when all 256 levels are equally common)."""
-    gray = analysis.gray
-    counts = np.bincount(gray.ravel().astype(np.intp), minlength=256)
-    cumulative = np.cumsum(counts) / gray.size
-    mean, square = counts @ LEVELS / gray.size
-    p5, p95 = np.searchsorted(cumulative, PERCENTILES)
+    luma = analysis.luma
+    counts = np.array(luma.histogram(), dtype=np.float64)
+    n = luma.width * luma.height
+    cumulative = counts.cumsum() / n
+    mean, square = counts @ LEVELS / n
+    p5, p95 = cumulative.searchsorted(PERCENTILES)
     return {
         "luma_std": round(float(np.sqrt(max(square - mean * mean, 0.0))), 3),
         "brightness_p5": int(p5),
         "brightness_p95": int(p95),
         "dark_share": round(float(cumulative[NEAR_BLACK]), 5),
         "light_share": round(float(1.0 - cumulative[NEAR_WHITE - 1]), 5),
-        "entropy": round(analysis.luma.entropy(), 4),
+        "entropy": round(luma.entropy(), 4),
     }
 
 
 def chroma(analysis: Analysis) -> Row:
     """Mean over the analysis image's pixels of the spread of their channels (largest minus
     smallest, in levels 0..255): 0 for a grey image, whatever its mode."""
-    pixels = np.asarray(analysis.small)
-    red, green, blue = pixels[:, :, 0], pixels[:, :, 1], pixels[:, :, 2]
-    spread = np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue)
-    return {"chroma": round(float(spread.mean()), 3)}
+    channels = np.ascontiguousarray(np.asarray(analysis.small).reshape(-1, 3).T)  # (3, pixels)
+    return {"chroma": round(float((channels.max(axis=0) - channels.min(axis=0)).mean()), 3)}
 
 
 FLAT = 0.05  # RMS neighbour difference (grey levels) at half scale below which an image is flat
