@@ -656,10 +656,7 @@ def quality_command(
         with read_index(db_path) as index:
             found = index.quality()
     if as_json:
-        data = found.as_json()
-        if flags:
-            data["images"] = [e for e in data["images"] if any(f in e["flags"] for f in flags)]
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        click.echo(json.dumps(found.as_json(flags), indent=2, ensure_ascii=False))
         return
     for line in quality_text.describe(found, flags, limit):
         click.echo(line)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .quality.flags import FLAGS
+from .quality.flags import FLAGS, MEASURES
 
 # The grade a near pair `p` has in the verdict: the labels' regrade (verdict_pairs) or its pixels'.
 PAIR_GRADE = "coalesce((select v.grade from verdict_pairs v where v.a = p.a and v.b = p.b), p.kind)"
@@ -34,8 +34,8 @@ def _quality() -> str:
     order = " ".join(f"WHEN '{flag.name}' THEN {n}" for n, flag in enumerate(FLAGS))
     return f"""
 SELECT i.id, i.split, i.path, i.rel_path, i.width, i.height,
-       round(1.0 * min(i.width, i.height) / max(i.width, i.height), 4) AS aspect_ratio, i.brightness, i.luma_std, i.brightness_p5,
-       i.brightness_p95, i.dark_share, i.light_share, i.entropy, i.chroma, i.sharpness, i.detail,
+       round(1.0 * min(i.width, i.height) / max(i.width, i.height), 4) AS aspect_ratio,
+       {", ".join(f"i.{column}" for column in MEASURES)},
        coalesce((SELECT group_concat(flag, ',') FROM (SELECT f.flag FROM quality_flags f WHERE f.image_id = i.id
                  ORDER BY CASE f.flag {order} ELSE {len(FLAGS)} END)), '') AS flags,
        {", ".join(has.format(flag.name) for flag in FLAGS)},

@@ -63,6 +63,15 @@ CASES: dict[str, set[str]] = {  # generated file -> the flags it must carry (of 
 JUDGED = ("dark", "light", "blurry", "low_information", "odd_aspect_ratio", "grayscale")
 
 
+def photo_split(tmp_path: Path, photos: list[Path]) -> tuple[Path, Path]:
+    """A split folder `train` holding copies of the photos, and where its index goes."""
+    folder = tmp_path / "train"
+    folder.mkdir()
+    for p in photos:
+        shutil.copy(p, folder / p.name)
+    return folder, tmp_path / "index.db"
+
+
 def make_split(folder: Path) -> Path:
     """The real photos, and images made from them with one problem each (CASES), in one split."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -182,11 +191,7 @@ def test_a_new_threshold_judges_again_from_the_stored_measures(tmp_path: Path) -
 
 
 def test_a_kept_threshold_applies_to_images_scanned_later(tmp_path: Path) -> None:
-    folder = tmp_path / "train"
-    folder.mkdir()
-    for p in PHOTOS[:8]:
-        shutil.copy(p, folder / p.name)
-    db = tmp_path / "index.db"
+    folder, db = photo_split(tmp_path, PHOTOS[:8])
     invoke("scan", "--db", str(db), f"train={folder}", "-q")
     invoke("quality", "--db", str(db), "--threshold", "blurry=0.99")
     scaled(photo("000000000025.jpg"), 0.5).save(folder / "dim.jpg", quality=90)
@@ -200,11 +205,7 @@ def test_a_kept_threshold_applies_to_images_scanned_later(tmp_path: Path) -> Non
 
 
 def test_flags_follow_a_rescan_and_equal_a_clean_scan(tmp_path: Path) -> None:
-    folder = tmp_path / "train"
-    folder.mkdir()
-    for p in PHOTOS:
-        shutil.copy(p, folder / p.name)
-    db = tmp_path / "index.db"
+    folder, db = photo_split(tmp_path, PHOTOS)
     invoke("scan", "--db", str(db), f"train={folder}", "-q")
     assert not any("dark" in f for f in flags_by_name(db).values())
     scaled(photo("000000000092.jpg"), 0.15).save(folder / "000000000092.jpg", quality=90)  # changed in place
@@ -318,11 +319,7 @@ def test_the_readme_documents_every_flag_with_its_default() -> None:
 
 
 def test_a_scan_takes_thresholds_too_and_refuses_a_bad_one_before_writing(tmp_path: Path) -> None:
-    folder = tmp_path / "train"
-    folder.mkdir()
-    for p in PHOTOS[:6]:
-        shutil.copy(p, folder / p.name)
-    db = tmp_path / "index.db"
+    folder, db = photo_split(tmp_path, PHOTOS[:6])
     bad = run_imgindex("scan", "--db", str(db), f"train={folder}", "-q", "--quality-threshold", "blury=0.7")
     assert bad.returncode == 2 and "no quality flag is called 'blury'" in bad.stderr
     assert not db.exists()

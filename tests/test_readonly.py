@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -30,17 +31,8 @@ TRAIN = DATA / "coco128_sample" / "images" / "train2017"  # two of its images ar
 OLDER_FROM = "008_windows.sql"  # make_older undoes this schema file (the window hashes) and the later ones
 UNDONE = [name for name, _ in store.schema_files() if name >= OLDER_FROM]
 LAST_MIGRATION = ", ".join(UNDONE)  # as the messages list the pending schema files
-QUALITY_COLUMNS = (
-    "luma_std",
-    "brightness_p5",
-    "brightness_p95",
-    "dark_share",
-    "light_share",
-    "entropy",
-    "chroma",
-    "sharpness",
-    "detail",
-)
+QUALITY_SQL = dict(store.schema_files())["010_quality.sql"]
+QUALITY_COLUMNS = re.findall(r"ADD COLUMN (\w+)", QUALITY_SQL)  # what 010 adds to images
 STALE_TRIGGERS = ("near_on_insert", "near_on_update", "near_on_delete")  # what the last migration re-creates
 
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
 
 from .. import store
-from ..labels.settings import get_setting
+from ..labels.settings import get_setting, set_setting
 from .flags import BY_NAME, COLUMNS, DEFAULTS, FLAGS, Measures, Thresholds, judge, outlier_scores, rule_lines
 
 __all__ = [
@@ -92,10 +92,7 @@ def _save(db: sqlite_utils.Database, wanted: Mapping[str, float]) -> None:
         for flag, line in zip(FLAGS, rule_lines(wanted))
     ]
     for key, value in ((SETTING, changed), (RULE, rule), (VERSION, JUDGE_VERSION)):
-        db.execute(
-            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [key, json.dumps(value, sort_keys=True)],
-        )
+        set_setting(db, key, json.dumps(value, sort_keys=True))
 
 
 def _measures(db: sqlite_utils.Database, split: str) -> Measures:
@@ -158,13 +155,15 @@ class Quality:
     def rule(self) -> list[str]:
         return rule_lines(self.thresholds)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, flags: Sequence[str] = ()) -> dict[str, Any]:
+        """The rule, the counts and the flagged images (those carrying one of ``flags``, if given)."""
+        images = [e for e in self.flagged if not flags or any(f in e["flags"] for f in flags)]
         return {
             "rule": {"thresholds": self.thresholds, "flags": self.rule},
             "splits": {
                 split: {"images": self.images[split], "flags": self.counts.get(split, {})} for split in self.images
             },
-            "images": self.flagged,
+            "images": images,
         }
 
 
@@ -181,7 +180,8 @@ def load(db: sqlite_utils.Database) -> Quality:
         "SELECT i.id, i.split, i.path, f.flag, f.value FROM quality_flags f JOIN images i ON i.id = f.image_id "
         "ORDER BY i.split, i.path"
     ):
-        quality.counts.setdefault(split, {})[flag] = quality.counts.get(split, {}).get(flag, 0) + 1
+        counts = quality.counts.setdefault(split, {})
+        counts[flag] = counts.get(flag, 0) + 1
         entry = by_image.setdefault(image_id, {"split": split, "path": path, "flags": {}})
         entry["flags"][flag] = value
     order = {flag.name: n for n, flag in enumerate(FLAGS)}

@@ -22,20 +22,20 @@ Mask = NDArray[np.bool_]
 Judged = tuple[Mask, Floats]  # which images carry the flag; the value each was judged on
 Thresholds = Mapping[str, float]  # flag name -> threshold
 
-# the images columns a flag may read, in the order Measures holds them
-COLUMNS = (
-    "width",
-    "height",
+# the quality measures of images (imgindex.extract.measures), as every output lists them
+MEASURES = (
     "brightness",
     "luma_std",
     "brightness_p5",
-    "light_share",
     "brightness_p95",
+    "dark_share",
+    "light_share",
     "entropy",
     "chroma",
     "sharpness",
     "detail",
 )
+COLUMNS = ("width", "height", *MEASURES)  # the images columns a flag may read, in the order Measures holds them
 
 
 @dataclass(frozen=True)
@@ -126,18 +126,27 @@ ODD_SIZE_MIN_SPLIT = 5  # images a split needs before a size is judged odd withi
 ODD_SIZE_MIN_SPREAD = 0.1  # the spread of sides, at least this share of the median side
 
 
-def odd_size(m: Measures, thresholds: Thresholds) -> Judged:
-    """Far from the split's own sizes: the side (square root of the pixel count) more than
-    ``threshold`` interquartile ranges below the first quartile or above the third; the range is
-    taken as at least ODD_SIZE_MIN_SPREAD of the median side, so a split of one size flags only
-    sizes some 30 % off. Values: the side over the split's median side."""
-    threshold = thresholds["odd_size"]
-    side = m.side
+def odd_size_limits(side: Floats, threshold: float) -> tuple[float, float, float] | None:
+    """The sides odd_size judges ordinary, (low, high), and the split's median side: the
+    quartiles widened by ``threshold`` spreads, the spread at least ODD_SIZE_MIN_SPREAD of the
+    median; None in a split of fewer than ODD_SIZE_MIN_SPLIT images."""
     if len(side) < ODD_SIZE_MIN_SPLIT:
-        return np.zeros(len(side), dtype=bool), side / np.median(side)
+        return None
     q1, median, q3 = np.percentile(side, [25, 50, 75])
     spread = max(q3 - q1, ODD_SIZE_MIN_SPREAD * median)
-    return (side < q1 - threshold * spread) | (side > q3 + threshold * spread), side / median
+    return float(q1 - threshold * spread), float(q3 + threshold * spread), float(median)
+
+
+def odd_size(m: Measures, thresholds: Thresholds) -> Judged:
+    """Far from the split's own sizes: the side (square root of the pixel count) outside
+    odd_size_limits, so a split of one size flags only sizes some 30 % off. Values: the side over
+    the split's median side."""
+    side = m.side
+    limits = odd_size_limits(side, thresholds["odd_size"])
+    if limits is None:
+        return np.zeros(len(side), dtype=bool), side / np.median(side)
+    low, high, median = limits
+    return (side < low) | (side > high), side / median
 
 
 def grayscale(m: Measures, thresholds: Thresholds) -> Judged:
@@ -197,6 +206,9 @@ def outlier(m: Measures, thresholds: Thresholds) -> Judged:
     return np.nan_to_num(scores, nan=0.0) > threshold, scores
 
 
+LOWER, HIGHER, FARTHER = "lower", "higher", "farther from 1"  # Flag.worse
+
+
 @dataclass(frozen=True)
 class Flag:
     name: str
@@ -204,6 +216,7 @@ class Flag:
     default: float  # the threshold's default
     rule: str  # the sentence every output prints, {t} the threshold
     measure: str  # the column (or derived measure) the value is
+    worse: str = LOWER  # which values are worse: LOWER, HIGHER or FARTHER (from 1), for "worst first"
 
 
 FLAGS: tuple[Flag, ...] = (
@@ -215,6 +228,7 @@ FLAGS: tuple[Flag, ...] = (
         "at least {t} of the pixels near white (grey level 230 or more), the 95th percentile at 250 or more, "
         "the 5th percentile at least 0.2 of white, entropy of 2 bits or more",
         "light_share",
+        HIGHER,
     ),
     Flag("blurry", blurry, 0.62, "sharpness under {t}, among images not low_information", "sharpness"),
     Flag(
@@ -232,9 +246,10 @@ FLAGS: tuple[Flag, ...] = (
         3.0,
         "side (square root of the pixels) over {t} interquartile ranges outside the split's quartiles",
         "size_to_median",
+        FARTHER,
     ),
     Flag("grayscale", grayscale, 1.0, "chroma under {t} of 255, in a split where most images have colour", "chroma"),
-    Flag("outlier", outlier, 6.0, "outlier score over {t} (robust z-score against the split)", "outlier_score"),
+    Flag("outlier", outlier, 6.0, "outlier score over {t} (robust z-score against the split)", "outlier_score", HIGHER),
 )
 BY_NAME = {flag.name: flag for flag in FLAGS}
 DEFAULTS = {flag.name: flag.default for flag in FLAGS}

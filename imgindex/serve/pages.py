@@ -15,7 +15,7 @@ from markupsafe import Markup, escape
 
 from ..near import groups as duplicates
 from ..near import pairs as near_pairs
-from ..quality.flags import DEFAULTS, FLAGS, Flag, rule_lines
+from ..quality.flags import DEFAULTS, FARTHER, FLAGS, HIGHER, LOWER, Flag, rule_lines
 
 Schema = dict[str, set[str]]  # table or view name -> its column names
 
@@ -181,15 +181,12 @@ def flag_query_name(flag: str) -> str:
 FLAG_QUERIES = {flag_query_name(flag.name): flag.name for flag in FLAGS}  # query name -> flag
 FLAGS_BY_NAME = {flag.name: flag for flag in FLAGS}
 
-# How a flag's query puts the worst first: (ORDER BY on quality_flags f's value, in words). Most
-# flags judge a value under their threshold (DEFAULT_WORST_FIRST); these judge one over it, or
-# on both sides of the split's median size.
+# The SQL order of a flag's query, worst first, and how its description says it, by Flag.worse.
 WORST_FIRST: dict[str, tuple[str, str]] = {
-    "light": ("f.value desc", "highest first"),
-    "outlier": ("f.value desc", "highest first"),
-    "odd_size": ("max(f.value, 1.0 / f.value) desc", "farthest from the split's median size first"),
+    LOWER: ("f.value", "lowest first"),
+    HIGHER: ("f.value desc", "highest first"),
+    FARTHER: ("max(f.value, 1.0 / f.value) desc", "farthest from the split's median size first"),
 }
-DEFAULT_WORST_FIRST = ("f.value", "lowest first")
 
 
 def has_quality(schema: Schema) -> bool:
@@ -211,7 +208,7 @@ def _flag_order() -> str:
 
 
 def _flag_query(flag: Flag, rule: str | None) -> dict[str, Any]:
-    order, words = WORST_FIRST.get(flag.name, DEFAULT_WORST_FIRST)
+    order, words = WORST_FIRST[flag.worse]
     outlier = flag.measure == "outlier_score"  # which measure made the image an outlier
     description = (
         f"Images flagged {flag.name}, worst first: by `value`, the {flag.measure} as the rule judges it, {words}; "

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from markupsafe import Markup, escape
 
-from ..quality.flags import FLAGS
+from ..quality.flags import FLAGS, MEASURES
 from ..views import PAIR_GRADE
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
@@ -65,20 +65,6 @@ where f.image_id = :id
 """
 
 OUTLIER_SQL = "select score, measure from quality_outliers where image_id = :id"
-
-# The quality measures of an images row, as the quality view lists them.
-QUALITY_MEASURES = (
-    "brightness",
-    "luma_std",
-    "brightness_p5",
-    "brightness_p95",
-    "dark_share",
-    "light_share",
-    "entropy",
-    "chroma",
-    "sharpness",
-    "detail",
-)
 
 
 def neighbours_sql(has_kind: bool, has_verdict: bool = False) -> str:
@@ -384,7 +370,7 @@ def quality_html(image: Row, flags: list[Row], outlier: Row | None, links: Links
             + "</li>"
         )
     listing = f'<ul class="imgindex-quality-flags">{"".join(items)}</ul>' if items else "<p>No quality flags.</p>"
-    measures = [(m, image.get(m)) for m in QUALITY_MEASURES if image.get(m) is not None]
+    measures = [(m, image.get(m)) for m in MEASURES if image.get(m) is not None]
     if outlier and outlier.get("score") is not None:
         measures.append(("outlier_score", f"{_measure_text(outlier['score'])} ({outlier.get('measure')})"))
     line = " · ".join(f"{escape(name)} <b>{escape(_measure_text(value))}</b>" for name, value in measures)

@@ -16,12 +16,16 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageOps
 
 from ...quality.flags import (
+    BY_NAME,
+    FARTHER,
     FLAGS,
+    HIGHER,
+    LOWER,
     ODD_SIZE_MIN_SPLIT,
-    ODD_SIZE_MIN_SPREAD,
     OUTLIER_MIN_SPLIT,
     Flag,
     Measures,
+    odd_size_limits,
 )
 from ...serve import files, thumbnails
 from .. import plots
@@ -37,7 +41,6 @@ BINS = 30
 # is shown by its name.
 AXIS = {
     "brightness_p95": "95th percentile of brightness (share of white)",
-    "brightness_p99": "99th percentile of brightness (share of white)",
     "brightness_p5": "5th percentile of brightness (share of white)",
     "light_share": "share of the pixels near white",
     "sharpness": "sharpness",
@@ -48,11 +51,11 @@ AXIS = {
     "chroma": "chroma (mean channel spread, 0-255)",
     "outlier_score": "outlier score (robust z-score against the split)",
 }
-# How far a value is from the ordinary, larger first: the examples shown are the most extreme.
+# How far a value is from the ordinary, by Flag.worse, larger first: the examples shown are the most extreme.
 _EXTREME: dict[str, Callable[[float], float]] = {
-    "light": lambda v: v,
-    "outlier": lambda v: v,
-    "odd_size": lambda v: abs(math.log(v)) if v > 0 else math.inf,
+    LOWER: lambda v: -v,
+    HIGHER: lambda v: v,
+    FARTHER: lambda v: abs(math.log(v)) if v > 0 else math.inf,
 }
 
 
@@ -307,15 +310,13 @@ def _line_label(ax: Any, edges: np.ndarray, x: float, text: str) -> None:
 
 
 def _odd_size_limits(m: Measures, threshold: float) -> tuple[float, float] | None:
-    """odd_size's limits in the panel's unit (side over the split's median side): the quartiles
-    widened by ``threshold`` spreads, as imgindex.quality.flags.odd_size judges; None where the
+    """odd_size's limits in the panel's unit (side over the split's median side); None where the
     split is too small to be judged."""
-    side = m.side
-    if len(side) < ODD_SIZE_MIN_SPLIT:
+    limits = odd_size_limits(m.side, threshold)
+    if limits is None:
         return None
-    q1, median, q3 = np.percentile(side, [25, 50, 75])
-    spread = max(q3 - q1, ODD_SIZE_MIN_SPREAD * median)
-    return float((q1 - threshold * spread) / median), float((q3 + threshold * spread) / median)
+    low, high, median = limits
+    return low / median, high / median
 
 
 # --- example thumbnails ---------------------------------------------------------------------
@@ -370,13 +371,9 @@ def quality_examples(ctx: Context, params: Mapping[str, Any]) -> FeatureResult |
     )
 
 
-def _under(value: float) -> float:
-    """How far under its threshold a value judged "under" lies: the lower, the farther."""
-    return -value
-
-
 def _extremeness(name: str) -> Callable[[FlaggedImage], tuple[int, float]]:
-    away = _EXTREME.get(name, _under)
+    flag = BY_NAME.get(name)
+    away = _EXTREME[flag.worse if flag else LOWER]
 
     def key(image: FlaggedImage) -> tuple[int, float]:
         if image.value is None or not math.isfinite(image.value):
