@@ -6,6 +6,8 @@ from .quality.flags import FLAGS, MEASURES
 
 # The grade a near pair `p` has in the verdict: the labels' regrade (verdict_pairs) or its pixels'.
 PAIR_GRADE = "coalesce((select v.grade from verdict_pairs v where v.a = p.a and v.b = p.b), p.kind)"
+# Why the verdict grades a near pair p otherwise than its pixels (NULL when it does not).
+PAIR_REASON = "(select v.reason from verdict_pairs v where v.a = p.a and v.b = p.b)"
 
 # Members of each stored verdict group per split, paths sorted (imgindex.near.verdict).
 _GROUP_SPLITS = """

@@ -357,11 +357,12 @@ def print_datagradients(imgindex: Score, dg: Score, truth: Truth) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--keep", type=Path, help="write the planted copies and the index here and keep them")
     args = parser.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        tmp_path = Path(tmp)
-        (tmp_path / "planted").mkdir()
+        tmp_path = Path(tmp) if args.keep is None else args.keep.resolve()
+        (tmp_path / "planted").mkdir(parents=True)
         transform_of = make_planted(args.data, tmp_path / "planted")
         db_path = tmp_path / "index.db"
         folders = {split: args.data / f for split, f in FOLDERS.items()} | {"planted": tmp_path / "planted"}

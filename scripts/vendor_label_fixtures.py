@@ -66,6 +66,30 @@ def chess(shared: Path) -> None:
     )
 
 
+RESHOTS = (  # one knight, turned on its square between the shots; the labels are alike
+    "23988893ef7381fece6d1ef32ef5428f_jpg.rf.c5e09b6b2996b5453a95e7facd4b4683.jpg",
+    "3796db002cba7265bd32b0161ddd9127_jpg.rf.d39211b0dcef15258c6b963af339174e.jpg",
+)
+
+
+def chess_reshots(shared: Path) -> None:
+    src, dst = shared / "chess_pieces_coco" / "train", DEST / "chess_reshots"
+    for name in RESHOTS:
+        copy(src / name, dst / name)
+    data = json.loads((src / "_annotations.coco.json").read_text())
+    data["images"] = [i for i in data["images"] if i["file_name"] in RESHOTS]
+    ids = {i["id"] for i in data["images"]}
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] in ids]
+    (dst / "_annotations.coco.json").write_text(json.dumps(data, indent=1))
+    note(
+        dst,
+        src.parent,
+        "Subset for tests: two train photos of the board with one black knight, turned on its square "
+        "between the shots (the labels are alike: one box each, of one class, IoU > 0.5); the "
+        "_annotations.coco.json cut down to them.",
+    )
+
+
 def bccd(shared: Path) -> None:
     src, dst = shared / "bccd_voc", DEST / "bccd_voc"
     keep = {
@@ -101,7 +125,7 @@ def raccoon(shared: Path) -> None:
 
 def main() -> None:
     shared = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared" / "data"
-    for vendor in (rubyrizz, chess, bccd, raccoon):
+    for vendor in (rubyrizz, chess, chess_reshots, bccd, raccoon):
         vendor(shared)
 
 

@@ -629,3 +629,14 @@ def test_review_page_shows_the_quality_flags_and_measures(judged: dict[str, Path
     plain = image_id(db, judged["val"] / "000000000036.jpg")
     assert not [f for f in FLAGS if plain in flagged(db, f.name)]
     assert "No quality flags." in get(db, review_url(plain)).text
+
+
+def test_review_page_says_why_the_verdict_regraded_a_pair(tmp_path: Path) -> None:
+    db = tmp_path / "reshots.db"
+    folder = DATA / "chess_reshots"  # one knight turned between two shots, labels alike
+    result = CliRunner().invoke(cli, ["scan", "--db", str(db), "-q", f"train={folder}"])
+    assert result.exit_code == 0, result.output
+    first, second = sorted(folder.glob("*.jpg"))
+    sections = grade_sections(get(db, review_url(image_id(db, first))).text)
+    scene = next(html for title, html in sections.items() if title.startswith("Same scene"))
+    assert second.name in scene and "(a labelled object differs)" in scene

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import DATA, invoke
 from datasette.app import Datasette
+from PIL import Image
 
 from imgindex.near import verify
 from imgindex.report import build_report
@@ -221,3 +223,69 @@ def test_copies_cropped_five_percent_from_a_corner_join_their_photo(tmp_path: Pa
     )
     by_window = [p for p in found if p["distance"] > near_pairs.CEILING]
     assert by_window and all(p["window_distance"] <= near_pairs.WINDOW_MAX for p in by_window)
+
+
+RESHOTS = DATA / "chess_reshots"  # one knight turned on its square between two shots, labels alike
+
+
+def with_resized_copy(tmp_path: Path) -> tuple[Path, str, str]:
+    """The two re-shots, plus the first re-encoded at half size with its box: (folder, first, copy)."""
+    folder = tmp_path / "reshots"
+    shutil.copytree(RESHOTS, folder)
+    data = json.loads((folder / "_annotations.coco.json").read_text())
+    first = data["images"][0]
+    with Image.open(folder / first["file_name"]) as im:
+        im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS).save(folder / "copy.jpg", quality=70)
+    data["images"].append({**first, "id": 9999, "file_name": "copy.jpg", "width": 1024, "height": 685})
+    box = next(a for a in data["annotations"] if a["image_id"] == first["id"])
+    data["annotations"].append({**box, "id": 99999, "image_id": 9999, "bbox": [v / 2 for v in box["bbox"]]})
+    (folder / "_annotations.coco.json").write_text(json.dumps(data))
+    return folder, first["file_name"], "copy.jpg"
+
+
+def test_a_turned_piece_labelled_alike_is_another_shot_and_a_resized_copy_stays_a_copy(tmp_path: Path) -> None:
+    folder, first, copy = with_resized_copy(tmp_path)
+    db = tmp_path / "reshots.db"
+    invoke("scan", "--db", str(db), "-q", f"train={folder}")
+    doc = verdict_json(db)
+    [group] = doc["splits"]["train"]["groups"]
+    assert sorted(Path(p).name for p in group) == sorted([first, copy])
+    [scene] = doc["splits"]["train"]["scenes"]
+    assert len(scene) == 3  # the other shot is the same scene, not a copy
+    reasons = query_rows(db, "SELECT reason FROM verdict_pairs")
+    assert reasons == [("a labelled object differs",)] * 2  # the other shot against each copy
+
+
+def test_without_labels_the_turned_piece_is_not_told_from_a_copy(tmp_path: Path) -> None:
+    """What the labels add: by the 32x32 signatures alone the two shots differ too little."""
+    db = tmp_path / "unlabelled.db"
+    invoke("scan", "--db", str(db), "-q", "--labels", "none", f"train={RESHOTS}")
+    assert [len(g) for g in verdict_json(db)["splits"]["train"]["groups"]] == [2]
+    labelled = tmp_path / "labelled.db"
+    invoke("scan", "--db", str(labelled), "-q", f"train={RESHOTS}")
+    assert verdict_json(labelled)["splits"]["train"]["groups"] == []
+    assert query_rows(labelled, "SELECT kind FROM near_pairs") == [("copy",)]  # graded by pixels alone
+
+
+def query_rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_an_index_graded_before_signature_v2_is_judged_again_by_upgrade(tmp_path: Path) -> None:
+    """The stored verdict of an older index (the two shots one duplicate group, as signature-v1
+    had it) is replaced by `imgindex upgrade`, without a rescan."""
+    db = tmp_path / "old.db"
+    invoke("scan", "--db", str(db), "-q", f"train={RESHOTS}")
+    with sqlite3.connect(db) as conn:
+        conn.executescript("DELETE FROM verdict_pairs; DELETE FROM verdict_members; DELETE FROM verdict_groups;")
+        conn.execute(
+            "INSERT INTO verdict_groups (id, kind, grade, size, max_distance) VALUES (1, 'duplicates', 'copy', 2, 0)"
+        )
+        conn.execute("INSERT INTO verdict_members SELECT 1, id FROM images")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = '011_verification_v2.sql'")
+    refused = invoke("duplicates", "--db", str(db), ok=False)
+    assert refused.exit_code == 1 and "older imgindex" in refused.output
+    invoke("upgrade", "--db", str(db))
+    assert verdict_json(db)["splits"]["train"]["groups"] == []
+    assert query_rows(db, "SELECT reason FROM verdict_pairs") == [("a labelled object differs",)]

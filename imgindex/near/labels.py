@@ -86,6 +86,23 @@ def differ(a: ImageLabels | None, b: ImageLabels | None) -> bool:
     return any(_unmatched(a.boxes.get(c, []), b.boxes.get(c, [])) for c in a.classes)
 
 
+GRID = 16  # the cells of imgindex.near.verify's comparison grid per side
+
+
+def on_object(labels: ImageLabels | None, cell: int) -> bool:
+    """Whether a cell of the comparison grid (row-major index) lies on a labelled box, give or
+    take half a cell; False when the labels are unknown or hold no boxes."""
+    if labels is None:
+        return False
+    x, y = (cell % GRID + 0.5) / GRID, (cell // GRID + 0.5) / GRID
+    margin = 0.5 / GRID
+    return any(
+        abs(x - cx) <= w / 2 + margin and abs(y - cy) <= h / 2 + margin
+        for boxes in labels.boxes.values()
+        for cx, cy, w, h in boxes
+    )
+
+
 def _class_difference(a: Counter[int | None], b: Counter[int | None]) -> str:
     only_a, only_b = a - b, b - a
     return f"first has {_counted(only_a) or 'nothing more'}; second has {_counted(only_b) or 'nothing more'}"

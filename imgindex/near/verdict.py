@@ -8,7 +8,9 @@ another distance) is computed on demand by the same code (``compute``), never st
 The default rule (imgindex): candidate pairs within 8 of 64 dHash bits, or whose window hashes say
 one is a crop of the other (imgindex.near.pairs.window_pairs), graded by imgindex.near.pairs
 (the second signals, then where the signatures differ); a copy pair whose labels disagree is a
-similar scene unless its pixels agree everywhere (then it is a copy with a label conflict).
+similar scene unless its pixels agree everywhere (then it is a copy with a label conflict), and so
+is a copy pair whose largest difference stands out on an object both its label sets box (the
+object moved, turned or was swapped: different shots of one scene, labelled alike).
 Duplicates are byte-identical, pixel-identical and copy pairs; a duplicate group is a connected
 component of them, cut so that every two members pass the verification against each other (a
 group never chains). Scenes are the components of duplicate and similar-scene pairs that hold
@@ -51,7 +53,7 @@ class Rule:
         return (
             f"imgindex rule ({verify.VERSION}): dHash within {self.max_distance} of 64 bits or, for crops, "
             f"window hashes within {near_pairs.WINDOW_MAX} bits, confirmed by the "
-            "tone and the aligned signatures, graded by where the pixels differ and by the labels; duplicates are byte-identical, "
+            "tone and the aligned signatures, graded by where the pixels differ and by the labels (labels that disagree, or a difference on a labelled object, make a similar scene); duplicates are byte-identical, "
             "pixel-identical and copy pairs, every two members of a group verified"
         )
 
@@ -122,7 +124,7 @@ class Verdict:
     groups: list[Group] = field(default_factory=list)
     scenes: list[Group] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
-    overrides: list[tuple[int, int, str]] = field(default_factory=list)  # pairs labels regraded
+    overrides: list[tuple[int, int, str, str]] = field(default_factory=list)  # pairs labels regraded, why
 
     def within(self, split: str, scenes: bool = False) -> list[Group]:
         """Groups with two or more members in split, restricted to them, sorted by paths."""
@@ -193,7 +195,7 @@ class _Graded:
     a: NDArray[np.int64]
     b: NDArray[np.int64]
     grade: NDArray[np.object_]
-    overrides: list[tuple[int, int, str]]
+    overrides: list[tuple[int, int, str, str]]  # a, b, grade, why
 
     def ids(self) -> set[int]:
         return set(np.unique(np.concatenate([self.a, self.b])).tolist())
@@ -212,6 +214,23 @@ class _LabelVerdicts:
         self.cache: dict[tuple[Hashable, Hashable], bool] = {}
         self.reasons: dict[tuple[Hashable, Hashable], label_check.Disagreement | None] = {}
         self.exact: dict[int, Hashable] = {}
+
+    def known(self, x: int, y: int) -> bool:
+        """Whether both images' labels are known."""
+        return x in self.labels and y in self.labels
+
+    def on_objects(self, a: list[int], b: list[int], compared: verify.Comparison) -> NDArray[np.bool_]:
+        """Per pair, whether the largest difference lies on a box of both images' labels."""
+        where = compared.where.tolist() if compared.where is not None else [-1] * len(a)
+        return np.array(
+            [
+                cell >= 0
+                and label_check.on_object(self.labels.get(x), cell)
+                and label_check.on_object(self.labels.get(y), cell)
+                for x, y, cell in zip(a, b, where)
+            ],
+            dtype=bool,
+        )
 
     def disagree(self, x: int, y: int) -> bool:
         kx, ky = self.keys.get(x), self.keys.get(y)
@@ -246,14 +265,33 @@ def _graded_pairs(db: sqlite_utils.Database, max_distance: int, stored: near_pai
     pairs, grades = near_pairs.all_pairs(db, max_distance, stored)
     kind = grades.kind.copy()
     maybe = np.flatnonzero((kind == "copy") & ~(grades.change <= verify.CLEAR_COPY))
-    overrides = []
-    if len(maybe):
-        labels = _LabelVerdicts(db, np.unique(np.concatenate([pairs.a[maybe], pairs.b[maybe]])).tolist())
-        for k in maybe.tolist():
-            if labels.disagree(int(pairs.a[k]), int(pairs.b[k])):
-                kind[k] = "similar-scene"
-                overrides.append((int(pairs.a[k]), int(pairs.b[k]), "similar-scene"))
-    return _Graded(pairs.a, pairs.b, kind, overrides)
+    overrides: list[tuple[int, int, str, str]] = []
+    if not len(maybe):
+        return _Graded(pairs.a, pairs.b, kind, overrides)
+    labels = _LabelVerdicts(db, np.unique(np.concatenate([pairs.a[maybe], pairs.b[maybe]])).tolist())
+    disagree = np.array([labels.disagree(int(pairs.a[k]), int(pairs.b[k])) for k in maybe], dtype=bool)
+    localised = grades.change[maybe] > verify.SCENE_RATIO * grades.background[maybe]
+    both = np.array([labels.known(int(pairs.a[k]), int(pairs.b[k])) for k in maybe], dtype=bool)
+    look = maybe[~disagree & localised & both]
+    moved = look[_objects_differ(db, labels, pairs.a[look], pairs.b[look])] if len(look) else look
+    for ks, reason in ((maybe[disagree], LABELS_DISAGREE), (moved, OBJECT_DIFFERS)):
+        kind[ks] = "similar-scene"
+        overrides += [(int(pairs.a[k]), int(pairs.b[k]), "similar-scene", reason) for k in ks.tolist()]
+    return _Graded(pairs.a, pairs.b, kind, sorted(overrides))
+
+
+LABELS_DISAGREE = "labels disagree"
+OBJECT_DIFFERS = "a labelled object differs"
+
+
+def _objects_differ(
+    db: sqlite_utils.Database, labels: _LabelVerdicts, a: NDArray[np.int64], b: NDArray[np.int64]
+) -> NDArray[np.bool_]:
+    """Per pair, whether the pictures differ most, and clearly more than elsewhere, on an object
+    both label sets box: the object moved, turned or was swapped for a like one."""
+    signals = near_pairs.load_signals(db, np.unique(np.concatenate([a, b])))
+    compared = verify.compare_rows(signals.signatures, signals.cells, signals.rows(a), signals.rows(b))
+    return compared.localised & labels.on_objects(a.tolist(), b.tolist(), compared)
 
 
 @dataclass(frozen=True)
@@ -336,6 +374,7 @@ class _Checker:
         ok = ~((compared.scene | compared.unrelated) & signed)
         disagree = np.array([self.labels.disagree(x, y) for x, y in zip(a, b)], dtype=bool)
         ok &= ~(disagree & ~(compared.clear_copy & signed))
+        ok &= ~(compared.localised & signed & self.labels.on_objects(a, b, compared))
         return np.asarray(identical | ok)
 
     def keys(self, ids: list[int]) -> list[Hashable]:
@@ -531,7 +570,7 @@ def store(db: sqlite_utils.Database, stored: near_pairs.Stored | None = None) ->
     db.execute("DELETE FROM verdict_groups")
     db.execute("DELETE FROM label_conflicts")
     db.execute("DELETE FROM verdict_pairs")
-    db.conn.executemany("INSERT INTO verdict_pairs VALUES (?, ?, ?, 'labels disagree')", verdict.overrides)
+    db.conn.executemany("INSERT INTO verdict_pairs VALUES (?, ?, ?, ?)", verdict.overrides)
     groups = [*verdict.groups, *verdict.scenes]
     db.conn.executemany(
         "INSERT INTO verdict_groups (id, kind, grade, size, max_distance) VALUES (?, ?, ?, ?, ?)",

@@ -16,7 +16,9 @@ Every image stores a signature: its grey levels, upright, box-resized to 32x32
    Above MAX_BACKGROUND the images differ everywhere: not the same picture at all (unrelated
    photos differ by more than 1 standard deviation in most cells). A re-encode, resize, recolour or light crop differs a little everywhere (low change, or change
    close to background); a different photo of one scene differs a lot in one place and little
-   elsewhere: change > SCENE_CHANGE and change > SCENE_RATIO * background.
+   elsewhere: change > SCENE_CHANGE and change > SCENE_RATIO * background. ``where`` is the cell
+   of the largest difference: a difference that stands out (``localised``) on a labelled object
+   makes a similar scene of a pair whose labels agree (imgindex.near.verdict).
 
 The thresholds are measured by scripts/bench_near_accuracy.py on planted copies of coco128 photos
 and on every pair of the chess-board photos within 8 dHash bits (one board, a fixed tripod,
@@ -40,17 +42,24 @@ MAX_BACKGROUND = 0.5  # a typical cell differing more: not the same picture (unr
 ALIGN_ABOVE = 0.1  # a pair differing more than this in a typical cell is tried lined up
 IDENTITY_MARGIN = 1.1  # another resampler must line the profiles up 10 % better than none
 BACKGROUND_RANK = (SIDE // 2) ** 2 * 3 // 4  # the 75th percentile of the 16x16 cells
-VERSION = "signature-v1"
+VERSION = "signature-v2"
 
 F32 = NDArray[np.float32]
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """Per pair: the largest local difference and the typical one (standard deviations)."""
+    """Per pair: the largest local difference and the typical one (standard deviations), and
+    where the largest is: the index of its cell in the 16x16 grid, row-major (-1: not compared)."""
 
     change: NDArray[np.float64]
     background: NDArray[np.float64]
+    where: NDArray[np.int64] | None = None
+
+    @property
+    def localised(self) -> NDArray[np.bool_]:
+        """A difference standing out from the rest of the picture, however small."""
+        return (self.change > CLEAR_COPY) & (self.change > SCENE_RATIO * self.background)
 
     @property
     def scene(self) -> NDArray[np.bool_]:
@@ -142,19 +151,22 @@ def cells(signatures: F32) -> F32:
     return _pooled(_standard(signatures, (1, 2))).reshape(len(signatures), (SIDE // 2) ** 2)
 
 
-def _measure(x: F32, y: F32) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """(change, background) of signatures on one grid: standardised, pooled, their difference."""
+Measure = tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.intp]]  # change, background, where
+
+
+def _measure(x: F32, y: F32) -> Measure:
+    """(change, background, where) of signatures on one grid: standardised, pooled, their difference."""
     return _cell_measure(cells(x), cells(y))
 
 
-def _cell_measure(x: F32, y: F32) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+def _cell_measure(x: F32, y: F32) -> Measure:
     diff = np.abs(x - y)
-    return diff.max(axis=1), np.partition(diff, BACKGROUND_RANK, axis=1)[:, BACKGROUND_RANK]
+    where = diff.argmax(axis=1)
+    change = np.take_along_axis(diff, where[:, None], axis=1)[:, 0]
+    return change, np.partition(diff, BACKGROUND_RANK, axis=1)[:, BACKGROUND_RANK], where
 
 
-def _lined_up(
-    signatures: F32, image_cells: F32, ra: NDArray[np.intp], rb: NDArray[np.intp]
-) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+def _lined_up(signatures: F32, image_cells: F32, ra: NDArray[np.intp], rb: NDArray[np.intp]) -> Measure:
     """_measure of signatures[ra[k]] and signatures[rb[k]] after one is resampled onto the other:
     the direction (a onto b, or b onto a) and the resamplers whose row and column profiles line
     up best."""
@@ -190,14 +202,19 @@ def compare_rows(
     In chunks of pairs, so that memory stays bounded."""
     change = np.zeros(len(ra), dtype=np.float32)
     background = np.zeros(len(ra), dtype=np.float32)
+    where = np.zeros(len(ra), dtype=np.int64)
     for k in range(0, len(ra), chunk):
-        change[k : k + chunk], background[k : k + chunk] = _cell_measure(
-            image_cells[ra[k : k + chunk]], image_cells[rb[k : k + chunk]]
-        )
+        span = slice(k, k + chunk)
+        change[span], background[span], where[span] = _cell_measure(image_cells[ra[span]], image_cells[rb[span]])
     todo = np.flatnonzero(background > ALIGN_ABOVE)
     for k in range(0, len(todo), chunk):
         part = todo[k : k + chunk]
-        moved_change, moved_background = _lined_up(signatures, image_cells, ra[part], rb[part])
-        better = moved_background < background[part]
-        change[part[better]], background[part[better]] = moved_change[better], moved_background[better]
-    return Comparison(change.astype(np.float64), background.astype(np.float64))
+        moved_change, moved_background, moved_where = _lined_up(signatures, image_cells, ra[part], rb[part])
+        kept = moved_background < background[part]
+        better = part[kept]
+        change[better], background[better], where[better] = (
+            moved_change[kept],
+            moved_background[kept],
+            moved_where[kept],
+        )
+    return Comparison(change.astype(np.float64), background.astype(np.float64), where)

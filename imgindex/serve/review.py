@@ -15,7 +15,7 @@ from urllib.parse import quote
 from markupsafe import Markup, escape
 
 from ..quality.flags import FLAGS, MEASURES
-from ..views import PAIR_GRADE
+from ..views import PAIR_GRADE, PAIR_REASON
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
 Row = Mapping[str, Any]
@@ -51,7 +51,8 @@ limit :limit
 """
 
 NEIGHBOURS_SQL = """
-select p.distance, {kind} as kind, i.id, i.split, i.path, i.rel_path, i.error, count(*) over () as total
+select p.distance, {kind} as kind, {why} as why, i.id, i.split, i.path, i.rel_path, i.error,
+       count(*) over () as total
 from near_pairs p join images i on i.id = case when p.a = :id then p.b else p.a end
 where p.a = :id or p.b = :id
 order by p.distance, i.split, i.path
@@ -71,9 +72,10 @@ def neighbours_sql(has_kind: bool, has_verdict: bool = False) -> str:
     """NEIGHBOURS_SQL for a near_pairs table with or without its `kind` column; with the verdict's
     regraded pairs (verdict_pairs), the grade the verdict gives."""
     kind = "p.kind" if has_kind else "'near'"
+    why = "null"
     if has_kind and has_verdict:
-        kind = PAIR_GRADE
-    return NEIGHBOURS_SQL.format(kind=kind)
+        kind, why = PAIR_GRADE, PAIR_REASON
+    return NEIGHBOURS_SQL.format(kind=kind, why=why)
 
 
 # ---------------------------------------------------------------- geometry
@@ -397,7 +399,8 @@ def neighbour_html(row: Row, image: Row, links: Links) -> Markup:
         f'<figure class="imgindex-neighbour" title="{escape(row.get("path"))}">'
         f'<a href="{escape(links.review(other))}">{thumb}</a>'
         f'<figcaption><span class="imgindex-grade">{escape(row.get("kind"))}</span> '
-        f"dHash distance {escape(row.get('distance'))}<br><b>{escape(split)}</b>{leak}<br>"
+        + (f'<small class="imgindex-why">({escape(row["why"])})</small> ' if row.get("why") else "")
+        + f"dHash distance {escape(row.get('distance'))}<br><b>{escape(split)}</b>{leak}<br>"
         f'<a href="{escape(links.review(other))}">{escape(row.get("rel_path") or row.get("path"))}</a>'
         "</figcaption></figure>"
     )
