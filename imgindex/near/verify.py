@@ -111,15 +111,24 @@ def _standard(x: F32, axes: tuple[int, ...]) -> F32:
     return (x - mean) / np.maximum(std, 1e-3)
 
 
-def _best_resamplers(src: F32, dst: F32) -> tuple[NDArray[np.intp], NDArray[np.float32]]:
-    """Per pair, the resampler that best lines src's profile (n, 32) up with dst's, and its error.
-    The identity is kept unless another is clearly better (noise does not move an image)."""
+def _profiles(signatures: F32, rows: NDArray[np.intp]) -> tuple[F32, F32, NDArray[np.intp]]:
+    """The row and column profiles of the distinct images among rows, once each: standardised as
+    they are, (u, 2, 32), and through every resampler, (u, 2, k, 32); and each row's image."""
+    distinct, image = np.unique(rows, return_inverse=True)
+    grids = signatures[distinct]
+    plain = np.stack([grids.mean(axis=2), grids.mean(axis=1)], axis=1)
     options = _resamplers()
-    warped = (src @ options.reshape(-1, SIDE).T).reshape(len(src), len(options), SIDE)
-    warped -= warped.mean(axis=2, keepdims=True)
-    warped /= np.maximum(np.sqrt((warped * warped).mean(axis=2, keepdims=True)), 1e-3)
-    warped -= _standard(dst, (-1,))[:, None, :]
-    error = np.abs(warped).mean(axis=2)
+    warped = (plain @ options.reshape(-1, SIDE).T).reshape(len(distinct), 2, len(options), SIDE)
+    warped -= warped.mean(axis=3, keepdims=True)
+    warped /= np.maximum(np.sqrt((warped * warped).mean(axis=3, keepdims=True)), 1e-3)
+    return _standard(plain, (-1,)), warped, image.ravel()
+
+
+def _best_resamplers(warped: F32, dst: F32) -> tuple[NDArray[np.intp], NDArray[np.float32]]:
+    """Per pair, the resampler that best lines the source profile up with dst (n, 32), given the
+    source's profile through every resampler, standardised (n, k, 32); and its error. The
+    identity is kept unless another is clearly better (noise does not move an image)."""
+    error = np.abs(warped - dst[:, None, :]).mean(axis=2)
     best = error.argmin(axis=1)
     lowest = error[np.arange(len(best)), best]
     keep = error[:, 0] <= IDENTITY_MARGIN * lowest + 1e-3
@@ -170,12 +179,12 @@ def _lined_up(signatures: F32, image_cells: F32, ra: NDArray[np.intp], rb: NDArr
     """_measure of signatures[ra[k]] and signatures[rb[k]] after one is resampled onto the other:
     the direction (a onto b, or b onto a) and the resamplers whose row and column profiles line
     up best."""
-    a, b = signatures[ra], signatures[rb]
-    a_rows, a_cols, b_rows, b_cols = a.mean(axis=2), a.mean(axis=1), b.mean(axis=2), b.mean(axis=1)
-    ab_rows, ab_row_error = _best_resamplers(a_rows, b_rows)
-    ab_cols, ab_col_error = _best_resamplers(a_cols, b_cols)
-    ba_rows, ba_row_error = _best_resamplers(b_rows, a_rows)
-    ba_cols, ba_col_error = _best_resamplers(b_cols, a_cols)
+    plain, warped, image = _profiles(signatures, np.concatenate([ra, rb]))
+    ia, ib = image[: len(ra)], image[len(ra) :]
+    ab_rows, ab_row_error = _best_resamplers(warped[ia, 0], plain[ib, 0])
+    ab_cols, ab_col_error = _best_resamplers(warped[ia, 1], plain[ib, 1])
+    ba_rows, ba_row_error = _best_resamplers(warped[ib, 0], plain[ia, 0])
+    ba_cols, ba_col_error = _best_resamplers(warped[ib, 1], plain[ia, 1])
     first = ab_row_error + ab_col_error <= ba_row_error + ba_col_error
     src, dst = np.where(first, ra, rb), np.where(first, rb, ra)
     rows, cols = np.where(first, ab_rows, ba_rows), np.where(first, ab_cols, ba_cols)
