@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlite_utils
 
-from . import quality, query, store
+from . import check, quality, query, store
 from .executors import DEFAULT_EXECUTOR, Executor, make_executor
 from .extract import MAX_PIXELS
 from .labels import LabelOptions, MissingAnswers, prepare
@@ -162,6 +162,16 @@ class Index:
             quality.refresh(self.db, thresholds)
         with self.snapshot():
             return quality.load(self.db)
+
+    def check(
+        self, limits: Mapping[str, object] | None = None, baseline: Mapping[str, set[str]] | None = None
+    ) -> check.CheckResult:
+        """The index held to the check rules (imgindex.check.RULES): each rule's default limit unless
+        ``limits`` gives one (a count, "2%" or "off"); findings whose key ``baseline`` holds (rule ->
+        keys, as CheckResult.baseline() writes) do not count."""
+        rule_limits = check.limits(limits or {})
+        with self.snapshot():
+            return check.run(self.db, str(self.path), rule_limits, baseline or {})
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of a SQL query as dictionaries."""

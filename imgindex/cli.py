@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import __version__, quality, query, store
+from . import __version__, check, quality, query, store
 from .api import Index
+from .check import outputs as check_outputs
 from .executors import DEFAULT_EXECUTOR, EXECUTORS
 from .extract import MAX_PIXELS
 from .labels import LabelOptions, MissingAnswers
@@ -614,6 +615,123 @@ def serve_command(
     name = next(n for n in datasette.databases if n != "_internal")
     click.echo(f"Serving {db_path} at http://{host}:{port}/{name} (Ctrl-C to stop)")
     uvicorn.run(datasette.app(), host=host, port=port, log_level="warning", lifespan="on")
+
+
+class CheckMisuse(click.ClickException):
+    """Misuse of `imgindex check` (exit status 2, so that CI tells it from a failed rule)."""
+
+    exit_code = 2
+
+
+def parse_rule_limits(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, sep, limit = value.partition("=")
+        if not sep or not limit:
+            raise CheckMisuse(
+                f"--rule '{value}': give RULE=LIMIT, e.g. --rule leakage=0, --rule duplicates=2% or --rule unreadable=off"
+            )
+        pairs[name.strip()] = limit.strip()
+    return pairs
+
+
+def write_atomically(path: Path, content: str) -> None:
+    """The file whole or not at all: written beside, then renamed over."""
+    part = path.with_name(path.name + ".part")
+    try:
+        part.write_text(content, encoding="utf-8")
+        os.replace(part, path)
+    except OSError as exc:
+        raise CheckMisuse(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+@cli.command(name="check")
+@db_option
+@click.option(
+    "--rule",
+    "rule_limits",
+    multiple=True,
+    metavar="RULE=LIMIT",
+    callback=parse_rule_limits,
+    help="A rule's limit: a count of findings (0), a share (2%) or off. Repeatable; overrides the config.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Limits from this file: a .toml with [tool.imgindex.check], or a YAML mapping "
+    "[default: ./pyproject.toml's [tool.imgindex.check], if any].",
+)
+@click.option(
+    "--baseline",
+    "baseline_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Only findings that this baseline (from --write-baseline) does not hold count.",
+)
+@click.option(
+    "--write-baseline",
+    "write_baseline",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every finding to this file, to pass --baseline later, and exit 0.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a JUnit XML file: a test case per rule.",
+)
+@click.option(
+    "--examples", type=click.IntRange(min=0), default=5, show_default=True, help="Findings shown per failed rule."
+)
+def check_command(
+    db_path: str,
+    rule_limits: dict[str, str],
+    config_path: Path | None,
+    baseline_path: Path | None,
+    write_baseline: Path | None,
+    as_json: bool,
+    junit_path: Path | None,
+    examples: int,
+) -> None:
+    """Hold the index to rules, for CI: exit 0 when every rule holds, 1 when one fails, 2 on misuse.
+
+    Rules (limit by default): leakage (0: no duplicate in two splits), duplicates (0, within a
+    split), label-conflicts (0), unreadable (0), label-<kind> for each kind of label problem, and
+    quality-<flag> for each image-quality flag (off). The index is only read: scan first, e.g.
+    `imgindex scan train=... val=... && imgindex check --junit check.xml`.
+    """
+    try:
+        config = check.load_config(config_path, Path.cwd())
+        limits = {**config.limits, **rule_limits}
+        check.limits(limits)  # every name and limit checked before the index is opened
+        baseline_file = baseline_path or config.baseline
+        known = check.read_baseline(baseline_file) if baseline_file and not write_baseline else {}
+    except check.CheckError as exc:
+        raise CheckMisuse(str(exc)) from None
+    try:
+        with read_index(db_path) as index:
+            result = index.check(limits, known)
+    except store.IndexStateError as exc:
+        raise CheckMisuse(str(exc)) from None
+    if junit_path:
+        write_atomically(junit_path, check_outputs.junit(result))
+    if write_baseline:
+        write_atomically(write_baseline, json.dumps(result.baseline(), indent=1, ensure_ascii=False) + "\n")
+    if as_json:
+        click.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
+    else:
+        for line in check_outputs.text(result, examples):
+            click.echo(line)
+    if write_baseline:
+        total = sum(len(f) for f in result.all_findings.values())
+        click.echo(
+            f"Baseline of {total} finding(s) written to {write_baseline}: pass --baseline {shlex.quote(str(write_baseline))} so that only new findings count.",
+            err=True,
+        )
+        return
+    if not result.passed:
+        sys.exit(1)
 
 
 @cli.command(name="quality")
