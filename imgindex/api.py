@@ -27,7 +27,7 @@ from .extract import MAX_PIXELS
 from .labels import LabelOptions, MissingAnswers, prepare
 from .near import groups, verdict
 from .quality import Quality
-from .scan import Progress, ScanSummary, Splits
+from .scan import Members, Progress, ScanSummary, Splits
 from .scan import scan as run_scan
 from .watch import Watcher
 
@@ -94,6 +94,7 @@ class Index:
         on_progress: Progress | None = None,
         max_pixels: int | None = None,
         quality_thresholds: Mapping[str, float | str] | None = None,
+        members: Members | None = None,
     ) -> ScanSummary:
         """Index the images, then the labels, of each split's folders, incrementally (see imgindex.scan.scan).
 
@@ -102,7 +103,10 @@ class Index:
         ``max_pixels`` (default ``imgindex.extract.MAX_PIXELS``): an image that would decode to more
         pixels (a JPEG at its draft scale) gets a row with an error instead of being decoded; an
         Executor instance carries its own (``ProcessPool(max_pixels=...)``). ``quality_thresholds``
-        (flag -> value, or "default") are kept and applied to the quality flags, as ``quality()``."""
+        (flag -> value, or "default") are kept and applied to the quality flags, as ``quality()``.
+        ``members`` narrows a split to the image paths listed (a dataset file's .txt lists; see
+        ``imgindex.datasets.read_definition``, whose splits, members and names file scan a dataset
+        from its own definition)."""
         return run_scan(
             self.db,
             as_splits(splits),
@@ -114,6 +118,7 @@ class Index:
             retry_errors=retry_errors,
             on_progress=on_progress,
             quality_thresholds=quality_thresholds,
+            members=members,
         )
 
     def watcher(

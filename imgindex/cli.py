@@ -22,6 +22,7 @@ import click
 from . import __version__, check, quality, query, store
 from .api import Index
 from .check import outputs as check_outputs
+from .datasets import Definition, DefinitionError, read_definition
 from .executors import DEFAULT_EXECUTOR, EXECUTORS
 from .extract import MAX_PIXELS
 from .labels import LabelOptions, MissingAnswers
@@ -148,8 +149,27 @@ def parse_splits(args: tuple[str, ...]) -> Splits:
     return splits
 
 
+def scan_targets(args: tuple[str, ...]) -> tuple[Splits, Definition | None]:
+    """The splits to scan: from a dataset's definition (a data.yaml, a dataset root) when the one
+    argument is one, else from SPLIT=DIR arguments."""
+    for arg in args:
+        if "=" in arg and not os.path.exists(arg):
+            continue
+        try:
+            definition = read_definition(Path(arg).expanduser())
+        except DefinitionError as exc:
+            raise click.ClickException(str(exc)) from None
+        if definition is not None:
+            if len(args) > 1:
+                raise click.UsageError(
+                    f"'{arg}' defines its own splits: scan it alone, or name each split as SPLIT=DIR instead"
+                )
+            return definition.splits, definition
+    return parse_splits(args), None
+
+
 @cli.command(name="scan")
-@click.argument("folders", nargs=-1, metavar="SPLIT=DIR [SPLIT=DIR ...]")
+@click.argument("folders", nargs=-1, metavar="SPLIT=DIR [SPLIT=DIR ...] | DATA.YAML | ROOT")
 @db_option
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: CPUs].")
 @click.option(
@@ -192,6 +212,13 @@ def parse_splits(args: tuple[str, ...]) -> Splits:
     help="Judge the image-quality flags with this threshold, kept for later runs (as `imgindex quality "
     "--threshold`). Repeatable.",
 )
+@click.option(
+    "--names",
+    "names_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Class names for YOLO and custom labels: a data.yaml, a text file (one name a line) or a COCO "
+    "json [default: found beside the labels; remembered per split].",
+)
 @max_pixels_option
 @executor_option
 def scan_command(
@@ -206,17 +233,24 @@ def scan_command(
     bbox_format: str | None,
     retry_errors: bool,
     quality_thresholds: dict[str, str],
+    names_path: Path | None,
     max_pixels: int,
     executor: str,
 ) -> None:
     """Index the images of each SPLIT=DIR folder (recursively), then their labels, incrementally.
 
-    A bare DIR is indexed under the split named after its folder. Unchanged files (same size and
-    mtime) are not opened again; files gone from a scanned folder leave the index. Labels (YOLO,
-    COCO, Pascal VOC, class folders) are detected; --labels overrides.
+    A bare DIR is indexed under the split named after its folder. A dataset's own definition
+    gives the splits instead: a YOLO data.yaml (folders, lists of folders or .txt lists of images,
+    and the class names), or a dataset root with a data.yaml, with train/valid/test subfolders
+    (Roboflow) or with ImageSets/Main lists (Pascal VOC). Unchanged files (same size and mtime)
+    are not opened again; files gone from a scanned folder leave the index. Labels (YOLO, COCO,
+    Pascal VOC, class folders) are detected; --labels overrides.
     """
-    splits = parse_splits(folders)
-    options = LabelOptions(label_format, coco, label_first, bbox_format)
+    splits, definition = scan_targets(folders)
+    names = names_path or (definition.names_file if definition else None)
+    options = LabelOptions(label_format, coco, label_first, bbox_format, names)
+    if definition is not None:
+        click.echo(definition.describe())
     with open_index(db_path) as index, progress_bar(quiet) as on_progress:
         try:
             summary = index.scan(
@@ -230,6 +264,7 @@ def scan_command(
                 on_progress=on_progress,
                 max_pixels=max_pixels,
                 quality_thresholds=quality_thresholds,
+                members=definition.members if definition else None,
             )
         except LabelError as exc:
             raise click.ClickException(str(exc)) from None
@@ -481,7 +516,7 @@ def scan_named_folders(db_path: str, params: dict[str, Any]) -> dict[str, str]:
 
 
 @cli.command(name="watch")
-@click.argument("folders", nargs=-1, metavar="SPLIT=DIR [SPLIT=DIR ...]")
+@click.argument("folders", nargs=-1, metavar="SPLIT=DIR [SPLIT=DIR ...] | DATA.YAML | ROOT")
 @db_option
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: CPUs].")
 @click.option(
@@ -511,7 +546,8 @@ def watch_command(
     max_pixels: int,
     executor: str,
 ) -> None:
-    """Scan each SPLIT=DIR, then keep the index current as files change, until Ctrl-C.
+    """Scan each SPLIT=DIR (or a dataset's folders, as scan takes them), then keep the index
+    current as files change, until Ctrl-C.
 
     Created, modified, moved and deleted images and label files reach the database in about a
     second; a file being written is read once it stops changing. Other programs can read the
@@ -519,7 +555,12 @@ def watch_command(
     """
     from .watch import split_roots
 
-    splits = parse_splits(folders)
+    splits, definition = scan_targets(folders)
+    if definition is not None and definition.members:
+        raise click.ClickException(
+            f"{definition.source} lists images in .txt files; watch follows folders: scan it with `imgindex scan`, "
+            "or watch the folders as SPLIT=DIR"
+        )
 
     def report(batch: Any) -> None:
         if not quiet:

@@ -33,6 +33,7 @@ from .labels import (
     mark_pending,
     prepare,
     remember_options,
+    unread_label_hints,
 )
 from .near import verdict
 from .walk import (
@@ -48,6 +49,7 @@ from .walk import (
 )
 
 Splits = dict[str, list[Path]]
+Members = Mapping[str, frozenset[str]]  # split -> the image paths a list names (imgindex.datasets)
 Progress = Callable[[int, int], None]  # (files extracted so far, files to extract)
 
 
@@ -170,14 +172,28 @@ def rel_path(path: str, roots: Sequence[Path]) -> str:
 
 
 def make_plan(
-    db: sqlite_utils.Database, splits: Splits, setup: LabelSetup | None = None, retry_errors: bool = False
+    db: sqlite_utils.Database,
+    splits: Splits,
+    setup: LabelSetup | None = None,
+    retry_errors: bool = False,
+    members: Members | None = None,
 ) -> Plan:
+    """What a scan of ``splits`` has to do. ``members``: for a split listed image by image (a .txt
+    list of a dataset file), the paths it holds; the rest of its folders is not part of it."""
     plan = Plan(retry_errors=retry_errors)
     with _collector_paused():  # a tuple per file, none of them cyclic: nothing to collect
         for split, roots in splits.items():
-            keep = keep_image(setup.plans[split]) if setup else None
+            keep = _both(keep_image(setup.plans[split]) if setup else None, (members or {}).get(split))
             plan_split(db, split, roots, plan, keep)
     return plan
+
+
+def _both(keep: Callable[[str], bool] | None, listed: frozenset[str] | None) -> Callable[[str], bool] | None:
+    if listed is None:
+        return keep
+    if keep is None:
+        return listed.__contains__
+    return lambda path: path in listed and keep(path)
 
 
 @contextmanager
@@ -352,6 +368,7 @@ def scan(
     on_progress: Progress | None = None,
     named: Mapping[Path, Path] | None = None,
     quality_thresholds: Mapping[str, Any] | None = None,
+    members: Members | None = None,
 ) -> ScanSummary:
     """Bring the index of ``splits`` (images, then labels) up to date; other splits in the database
     are untouched. ``db`` is an open index or a path (opened and closed here).
@@ -362,7 +379,8 @@ def scan(
     remembered per split for the next scan. ``label_setup`` skips planning (the watcher's own).
     ``named`` maps a split folder to the path it was named by through a symlink (see
     labels.prepare). Extraction runs on ``executor`` (default: a local process pool of ``workers``).
-    ``quality_thresholds`` are kept and applied to the quality flags (imgindex.quality.refresh)."""
+    ``quality_thresholds`` are kept and applied to the quality flags (imgindex.quality.refresh).
+    ``members`` narrows a split to the images a list names (imgindex.datasets: .txt lists)."""
     quality.parse_thresholds(quality_thresholds or {})  # refused before anything is written
     with _connection(db) as conn:
         options = labels or LabelOptions()
@@ -376,6 +394,7 @@ def scan(
             retry_errors,
             on_progress,
             quality_thresholds,
+            members,
         )
         remember_options(conn, splits, options)
     return summary
@@ -402,6 +421,7 @@ def scan_images_and_labels(
     retry_errors: bool = False,
     on_progress: Progress | None = None,
     quality_thresholds: Mapping[str, Any] | None = None,
+    members: Members | None = None,
 ) -> ScanSummary:
     """The scan proper, on an open index: plan, extract in batches, remove, labels, near pairs,
     quality flags."""
@@ -413,7 +433,7 @@ def scan_images_and_labels(
         "labels": {k: [p.format for p in v] for k, v in setup.plans.items()},
     }
     summary = ScanSummary(scan_id=store.start_scan(db, arguments))
-    plan = make_plan(db, splits, setup, retry_errors)
+    plan = make_plan(db, splits, setup, retry_errors, members)
     summary.unchanged = plan.unchanged
     summary.skipped_links = sorted(set(plan.skips.links))
     summary.skipped = len(summary.skipped_links)
@@ -425,6 +445,7 @@ def scan_images_and_labels(
     for split, roots in splits.items():
         store.record_split(db, split, [stored_text(str(r)) for r in roots])
     summary.labels = index_split_labels(db, plan, setup, summary.scan_id)
+    summary.labels.hints = unread_label_hints(setup.plans, splits)
     verdict.refresh(db)  # near_pairs of the new, changed and removed images, then the verdict
     quality.refresh(db, quality_thresholds)  # the flags of the splits whose images changed (all: new thresholds)
     summary.seconds = time.monotonic() - started

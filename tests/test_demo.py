@@ -22,5 +22,6 @@ def test_demo_script_scans_the_sample_and_finds_the_leaks(tmp_path: Path) -> Non
     assert (repo / "demo.db").exists()
     assert "Quality flags, the rule applied:" in proc.stdout
     assert "000000000086.jpg" in proc.stdout.split("grayscale: ", 1)[1]  # the black-and-white photo
+    assert "FAIL leakage: 2 finding(s)" in proc.stdout and "imgindex check exited 1" in proc.stdout
     assert "We have finished evaluating your dataset!" in proc.stdout
     assert (repo / "logs" / "demo" / "Report.pdf").is_file() and (repo / "logs" / "demo" / "summary.json").is_file()

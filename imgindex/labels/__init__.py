@@ -2,6 +2,7 @@
 (setup), indexing the label files into the database (indexing, files), and the questions asked
 when rows have no known layout (prompt)."""
 
+from .hints import unread_label_hints
 from .indexing import LabelSummary, index_labels, mark_pending
 from .setup import LabelOptions, LabelSetup, MissingAnswers, keep_image, prepare, remember_options
 
@@ -15,4 +16,5 @@ __all__ = [
     "mark_pending",
     "prepare",
     "remember_options",
+    "unread_label_hints",
 ]

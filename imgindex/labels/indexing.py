@@ -39,12 +39,13 @@ class LabelSummary:
     labels: int = 0  # rows of the scanned splits after the scan
     problems: int = 0
     formats: dict[str, str] = field(default_factory=dict)
+    hints: list[str] = field(default_factory=list)  # splits without labels beside label-like files
 
     def line(self) -> str:
         return (
             f"labels: {self.read} files read, {self.unchanged} unchanged, {self.removed} removed; "
             f"{self.labels} labels, {self.problems} problems"
-        )
+        ) + "".join(f"; {hint}" for hint in self.hints)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def _read_split(db: sqlite_utils.Database, plans: Sequence[LabelPlan], job: _Spl
     stored = stored_files(db, job.split)
     seen: set[str] = set()
     for plan in plans:
-        seen.update(_read_plan(db, plan, stored, job, summary))
+        seen.update(_read_plan(db, plan, stored, job, summary, seen))
     summary.removed = remove_files(db, [stored[p].id for p in stored if p not in seen])
     if job.force or summary.read or summary.removed or job.touched:
         _assign_class_ids(db, job.split)
@@ -126,12 +127,18 @@ def _read_split(db: sqlite_utils.Database, plans: Sequence[LabelPlan], job: _Spl
 
 
 def _read_plan(
-    db: sqlite_utils.Database, plan: LabelPlan, stored: dict[str, StoredFile], job: _SplitRead, summary: LabelSummary
+    db: sqlite_utils.Database,
+    plan: LabelPlan,
+    stored: dict[str, StoredFile],
+    job: _SplitRead,
+    summary: LabelSummary,
+    done: set[str],
 ) -> set[str]:
-    """(Re-)read the plan's files that are stale; returns the paths of all its files on disk."""
+    """(Re-)read the plan's files that are stale, but those another plan of the split has just
+    handled (a names file two folders share); returns the paths of all its files on disk."""
     fmt = get(plan.format)
     on_disk = fmt.stat_with_images(plan, job.images)
-    sources = {stored_text(p): p for p in on_disk}  # a name that is not UTF-8 is stored escaped
+    sources = {stored_text(p): p for p in on_disk if stored_text(p) not in done}  # not UTF-8: stored escaped
     current = {text: on_disk[p] for text, p in sources.items()}
     todo = _to_read(fmt, plan, current, stored, job)
     summary.unchanged += len(current) - len(todo)

@@ -22,6 +22,7 @@ class LabelOptions:
     coco: Path | None = None  # --coco FILE
     label_first: bool | None = None  # --label-first / --box-first
     bbox_format: str | None = None  # --bbox-format xyxy|xywh|cxcywh[-norm]
+    names: Path | None = None  # --names FILE: class names for the formats that read a names file
 
 
 class MissingAnswers(Exception):
@@ -76,8 +77,16 @@ def plan_labels(
     for split, roots in splits.items():
         override = options.labels or get_setting(db, f"labels.option.{split}")
         coco = _label_file(db, split, override, options)
+        names = options.names or _stored_path(db, f"labels.names.{split}")
         plans[split] = [_plan(split, root, override, coco, options, (named or {}).get(root)) for root in roots]
+        if names is not None:
+            plans[split] = [get(p.format).with_names(p, names) for p in plans[split]]
     return plans
+
+
+def _stored_path(db: sqlite_utils.Database, key: str) -> Path | None:
+    text = get_setting(db, key)
+    return Path(text) if text else None
 
 
 def _label_file(db: sqlite_utils.Database, split: str, override: str | None, options: LabelOptions) -> Path | None:
@@ -107,6 +116,8 @@ def remember_options(db: sqlite_utils.Database, splits: Iterable[str], options: 
             set_setting(db, f"labels.option.{split}", options.labels)
         if options.coco is not None:
             set_setting(db, f"labels.coco.{split}", str(options.coco.resolve()))
+        if options.names is not None:
+            set_setting(db, f"labels.names.{split}", str(options.names.resolve()))
 
 
 def keep_image(plans: Sequence[LabelPlan]) -> Callable[[str], bool] | None:

@@ -130,6 +130,11 @@ class LabelFormat(ABC):
         """The plan to use when the user gave row options without naming this format."""
         return plan
 
+    def with_names(self, plan: LabelPlan, names: Path) -> LabelPlan:
+        """The plan reading its class names from `names` (--names, or a dataset file's names):
+        formats whose labels carry no names use it; the others keep theirs."""
+        return plan
+
     def through_link(self, plan: LabelPlan, named: Path) -> LabelPlan:
         """The plan of a folder the user named through a symlink, `named` (absolute, not resolved;
         `plan.root` is resolved): what lies beside the link, such as a names file, counts too."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +40,27 @@ def load_names(path: Path) -> dict[int, str] | None:
     text, _ = read_text(path)
     if text is None or len(text) > MAX_NAMES_CHARS:
         return None
-    if path.name in TEXT_NAMES:
+    if path.name in TEXT_NAMES or path.suffix.lower() in (".txt", ".names"):
         return {i: line.strip()[:MAX_NAME_CHARS] for i, line in enumerate(text.splitlines()) if line.strip()}
+    if path.suffix.lower() == ".json":
+        return coco_category_names(text)
     try:
         data = yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError):
         return None
     return names_from_mapping(data.get("names") if isinstance(data, dict) else None)
+
+
+def coco_category_names(text: str) -> dict[int, str] | None:
+    """{category id: name} of a COCO file's categories; None when it has none."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    categories = data.get("categories") if isinstance(data, dict) else None
+    if not isinstance(categories, list):
+        return None
+    return names_from_mapping({c.get("id"): c.get("name") for c in categories if isinstance(c, dict)}) or None
 
 
 def names_from_mapping(names: Any) -> dict[int, str] | None:

@@ -127,6 +127,9 @@ class TextRowsFormat(LabelFormat):
         why = f"label files in {label_dir}"
         return LabelPlan(split, root, self.name, label_dir=label_dir, image_dir=image_dir, names_file=names, reason=why)
 
+    def with_names(self, plan: LabelPlan, names: Path) -> LabelPlan:
+        return replace(plan, names_file=names)
+
     def through_link(self, plan: LabelPlan, named: Path) -> LabelPlan:
         """A names file in the folder or up to 4 folders above the link comes before those above
         the folder the link leads to."""

@@ -1,0 +1,70 @@
+"""A hint when a split gets no labels although label-like files lie near its images: the scan's
+summary says where, so a layout imgindex does not detect is not taken for an unlabelled split."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .formats.base import LabelPlan
+
+LABEL_SUFFIXES = (".txt", ".xml", ".json")
+NOT_LABELS = ("readme", "license", "licence", "classes", "notes", "requirements")
+NEAR_FOLDERS = 40  # folders looked into: the split's own and its parent's, one level down
+
+
+def unread_label_hints(plans: Mapping[str, Sequence[LabelPlan]], splits: Mapping[str, Sequence[Path]]) -> list[str]:
+    """One sentence per split whose folders were all planned without labels and beside which
+    label-like files lie."""
+    hints = []
+    for split, roots in splits.items():
+        if any(p.format != "none" for p in plans.get(split, [])):
+            continue
+        found = _label_like(roots)
+        if found:
+            folder, counts = found
+            what = ", ".join(f"{n} {suffix}" for suffix, n in counts.most_common())
+            hints.append(
+                f"{split}: no labels found, but {what} file(s) lie in {folder} (labels are read from labels/ beside "
+                "images/, Annotations/, a COCO json in the folder or --coco, class folders; --labels names a format)"
+            )
+    return hints
+
+
+def _label_like(roots: Sequence[Path]) -> tuple[Path, Counter[str]] | None:
+    """The nearby folder holding most label-like files, and their counts by suffix."""
+    best: tuple[Path, Counter[str]] | None = None
+    for folder in _near(roots):
+        counts = Counter(
+            suffix
+            for name in _names(folder)
+            if (suffix := os.path.splitext(name)[1].lower()) in LABEL_SUFFIXES
+            and not name.lower().startswith(NOT_LABELS)
+        )
+        if counts and (best is None or sum(counts.values()) > sum(best[1].values())):
+            best = (folder, counts)
+    return best
+
+
+def _near(roots: Sequence[Path]) -> list[Path]:
+    folders: list[Path] = []
+    for root in roots:
+        for base in (root, root.parent):
+            folders += [base, *sorted(p for p in _subfolders(base))]
+    return list(dict.fromkeys(folders))[:NEAR_FOLDERS]
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return [Path(e.path) for e in os.scandir(folder) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+
+
+def _names(folder: Path) -> list[str]:
+    try:
+        return [e.name for e in os.scandir(folder) if e.is_file()]
+    except OSError:
+        return []
