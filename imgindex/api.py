@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlite_utils
 
-from . import check, quality, query, store
+from . import check, export, quality, query, store
 from .executors import DEFAULT_EXECUTOR, Executor, make_executor
 from .extract import MAX_PIXELS
 from .labels import LabelOptions, MissingAnswers, prepare
@@ -177,6 +177,21 @@ class Index:
         rule_limits = check.limits(limits or {})
         with self.snapshot():
             return check.run(self.db, str(self.path), rule_limits, baseline or {})
+
+    def export(
+        self,
+        out: str | Path,
+        fmt: str = "yolo",
+        leaks: str = "train",
+        train_split: str | None = None,
+        dry_run: bool = False,
+    ) -> export.ExportResult:
+        """A leak-free, de-duplicated dataset definition written into ``out`` (a new or empty
+        folder) in ``fmt`` (imgindex.export.EXPORTERS), with the removal list; ``leaks`` says where
+        a group of copies in several splits goes (imgindex.export.LEAK_POLICIES). Nothing is
+        written with ``dry_run``; the result holds the decisions either way."""
+        with self.snapshot():
+            return export.export(self.db, Path(out), fmt, leaks, train_split, dry_run)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of a SQL query as dictionaries."""

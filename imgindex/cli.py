@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import __version__, check, quality, query, store
+from . import __version__, check, export, quality, query, store
 from .api import Index
 from .check import outputs as check_outputs
 from .datasets import Definition, DefinitionError, read_definition
@@ -773,6 +773,55 @@ def check_command(
         return
     if not result.passed:
         sys.exit(1)
+
+
+@cli.command(name="export")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@db_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(export.EXPORTERS)),
+    default="yolo",
+    show_default=True,
+    help="yolo: data.yaml and .txt image lists; coco: per split, links and a filtered "
+    "_annotations.coco.json; voc: ImageSets/Main lists; list: only the removal list.",
+)
+@click.option(
+    "--leaks",
+    type=click.Choice(list(export.LEAK_POLICIES)),
+    default="train",
+    show_default=True,
+    help="Where a group of copies in several splits goes: the training split, the split with most "
+    "of them, or nowhere (drop).",
+)
+@click.option("--train-split", help="The training split [default: the split named train or training].")
+@click.option("--dry-run", is_flag=True, help="Print what would change per split; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the decisions as JSON.")
+def export_command(
+    out: Path, db_path: str, fmt: str, leaks: str, train_split: str | None, dry_run: bool, as_json: bool
+) -> None:
+    """Write a leak-free, de-duplicated dataset definition into OUT (a new folder), without touching
+    the original files.
+
+    Each group of copies (the stored verdict, as `imgindex duplicates` shows it) spanning splits
+    goes to one split (--leaks), and within a split one copy stays: the largest, then the one with
+    fewest label problems. OUT gets the definition (--format) and removed.csv / removed.json, the
+    reason for every file left out. Scanning OUT and checking it passes the leakage and duplicate
+    rules.
+    """
+    with read_index(db_path) as index:
+        try:
+            result = index.export(out, fmt, leaks, train_split, dry_run)
+        except export.ExportError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
+    if as_json:
+        click.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
+        return
+    for line in result.lines():
+        click.echo(line)
 
 
 @cli.command(name="quality")

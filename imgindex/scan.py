@@ -15,7 +15,7 @@ import stat
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from .labels import (
     LabelSetup,
     LabelSummary,
     MissingAnswers,
+    formats,
     index_labels,
     keep_image,
     mark_pending,
@@ -384,7 +385,7 @@ def scan(
     quality.parse_thresholds(quality_thresholds or {})  # refused before anything is written
     with _connection(db) as conn:
         options = labels or LabelOptions()
-        setup = label_setup or prepare(conn, splits, options, ask, named)
+        setup = listed_members(label_setup or prepare(conn, splits, options, ask, named), members)
         summary = scan_images_and_labels(
             conn,
             splits,
@@ -398,6 +399,17 @@ def scan(
         )
         remember_options(conn, splits, options)
     return summary
+
+
+def listed_members(setup: LabelSetup, members: Members | None) -> LabelSetup:
+    """The plans of splits listed image by image, told which images are theirs."""
+    if not members:
+        return setup
+    plans = dict(setup.plans)
+    for split, paths in members.items():
+        stems = frozenset(os.path.splitext(os.path.basename(p))[0] for p in paths)
+        plans[split] = [formats.get(p.format).with_members(p, stems) for p in plans.get(split, [])]
+    return replace(setup, plans=plans)
 
 
 @contextmanager

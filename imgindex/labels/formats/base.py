@@ -135,6 +135,11 @@ class LabelFormat(ABC):
         formats whose labels carry no names use it; the others keep theirs."""
         return plan
 
+    def with_members(self, plan: LabelPlan, stems: frozenset[str]) -> LabelPlan:
+        """The plan of a folder whose split holds only some of its images (a dataset file's .txt
+        list; `stems`: theirs): formats with a label file per image read only those images' files."""
+        return plan
+
     def through_link(self, plan: LabelPlan, named: Path) -> LabelPlan:
         """The plan of a folder the user named through a symlink, `named` (absolute, not resolved;
         `plan.root` is resolved): what lies beside the link, such as a names file, counts too."""

@@ -74,6 +74,11 @@ def image_for_text_label(plan: LabelPlan, path: Path | str, images: ImageIndex) 
     return images.by_base(stored_text(os.path.join(str(plan.image_dir), os.path.splitext(rel)[0])))
 
 
+def _member(plan: LabelPlan, path: str) -> bool:
+    """Whether a label file belongs to the split: all do, unless the split lists its images."""
+    return plan.members is None or os.path.splitext(os.path.basename(path))[0] in plan.members
+
+
 def is_names_file(plan: LabelPlan, path: Path | str) -> bool:
     return plan.names_file is not None and str(path) == str(plan.names_file)
 
@@ -130,6 +135,9 @@ class TextRowsFormat(LabelFormat):
     def with_names(self, plan: LabelPlan, names: Path) -> LabelPlan:
         return replace(plan, names_file=names)
 
+    def with_members(self, plan: LabelPlan, stems: frozenset[str]) -> LabelPlan:
+        return replace(plan, members=stems)
+
     def through_link(self, plan: LabelPlan, named: Path) -> LabelPlan:
         """A names file in the folder or up to 4 folders above the link comes before those above
         the folder the link leads to."""
@@ -138,11 +146,12 @@ class TextRowsFormat(LabelFormat):
 
     def files(self, plan: LabelPlan) -> list[Path]:
         assert plan.label_dir is not None
-        return list_text_files(plan.label_dir) + ([plan.names_file] if plan.names_file else [])
+        listed = [p for p in list_text_files(plan.label_dir) if _member(plan, str(p))]
+        return listed + ([plan.names_file] if plan.names_file else [])
 
     def stat_files(self, plan: LabelPlan) -> dict[str, Stat]:
         assert plan.label_dir is not None
-        files = text_file_stats(plan.label_dir)
+        files = {p: stat for p, stat in text_file_stats(plan.label_dir).items() if _member(plan, p)}
         files.update(stat_paths([plan.names_file] if plan.names_file else []))
         return files
 

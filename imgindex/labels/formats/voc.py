@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from .base import CLASSES_OF_LABELS, LabelFormat, LabelPlan, Reading, Watched, read_text
@@ -109,6 +110,15 @@ class VocFormat(LabelFormat):
         members = read_image_set(image_set) if image_set.is_file() else None
         why = f"VOC annotations in {ann_dir}" + (f", split from {image_set}" if members is not None else "")
         return LabelPlan(split, root, self.name, label_dir=ann_dir, members=members, reason=why)
+
+    def through_link(self, plan: LabelPlan, named: Path) -> LabelPlan:
+        """A folder named through a link (an export's JPEGImages/): the ImageSets list beside the
+        link names the split's images, before the one beside the folder it leads to."""
+        dirs = voc_dirs(named)
+        image_set = dirs[0] / "ImageSets" / "Main" / f"{plan.split}.txt" if dirs else None
+        if image_set is None or not image_set.is_file():
+            return plan
+        return replace(plan, members=read_image_set(image_set), reason=f"{plan.reason}; split from {image_set}")
 
     def image_filter(self, plan: LabelPlan) -> Callable[[str], bool] | None:
         members = plan.members

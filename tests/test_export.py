@@ -1,0 +1,148 @@
+"""`imgindex export`: leak-free, de-duplicated splits written in YOLO, COCO, VOC or as a removal
+list, round-tripped through scan and check; the original files untouched."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import DATA, invoke, sql_rows
+from PIL import Image
+
+TRAIN = DATA / "coco128_sample"  # 16 coco128 photos with YOLO labels
+VAL = DATA / "coco8"  # coco8: images/val holds 2 re-encodes of TRAIN photos
+CHESS = DATA / "chess_coco"
+BCCD = DATA / "bccd_voc"
+QUIET = ["--rule", "label-unnamed-class=off", "--rule", "label-without-image=off"]
+
+
+def check_passes(db: Path, *args: str) -> str:
+    result = invoke("check", "--db", str(db), *QUIET, *args, ok=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def tree_digest(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture()
+def yolo_leak(tmp_path: Path) -> tuple[Path, Path]:
+    """train (coco128 sample, with an extra resized copy inside it) and val (coco8's val) in YOLO
+    layout under one root with a data.yaml."""
+    root = tmp_path / "ds"
+    shutil.copytree(TRAIN, root / "train")
+    shutil.copytree(VAL / "images" / "val", root / "val" / "images")
+    shutil.copytree(VAL / "labels" / "val", root / "val" / "labels")
+    images = root / "train" / "images" / "train2017"
+    with Image.open(images / "000000000030.jpg") as im:
+        im.resize((im.width // 2, im.height // 2)).save(images / "small_030.jpg", quality=85)
+    shutil.copy(
+        root / "train" / "labels" / "train2017" / "000000000030.txt",
+        root / "train" / "labels" / "train2017" / "small_030.txt",
+    )
+    names = "\n".join(f"  {i}: c{i}" for i in range(80))
+    (root / "data.yaml").write_text(f"train: train/images/train2017\nval: val/images\nnames:\n{names}\n")
+    db = tmp_path / "ds.db"
+    invoke("scan", "--db", str(db), "-q", str(root / "data.yaml"))
+    return root, db
+
+
+def test_yolo_export_round_trips_through_scan_and_check(yolo_leak: tuple[Path, Path], tmp_path: Path) -> None:
+    root, db = yolo_leak
+    assert invoke("check", "--db", str(db), *QUIET, ok=False).exit_code == 1  # the leak and the duplicate
+    before = tree_digest(root)
+    out = tmp_path / "clean"
+    text = invoke("export", "--db", str(db), str(out), "--format", "yolo").output
+    assert "val: 2 kept, 2 removed" in text and "train: 16 kept, 1 removed" in text
+    assert tree_digest(root) == before  # nothing of the dataset touched
+    data = yaml.safe_load((out / "data.yaml").read_text())
+    assert data["train"] == "train.txt" and data["val"] == "val.txt" and data["names"][0] == "c0"
+    removed = list(csv.DictReader((out / "removed.csv").open()))
+    assert {(r["split"], Path(r["path"]).name) for r in removed} == {
+        ("val", "000000000036.jpg"),
+        ("val", "000000000049.jpg"),
+        ("train", "small_030.jpg"),
+    }
+    assert all(r["reason"] for r in removed) and "which train keeps" in removed[-1]["reason"]
+    again = tmp_path / "again.db"
+    invoke("scan", "--db", str(again), "-q", str(out / "data.yaml"))
+    assert "All 11 rules hold." in invoke("check", "--db", str(again)).output  # the defaults, all of them
+    kept = sql_rows(again, "select split, count(*) n from images group by split")
+    assert {r["split"]: r["n"] for r in kept} == {"train": 16, "val": 2}  # nothing lost the policy did not drop
+    assert sql_rows(again, "select count(*) n from labels where split = 'val'")[0]["n"] > 0  # labels still found
+
+
+def test_dry_run_writes_nothing_and_policies_move_the_leak(yolo_leak: tuple[Path, Path], tmp_path: Path) -> None:
+    _, db = yolo_leak
+    out = tmp_path / "none"
+    text = invoke("export", "--db", str(db), str(out), "--dry-run").output
+    assert "Dry run: nothing written." in text and not out.exists()
+    dropped = json.loads(invoke("export", "--db", str(db), str(out), "--dry-run", "--leaks", "drop", "--json").output)
+    assert dropped["splits"] == {"train": {"kept": 14, "removed": 3}, "val": {"kept": 2, "removed": 2}}
+    val_keeps = invoke("export", "--db", str(db), str(out), "--dry-run", "--train-split", "val").output
+    assert "val: 4 kept, 0 removed" in val_keeps and "train: 14 kept, 3 removed" in val_keeps
+
+
+def test_coco_export_of_a_roboflow_root_round_trips(tmp_path: Path) -> None:
+    root = tmp_path / "chess"
+    shutil.copytree(CHESS, root)
+    leaked = next((root / "test").glob("*.jpg"))
+    shutil.copy(leaked, root / "train" / leaked.name)  # the same file in train: a byte-identical leak
+    data = json.loads((root / "train" / "_annotations.coco.json").read_text())
+    source = json.loads((root / "test" / "_annotations.coco.json").read_text())
+    image = next(i for i in source["images"] if i["file_name"] == leaked.name)
+    data["images"].append({**image, "id": 9999})
+    data["annotations"] += [
+        {**a, "id": 90000 + n, "image_id": 9999}
+        for n, a in enumerate(source["annotations"])
+        if a["image_id"] == image["id"]
+    ]
+    (root / "train" / "_annotations.coco.json").write_text(json.dumps(data))
+    db = tmp_path / "chess.db"
+    invoke("scan", "--db", str(db), "-q", str(root))
+    assert invoke("check", "--db", str(db), ok=False).exit_code == 1
+    out = tmp_path / "coco"
+    invoke("export", "--db", str(db), str(out), "--format", "coco")
+    test_json = json.loads((out / "test" / "_annotations.coco.json").read_text())
+    assert leaked.name not in {i["file_name"] for i in test_json["images"]}
+    assert all(a["image_id"] in {i["id"] for i in test_json["images"]} for a in test_json["annotations"])
+    again = tmp_path / "again.db"
+    invoke("scan", "--db", str(again), "-q", str(out))
+    check_passes(again)
+    counts = {r["split"]: r["n"] for r in sql_rows(again, "select split, count(*) n from images group by split")}
+    assert counts == {"train": 4, "valid": 3, "test": 2}
+    assert sql_rows(again, "select count(*) n from labels where split = 'train'")[0]["n"] > 0
+
+
+def test_voc_export_writes_image_sets_beside_links(tmp_path: Path) -> None:
+    root = tmp_path / "bccd"
+    shutil.copytree(BCCD, root)
+    (root / "ImageSets" / "Main" / "test.txt").write_text(
+        "BloodImage_00038\n" + (root / "ImageSets" / "Main" / "test.txt").read_text()
+    )
+    db = tmp_path / "bccd.db"
+    invoke("scan", "--db", str(db), "-q", str(root))
+    out = tmp_path / "voc"
+    invoke("export", "--db", str(db), str(out), "--format", "voc")
+    assert "BloodImage_00038" not in (out / "ImageSets" / "Main" / "test.txt").read_text()
+    assert "BloodImage_00038" in (out / "ImageSets" / "Main" / "train.txt").read_text()
+    again = tmp_path / "again.db"
+    invoke("scan", "--db", str(again), "-q", str(out))
+    check_passes(again, "--rule", "label-zero-area-box=off")
+
+
+def test_list_export_and_misuse(yolo_leak: tuple[Path, Path], tmp_path: Path) -> None:
+    _, db = yolo_leak
+    out = tmp_path / "list"
+    invoke("export", "--db", str(db), str(out), "--format", "list")
+    assert sorted(p.name for p in out.iterdir()) == ["export.json", "removed.csv", "removed.json"]
+    assert json.loads((out / "export.json").read_text())["duplicate_rule"].startswith("imgindex rule")
+    again = invoke("export", "--db", str(db), str(out), ok=False)
+    assert again.exit_code == 1 and "is not an empty folder" in again.output
+    wrong = invoke("export", "--db", str(db), str(tmp_path / "x"), "--train-split", "nope", ok=False)
+    assert wrong.exit_code == 1 and "no split named 'nope'" in wrong.output
