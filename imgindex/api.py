@@ -21,11 +21,12 @@ from typing import Any
 
 import sqlite_utils
 
-from . import check, export, quality, query, store
+from . import check, export, quality, query, reviews, store
 from .executors import DEFAULT_EXECUTOR, Executor, make_executor
 from .extract import MAX_PIXELS
 from .labels import LabelOptions, MissingAnswers, prepare
 from .near import groups, verdict
+from .near import verdict as verdict_store
 from .quality import Quality
 from .scan import Members, Progress, ScanSummary, Splits
 from .scan import scan as run_scan
@@ -192,6 +193,26 @@ class Index:
         written with ``dry_run``; the result holds the decisions either way."""
         with self.snapshot():
             return export.export(self.db, Path(out), fmt, leaks, train_split, dry_run)
+
+    def review(self, verdict: str, files: Sequence[str], note: str | None = None, source: str = "api") -> list[int]:
+        """Record a reviewer's verdict (imgindex.reviews.VERDICTS) about files named SPLIT:PATH, and
+        recompute the stored verdict, in one transaction. Returns the reviews' ids."""
+        with store.write_transaction(self.db):
+            ids = reviews.record(self.db, verdict, [reviews.resolve(self.db, f) for f in files], note, source)
+            verdict_store.refresh(self.db)
+        return ids
+
+    def undo_review(self, review_id: int) -> bool:
+        """Take a review back (the verdict is recomputed); False when there is none of that id."""
+        with store.write_transaction(self.db):
+            gone = reviews.undo(self.db, review_id)
+            verdict_store.refresh(self.db)
+        return gone
+
+    def list_reviews(self) -> list[reviews.Listed]:
+        """Every review, and whether it still applies (its files indexed unchanged)."""
+        with self.snapshot():
+            return reviews.listed(self.db)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of a SQL query as dictionaries."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import __version__, check, export, quality, query, store
+from . import __version__, check, export, quality, query, reviews, store
 from .api import Index
 from .check import outputs as check_outputs
 from .datasets import Definition, DefinitionError, read_definition
@@ -626,18 +626,31 @@ def stop_on_signals(stop: threading.Event) -> None:
     help="Thumbnails decoded at once; more requests wait their turn.",
 )
 @click.option(
+    "--allow-reviews",
+    is_flag=True,
+    help="Let the review page record a reviewer's verdicts (not a duplicate, duplicate, ignore) in the index; "
+    "off by default (read only). Bind to 127.0.0.1 (the default) unless others should.",
+)
+@click.option(
     "--debug-pages",
     is_flag=True,
     help="Also serve Datasette's pages about the server (/-/databases, /-/threads, /-/versions, /-/settings, ...), off by default.",
 )
 def serve_command(
-    db_path: str, host: str, port: int, thumbnail_max_pixels: int, thumbnail_concurrency: int, debug_pages: bool
+    db_path: str,
+    host: str,
+    port: int,
+    thumbnail_max_pixels: int,
+    thumbnail_concurrency: int,
+    allow_reviews: bool,
+    debug_pages: bool,
 ) -> None:
     """Browse the index in Datasette: thumbnails, duplicate and leakage groups, the images of each
     quality flag, canned queries.
 
-    The index is only read: Datasette opens it read-only. Only files inside the folders each split
-    was scanned from are served.
+    The index is only read: Datasette opens it read-only; with --allow-reviews the review page's
+    buttons (CSRF-protected forms) record reviewers' verdicts, as `imgindex review` does. Only files
+    inside the folders each split was scanned from are served.
     """
     import asyncio
 
@@ -650,6 +663,7 @@ def serve_command(
         "debug_pages": debug_pages,
         "thumbnail_max_pixels": thumbnail_max_pixels,
         "thumbnail_concurrency": thumbnail_concurrency,
+        "allow_reviews": allow_reviews,
     }
     datasette = Datasette([db_path], metadata={"plugins": {"imgindex": options}})
     asyncio.run(datasette.invoke_startup())
@@ -822,6 +836,52 @@ def export_command(
         return
     for line in result.lines():
         click.echo(line)
+
+
+@cli.command(name="review")
+@click.argument("verdict", type=click.Choice(list(reviews.VERDICTS)), required=False)
+@click.argument("files", nargs=-1, metavar="[SPLIT:PATH ...]")
+@db_option
+@click.option("--note", help="Why, kept with the review.")
+@click.option("--list", "show", is_flag=True, help="List the reviews, and whether each still applies.")
+@click.option("--undo", type=int, metavar="ID", help="Take back the review with this id (from --list).")
+def review_command(
+    verdict: str | None, files: tuple[str, ...], db_path: str, note: str | None, show: bool, undo: int | None
+) -> None:
+    """Record a reviewer's verdict: not-duplicate or duplicate for two or more files (every pair of
+    them), ignore for files. Files are SPLIT:PATH as `imgindex check` prints them.
+
+    The verdict every output reads applies the reviews at once: check, export, the report and the
+    served pages. A review lasts while its files are indexed unchanged (a re-scan keeps it; an
+    edited file drops it).
+    """
+    if show:
+        with read_index(db_path) as index:
+            rows = index.list_reviews()
+        for r in rows:
+            state = "applies" if r.applies else f"does not apply: {r.why_not}"
+            note_text = f" ({r.note})" if r.note else ""
+            click.echo(f"{r.id:>4}  {r.verdict:<13} {' '.join(r.files)}  [{state}; {r.created_at}]{note_text}")
+        if not rows:
+            click.echo("No reviews.")
+        return
+    with open_index(db_path) as index:
+        try:
+            if undo is not None:
+                if not index.undo_review(undo):
+                    raise click.ClickException(f"no review {undo}: `imgindex review --list` shows their ids")
+                click.echo(f"Review {undo} taken back; the verdict is recomputed.")
+                return
+            if verdict is None:
+                raise click.UsageError(
+                    "Give a verdict (not-duplicate, duplicate or ignore) and files, or --list / --undo ID"
+                )
+            ids = index.review(verdict, list(files), note=note)
+        except reviews.ReviewError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"Recorded {verdict} for {' '.join(files)} (review {', '.join(map(str, ids))}); the verdict is recomputed."
+    )
 
 
 @cli.command(name="quality")

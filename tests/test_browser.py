@@ -10,6 +10,7 @@ import base64
 import io
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -208,3 +209,46 @@ def test_a_quality_flag_query_shows_its_images_and_the_review_page_its_flags(ser
     browser.open(state["link"])
     flags = browser.run("return document.querySelector('#quality + ul').textContent;")
     assert "dark" in flags and "low_information" in flags
+
+
+def serve(db: Path, *flags: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    server = start([sys.executable, "-m", "imgindex", "serve", "--db", str(db), "--port", str(port), *flags])
+    wait_http(f"http://127.0.0.1:{port}/")
+    return server, f"http://127.0.0.1:{port}"
+
+
+def leaked_pair(tmp_path: Path) -> tuple[Path, int]:
+    """An index whose val holds a re-encode of a train photo; the val image's id."""
+    train, val = tmp_path / "train", tmp_path / "val"
+    shutil.copytree(DATA / "coco128_sample" / "images" / "train2017", train)
+    shutil.copytree(DATA / "coco8" / "images" / "val", val)
+    db = tmp_path / "index.db"
+    scan(db, {"train": [train], "val": [val]}, workers=1)
+    with sqlite3.connect(db) as conn:
+        image_id = conn.execute(
+            "select id from images where split = 'val' and rel_path = '000000000036.jpg'"
+        ).fetchone()[0]
+    return db, int(image_id)
+
+
+def test_a_reviewer_marks_a_leak_not_a_duplicate_in_the_browser(browser: Browser, tmp_path: Path) -> None:
+    db, image_id = leaked_pair(tmp_path)
+    server, url = serve(db, "--allow-reviews")
+    try:
+        browser.open(f"{url}/-/imgindex/image/{image_id}/review?db=index")
+        clicked = browser.run(
+            "const b = document.querySelector('.imgindex-neighbour button[data-verdict=\"not-duplicate\"]');"
+            "if (!b) return false; b.click(); return true;"
+        )
+        assert clicked
+        deadline = time.monotonic() + 15
+        while "reviewed: not a duplicate" not in (browser.run("return document.body.innerText;") or ""):
+            assert time.monotonic() < deadline, browser.run("return document.body.innerText;")
+            time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(10)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select verdict, source from reviews").fetchall() == [("not-duplicate", "serve")]
+        assert conn.execute("select count(*) from leakage").fetchone()[0] == 1  # 2 before

@@ -95,12 +95,15 @@ def test_quality_flags_are_rules_off_until_given_a_limit(tmp_path: Path) -> None
     folder = tmp_path / "train"
     shutil.copytree(TRAIN / "images" / "train2017", folder)
     with Image.open(folder / "000000000025.jpg") as im:
-        im.point(lambda v: v // 8).save(folder / "night.jpg")
+        im.point(lambda v: v // 8).save(folder / "a_night.jpg")
+        im.point(lambda v: v // 20).save(folder / "b_darker.jpg")
     db = tmp_path / "q.db"
     invoke("scan", "--db", str(db), "-q", f"train={folder}")
-    assert "quality-dark (1)" in check(db, code=0)
+    assert "quality-dark (2)" in check(db, code=0)
     out = check(db, "--rule", "quality-dark=0", code=1)
-    assert "FAIL quality-dark" in out and "train:night.jpg" in out
+    assert "FAIL quality-dark" in out and out.index("train:b_darker.jpg") < out.index(
+        "train:a_night.jpg"
+    )  # worst first, not by name
 
 
 @pytest.mark.parametrize(

@@ -143,7 +143,8 @@ def run(
     facts = load_facts(db)
     result = CheckResult(index, facts.verdict.rule.describe())
     for name, rule in RULES.items():
-        found = rule.find(facts)
+        found = [f for f in rule.find(facts) if not (f.images and f.images <= facts.ignored)]
+        found.sort(key=lambda f: -len(f.images))  # the largest groups first; the finder's order within
         result.all_findings[name] = found
         known = baseline.get(name, set())
         new = [f for f in found if f.key not in known]

@@ -10,15 +10,18 @@ splits, the images of its smaller split that have a duplicate in the other.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlite_utils
 
+from .. import reviews
 from ..labels.formats import model
 from ..near import verdict as verdicts
 from ..quality import FLAGS
+from ..quality.flags import FARTHER, HIGHER, Flag
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Facts:
     relative: dict[str, str]  # absolute path -> path relative to its split folder
     images: dict[str, int]
     roots: dict[str, list[str]] = field(default_factory=dict)
+    ignored: set[tuple[str, str]] = field(default_factory=set)  # a reviewer said: ignore these files
 
     def image(self, split: str, path: str) -> tuple[str, str]:
         """(split, path relative to the split's folder)."""
@@ -63,7 +67,7 @@ def load_facts(db: sqlite_utils.Database) -> Facts:
     roots: dict[str, list[str]] = {}
     for name, root in db.execute("SELECT name, root FROM splits"):
         roots.setdefault(name, []).append(root)
-    return Facts(db, verdicts.load(db), relative, verdicts.image_counts(db), roots)
+    return Facts(db, verdicts.load(db), relative, verdicts.image_counts(db), roots, reviews.ignored_places(db))
 
 
 Share = Callable[[list[Finding], Facts], tuple[float, str]]
@@ -187,20 +191,31 @@ def label_share(findings: list[Finding], facts: Facts) -> tuple[float, str]:
     return len(concerned) / max(files, 1), f"{len(concerned)} of {files} label files and images"
 
 
-def quality_finder(flag: str) -> Callable[[Facts], list[Finding]]:
+def quality_finder(flag: Flag) -> Callable[[Facts], list[Finding]]:
     def find(facts: Facts) -> list[Finding]:
         rows = facts.db.execute(
             "SELECT i.split, i.path, f.value FROM quality_flags f JOIN images i ON i.id = f.image_id "
             "WHERE f.flag = ? ORDER BY i.split, i.path",
-            [flag],
+            [flag.name],
         )
         found = []
-        for split, path, value in rows:
+        for split, path, value in sorted(rows.fetchall(), key=lambda r: _worse_first(flag, r[2])):
             place = facts.place(split, path)
             found.append(Finding(place, f"{place}: {value:.3g}", frozenset({facts.image(split, path)})))
         return found
 
     return find
+
+
+def _worse_first(flag: Flag, value: float | None) -> float:
+    """A sort key putting the flag's worst values first (its `worse` direction)."""
+    if value is None:
+        return math.inf
+    if flag.worse == HIGHER:
+        return -value
+    if flag.worse == FARTHER:
+        return -abs(math.log(value)) if value > 0 else -math.inf
+    return value
 
 
 LABEL_DEFAULTS = {model.IMAGE_WITHOUT_LABEL: "off", model.POLYGON_ROW: "off", model.IMAGE_SIZE_UNKNOWN: "off"}
@@ -228,7 +243,7 @@ def _quality_rules() -> list[Rule]:
             "quality-" + flag.name.replace("_", "-"),
             f"images flagged {flag.name} by the image-quality rule",
             "off",
-            quality_finder(flag.name),
+            quality_finder(flag),
             image_share,
             f"imgindex quality --db IDX --flag {flag.name}",
         )

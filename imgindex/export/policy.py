@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
+from .. import reviews
 from ..near import verdict as verdicts
 from ..views import PAIR_GRADE
 
@@ -139,7 +140,7 @@ def _place(image: Image) -> str:
 def _remaining_pairs(db: sqlite_utils.Database, decision: Decision, leaks: str) -> list[Removal]:
     """Duplicate pairs of the index between images still kept (pairs the group cut kept apart):
     one of each is removed by the same policy, until none is left."""
-    gone = {r.image.id for r in decision.removed}
+    gone = {r.image.id for r in decision.removed} | reviews.applied(db).ignored
     grades = ", ".join(f"'{g}'" for g in DUPLICATE_GRADES)
     rows = db.execute(f"SELECT p.a, p.b FROM near_pairs p WHERE {PAIR_GRADE} IN ({grades})").fetchall()
     removed: list[Removal] = []

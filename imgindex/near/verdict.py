@@ -29,6 +29,7 @@ import numpy as np
 import sqlite_utils
 from numpy.typing import NDArray
 
+from .. import reviews
 from .. import store as index_store
 from . import labels as label_check
 from . import pairs as near_pairs
@@ -172,10 +173,11 @@ def compute(db: sqlite_utils.Database, rule: Rule, stored: near_pairs.Stored | N
     if not rule.verified:
         verdict.groups = _equal_dhash_groups(db)
         return verdict
-    graded = _graded_pairs(db, rule.max_distance, stored)
+    reviewed = reviews.applied(db)
+    graded = _reviewed(_graded_pairs(db, rule.max_distance, stored), reviewed)
     verdict.overrides = graded.overrides
     duplicate_a, duplicate_b = graded.edges(near_pairs.DUPLICATE_KINDS)
-    checker = _Checker(db, set(np.unique(np.concatenate([duplicate_a, duplicate_b])).tolist()), graded)
+    checker = _Checker(db, set(np.unique(np.concatenate([duplicate_a, duplicate_b])).tolist()), graded, reviewed)
     members = load_members(db, graded.ids())
     duplicate_components = components(duplicate_a, duplicate_b)
     known = _known_inside(duplicate_components, graded)
@@ -280,6 +282,40 @@ def _graded_pairs(db: sqlite_utils.Database, max_distance: int, stored: near_pai
     return _Graded(pairs.a, pairs.b, kind, sorted(overrides))
 
 
+REVIEWED_NOT_DUPLICATE = "reviewed: not a duplicate"
+REVIEWED_DUPLICATE = "reviewed: duplicate"
+
+
+def _reviewed(graded: _Graded, reviewed: reviews.Reviewed) -> _Graded:
+    """The graded pairs with a reviewer's verdicts applied: pairs of ignored images gone, pairs
+    reviewed as not duplicates similar scenes, pairs reviewed as duplicates copies (added when
+    they were no candidates)."""
+    if not reviewed:
+        return graded
+    keep = ~(np.isin(graded.a, list(reviewed.ignored)) | np.isin(graded.b, list(reviewed.ignored)))
+    a, b, grade = graded.a[keep], graded.b[keep], graded.grade[keep].copy()
+    overrides = [o for o in graded.overrides if o[0] not in reviewed.ignored and o[1] not in reviewed.ignored]
+    at = {(int(x), int(y)): k for k, (x, y) in enumerate(zip(a.tolist(), b.tolist()))}
+    changed: dict[tuple[int, int], tuple[str, str]] = {}
+    for pair in sorted(reviewed.not_duplicate):
+        if pair in at:
+            grade[at[pair]] = "similar-scene"
+            changed[pair] = ("similar-scene", REVIEWED_NOT_DUPLICATE)
+    extra = [pair for pair in sorted(reviewed.duplicate) if not (set(pair) & reviewed.ignored)]
+    for pair in extra:
+        if pair in at:
+            grade[at[pair]] = "copy"
+        changed[pair] = ("copy", REVIEWED_DUPLICATE)
+    added = [pair for pair in extra if pair not in at]
+    if added:
+        a = np.concatenate([a, np.array([p[0] for p in added], dtype=a.dtype)])
+        b = np.concatenate([b, np.array([p[1] for p in added], dtype=b.dtype)])
+        grade = np.concatenate([grade, np.array(["copy"] * len(added), dtype=object)])
+    overrides = [o for o in overrides if (o[0], o[1]) not in changed]
+    overrides += [(x, y, g, why) for (x, y), (g, why) in changed.items()]
+    return _Graded(a, b, grade, sorted(overrides))
+
+
 LABELS_DISAGREE = "labels disagree"
 OBJECT_DIFFERS = "a labelled object differs"
 
@@ -356,7 +392,11 @@ class _Checker:
     signatures must not show a scene change, and labels that disagree fail unless the pixels
     agree everywhere."""
 
-    def __init__(self, db: sqlite_utils.Database, ids: set[int], graded: _Graded) -> None:
+    def __init__(
+        self, db: sqlite_utils.Database, ids: set[int], graded: _Graded, reviewed: reviews.Reviewed | None = None
+    ) -> None:
+        self.reviewed = reviewed or reviews.Reviewed()
+        self.singled = reviews.ids_of(self.reviewed.not_duplicate | self.reviewed.duplicate)
         self.signals = near_pairs.load_signals(db, np.array(sorted(ids), dtype=np.int64))
         self.labels = _LabelVerdicts(db, ids)
         a, b = graded.edges(near_pairs.DUPLICATE_KINDS)
@@ -375,7 +415,10 @@ class _Checker:
         disagree = np.array([self.labels.disagree(x, y) for x, y in zip(a, b)], dtype=bool)
         ok &= ~(disagree & ~(compared.clear_copy & signed))
         ok &= ~(compared.localised & signed & self.labels.on_objects(a, b, compared))
-        return np.asarray(identical | ok)
+        said = [(min(x, y), max(x, y)) for x, y in zip(a, b)]
+        not_duplicate = np.array([p in self.reviewed.not_duplicate for p in said], dtype=bool)
+        duplicate = np.array([p in self.reviewed.duplicate for p in said], dtype=bool)
+        return np.asarray(((identical | ok) & ~not_duplicate) | duplicate)
 
     def keys(self, ids: list[int]) -> list[Hashable]:
         """Equal for images that pass or fail alike against any other: the same pixels (or
@@ -383,6 +426,7 @@ class _Checker:
         s = self.signals
         rows = s.rows(np.array(ids, dtype=np.int64))
         codes = np.where(s.pixel_code[rows] >= 0, s.pixel_code[rows], -1 - np.array(ids)).tolist()
+        codes = [-1 - x if x in self.singled else c for c, x in zip(codes, ids)]  # a reviewed image is itself
         return [(c, self.labels.keys.get(x)) for c, x in zip(codes, ids)]
 
     def cut(self, component: list[int], known: _Known) -> list[list[int]]:

@@ -29,6 +29,7 @@ from datasette.utils.asgi import Forbidden, NotFound, asgi_start
 from datasette.views.base import DatasetteError
 from markupsafe import Markup, escape
 
+from .. import reviews
 from . import files, review, thumbnails
 from . import pages as browse
 
@@ -61,6 +62,7 @@ class ServeOptions:
     debug_pages: bool = True  # plain `datasette` keeps its pages; `imgindex serve` turns them off
     thumbnail_max_pixels: int = thumbnails.DEFAULT_MAX_PIXELS
     thumbnail_concurrency: int = thumbnails.DEFAULT_CONCURRENT
+    allow_reviews: bool = False  # `imgindex serve --allow-reviews`: the review page records verdicts
 
 
 _options: weakref.WeakKeyDictionary[Any, ServeOptions] = weakref.WeakKeyDictionary()
@@ -76,6 +78,7 @@ def serve_options(datasette: Any) -> ServeOptions:
             debug_pages=config.get("debug_pages", default.debug_pages) not in (False, "false", "0", 0),
             thumbnail_max_pixels=_positive(config.get("thumbnail_max_pixels"), default.thumbnail_max_pixels),
             thumbnail_concurrency=_positive(config.get("thumbnail_concurrency"), default.thumbnail_concurrency),
+            allow_reviews=config.get("allow_reviews") in (True, "true", "1", 1),
         )
         _options[datasette] = found
     return found
@@ -225,6 +228,7 @@ def register_routes() -> list[tuple[str, Any]]:
         (rf"^{ROUTE_PREFIX}/image/(?P<image_id>[0-9]{{1,18}})$", _image),
         (rf"^{ROUTE_PREFIX}/image/(?P<image_id>[0-9]{{1,18}})/thumbnail$", _thumbnail),
         (rf"^{ROUTE_PREFIX}/image/(?P<image_id>[0-9]{{1,18}})/review$", _review),
+        (rf"^{ROUTE_PREFIX}/image/(?P<image_id>[0-9]{{1,18}})/verdict$", _record_verdict),
     ]
 
 
@@ -471,7 +475,45 @@ async def _review_data(db: Database, row: dict[str, Any]) -> dict[str, Any]:
     )
     outliers = found["has_quality"] and browse.has_columns(schema, "quality_outliers", "image_id", "score", "measure")
     found["outlier"] = next(iter(await _rows(db, review.OUTLIER_SQL, {"id": row["id"]})), None) if outliers else None
+    found["ignored"] = bool("reviews" in schema and await _rows(db, IGNORED_SQL, {"id": row["id"]}))
     return found
+
+
+IGNORED_SQL = """select 1 from reviews r join images i on i.split = r.split_a and i.path = r.path_a
+and i.sha256 is r.sha_a where r.verdict = 'ignore' and i.id = :id"""
+
+
+async def _record_verdict(datasette: Any, request: Any) -> Response:
+    """POST from the review page's buttons: record a reviewer's verdict in the index (Datasette
+    checks the form's CSRF token), then back to the page. Refused unless serve allows reviews."""
+    if not serve_options(datasette).allow_reviews:
+        return Response.text("Reviews are off: start `imgindex serve --allow-reviews` to record them.", status=403)
+    if request.method != "POST":
+        return Response.text("Send the review page's form (POST).", status=405)
+    name, db, row = await _image_row(datasette, request)
+    form = await request.post_vars()
+    if not (request.cookies.get("ds_csrftoken") and form.get("csrftoken")):
+        # Datasette checks a token against its cookie, but lets a request without cookies through
+        return Response.text("Send the review page's form: it carries a CSRF token.", status=403)
+    verdict = str(form.get("verdict", ""))
+    files = [f"{row['split']}:{row['path']}"]
+    if form.get("other"):
+        other = (await db.execute("select split, path from images where id = ?", [int(form["other"])])).first()
+        if other is None:
+            return Response.text("No such image.", status=404)
+        files.append(f"{other['split']}:{other['path']}")
+    try:
+        await asyncio.to_thread(_write_review, str(db.path), verdict, files)
+    except reviews.ReviewError as exc:
+        return Response.text(str(exc), status=400)
+    return Response.redirect(_image_url(datasette, name, int(row["id"]), "/review"))
+
+
+def _write_review(path: str, verdict: str, files: list[str]) -> None:
+    from ..api import Index
+
+    with Index(path) as index:
+        index.review(verdict, files, source="serve")
 
 
 async def _review(datasette: Any, request: Any) -> Response:
@@ -484,6 +526,9 @@ async def _review(datasette: Any, request: Any) -> Response:
         table=str(datasette.urls.table(name, "images")),
         problems=str(datasette.urls.table(name, "label_problems")),
         flag_queries={flag: str(datasette.urls.query(name, query)) for query, flag in browse.FLAG_QUERIES.items()},
+        csrftoken=request.scope["csrftoken"]()
+        if serve_options(datasette).allow_reviews and "csrftoken" in request.scope
+        else None,
     )
     context = {
         "database": name,

@@ -197,12 +197,16 @@ class Links:
     table: str  # URL of the images table; rows are table + '/' + id
     problems: str  # URL of the label_problems table
     flag_queries: Mapping[str, str] = field(default_factory=dict)  # quality flag -> URL of its canned query
+    csrftoken: str | None = None  # set when `imgindex serve --allow-reviews` records reviewers' verdicts
 
     def review(self, image_id: int) -> str:
         return f"{self.images}{image_id}/review{self.query}"
 
     def image(self, image_id: int) -> str:
         return f"{self.images}{image_id}{self.query}"
+
+    def verdict(self, image_id: int) -> str:
+        return f"{self.images}{image_id}/verdict{self.query}"
 
     def thumbnail(self, image_id: int, side: int = 160) -> str:
         return f"{self.images}{image_id}/thumbnail{self.query}&size={side}"
@@ -402,8 +406,30 @@ def neighbour_html(row: Row, image: Row, links: Links) -> Markup:
         + (f'<small class="imgindex-why">({escape(row["why"])})</small> ' if row.get("why") else "")
         + f"dHash distance {escape(row.get('distance'))}<br><b>{escape(split)}</b>{leak}<br>"
         f'<a href="{escape(links.review(other))}">{escape(row.get("rel_path") or row.get("path"))}</a>'
-        "</figcaption></figure>"
+        f"{review_buttons(int(image['id']), other, links)}</figcaption></figure>"
     )
+
+
+REVIEW_CHOICES = (("not-duplicate", "Not a duplicate"), ("duplicate", "Duplicate"))
+
+
+def review_form(image_id: int, links: Links, verdict: str, label: str, other: int | None = None) -> str:
+    """A POST form recording one verdict (Datasette checks its CSRF token)."""
+    assert links.csrftoken is not None
+    partner = f'<input type="hidden" name="other" value="{other}">' if other is not None else ""
+    return (
+        f'<form class="imgindex-review-action" method="post" action="{escape(links.verdict(image_id))}">'
+        f'<input type="hidden" name="csrftoken" value="{escape(links.csrftoken)}">'
+        f'<input type="hidden" name="verdict" value="{verdict}">{partner}'
+        f'<button type="submit" data-verdict="{verdict}">{escape(label)}</button></form>'
+    )
+
+
+def review_buttons(image_id: int, other: int, links: Links) -> str:
+    """The reviewer's buttons under a neighbour, when reviews are allowed."""
+    if links.csrftoken is None:
+        return ""
+    return "<br>" + "".join(review_form(image_id, links, v, label, other) for v, label in REVIEW_CHOICES)
 
 
 def neighbours_html(neighbours: list[Row], image: Row, links: Links, has_pairs: bool) -> Markup:
@@ -456,6 +482,7 @@ class Review:
     has_quality: bool = False
     quality_flags: list[Row] = field(default_factory=list)  # flag, value, rule
     outlier: Row | None = None  # score, measure
+    ignored: bool = False  # a reviewer said: ignore this file
 
 
 def review_html(review: Review, links: Links) -> Markup:
@@ -466,7 +493,17 @@ def review_html(review: Review, links: Links) -> Markup:
     return Markup(
         f'<h1 class="imgindex-review-title">{name} <small>({escape(image.get("split"))}, id {int(image["id"])})'
         f"</small></h1>"
-        f'<p class="imgindex-verdict">{escape(verdict_text(review.neighbours))} '
+        + (
+            '<p class="imgindex-reviewed">Reviewed: ignored (left out of duplicates, leakage and check).</p>'
+            if review.ignored
+            else ""
+        )
+        + (
+            review_form(int(image["id"]), links, "ignore", "Ignore this file")
+            if links.csrftoken and not review.ignored
+            else ""
+        )
+        + f'<p class="imgindex-verdict">{escape(verdict_text(review.neighbours))} '
         f"{len(review.labels)} labels, {boxes} boxes drawn; {len(review.problems)} label problems."
         + (f" {escape(quality_text(review.quality_flags))}" if review.has_quality else "")
         + "</p>"
