@@ -186,13 +186,15 @@ class Index:
         leaks: str = "train",
         train_split: str | None = None,
         dry_run: bool = False,
+        keep: str = "largest",
     ) -> export.ExportResult:
         """A leak-free, de-duplicated dataset definition written into ``out`` (a new or empty
         folder) in ``fmt`` (imgindex.export.EXPORTERS), with the removal list; ``leaks`` says where
-        a group of copies in several splits goes (imgindex.export.LEAK_POLICIES). Nothing is
+        a group of copies in several splits goes (imgindex.export.LEAK_POLICIES), ``keep`` which copy
+        stays (imgindex.export.KEEP_POLICIES). Nothing is
         written with ``dry_run``; the result holds the decisions either way."""
         with self.snapshot():
-            return export.export(self.db, Path(out), fmt, leaks, train_split, dry_run)
+            return export.export(self.db, Path(out), fmt, leaks, train_split, dry_run, keep)
 
     def review(self, verdict: str, files: Sequence[str], note: str | None = None, source: str = "api") -> list[int]:
         """Record a reviewer's verdict (imgindex.reviews.VERDICTS) about files named SPLIT:PATH, and

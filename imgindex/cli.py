@@ -810,23 +810,31 @@ def check_command(
     "of them, or nowhere (drop).",
 )
 @click.option("--train-split", help="The training split [default: the split named train or training].")
+@click.option(
+    "--keep",
+    type=click.Choice(list(export.KEEP_POLICIES)),
+    default="largest",
+    show_default=True,
+    help="Which copy of a group stays: the largest picture (then fewest label problems), or the one with "
+    "fewest label problems (then the largest).",
+)
 @click.option("--dry-run", is_flag=True, help="Print what would change per split; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the decisions as JSON.")
 def export_command(
-    out: Path, db_path: str, fmt: str, leaks: str, train_split: str | None, dry_run: bool, as_json: bool
+    out: Path, db_path: str, fmt: str, leaks: str, train_split: str | None, keep: str, dry_run: bool, as_json: bool
 ) -> None:
     """Write a leak-free, de-duplicated dataset definition into OUT (a new folder), without touching
     the original files.
 
     Each group of copies (the stored verdict, as `imgindex duplicates` shows it) spanning splits
-    goes to one split (--leaks), and within a split one copy stays: the largest, then the one with
-    fewest label problems. OUT gets the definition (--format) and removed.csv / removed.json, the
+    goes to one split (--leaks), and within a split one copy stays (--keep): by default the largest,
+    then the one with fewest label problems. OUT gets the definition (--format) and removed.csv / removed.json, the
     reason for every file left out. Scanning OUT and checking it passes the leakage and duplicate
     rules.
     """
     with read_index(db_path) as index:
         try:
-            result = index.export(out, fmt, leaks, train_split, dry_run)
+            result = index.export(out, fmt, leaks, train_split, dry_run, keep)
         except export.ExportError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:

@@ -86,6 +86,15 @@ def test_dry_run_writes_nothing_and_policies_move_the_leak(yolo_leak: tuple[Path
     assert dropped["splits"] == {"train": {"kept": 14, "removed": 3}, "val": {"kept": 2, "removed": 2}}
     val_keeps = invoke("export", "--db", str(db), str(out), "--dry-run", "--train-split", "val").output
     assert "val: 4 kept, 0 removed" in val_keeps and "train: 14 kept, 3 removed" in val_keeps
+    labels = yolo_leak[0] / "train" / "labels" / "train2017" / "000000000030.txt"
+    labels.write_text(labels.read_text() + "7 0.5 0.5\n")  # a malformed row: the large copy's labels now have a problem
+    invoke("scan", "--db", str(db), "-q", str(yolo_leak[0] / "data.yaml"))
+    by_size = json.loads(invoke("export", "--db", str(db), str(out), "--dry-run", "--json").output)
+    by_problems = json.loads(
+        invoke("export", "--db", str(db), str(out), "--dry-run", "--json", "--keep", "fewest-problems").output
+    )
+    assert [Path(r["path"]).name for r in by_size["removed"] if r["split"] == "train"] == ["small_030.jpg"]
+    assert [Path(r["path"]).name for r in by_problems["removed"] if r["split"] == "train"] == ["000000000030.jpg"]
 
 
 def test_coco_export_of_a_roboflow_root_round_trips(tmp_path: Path) -> None:

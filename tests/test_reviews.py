@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import httpx
 import pytest
-from conftest import DATA, invoke, sql_rows
+from conftest import DATA, free_port, invoke, sql_rows, wait_http
 from datasette.app import Datasette
 from PIL import Image
 
@@ -124,3 +127,30 @@ def test_the_report_applies_a_review_as_the_cli_does(leaky: tuple[Path, Path], t
     feature = json.dumps(next(f for f in summary["features"] if f["name"] == "ImageDuplicates"))
     sentence = "There are 1 duplicates between train and val"
     assert sentence in feature and sentence in invoke("duplicates", "--db", str(db)).output
+
+
+def test_imgindex_serve_without_the_flag_refuses_a_review(leaky: tuple[Path, Path]) -> None:
+    """A real `imgindex serve` process, started without --allow-reviews."""
+    db, _ = leaky
+    image_id = sql_rows(db, "select id from images where split = 'val' and rel_path = '000000000036.jpg'")[0]["id"]
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "imgindex", "serve", "--db", str(db), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/")
+        with httpx.Client(base_url=base) as client:
+            page = client.get(f"/-/imgindex/image/{image_id}/review?db={db.stem}")
+            token = client.cookies.get("ds_csrftoken") or "x"
+            posted = client.post(
+                f"/-/imgindex/image/{image_id}/verdict?db={db.stem}", data={"verdict": "ignore", "csrftoken": token}
+            )
+        assert page.status_code == 200 and "imgindex-review-action" not in page.text
+        assert posted.status_code == 403 and "--allow-reviews" in posted.text
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert sql_rows(db, "select count(*) n from reviews")[0]["n"] == 0

@@ -16,9 +16,11 @@ import sqlite_utils
 
 from ..near import verdict as verdicts
 from .formats import EXPORTERS, ExportError, Target, removal_list
-from .policy import LEAK_POLICIES, Decision, decide, per_split
+from .policy import KEEP_POLICIES, LEAK_POLICIES, Decision, decide, per_split
 
-__all__ = ["EXPORTERS", "LEAK_POLICIES", "ExportError", "ExportResult", "export"]
+STAYS = {"largest": "the largest copy stays", "fewest-problems": "the copy with fewest label problems stays"}
+
+__all__ = ["EXPORTERS", "KEEP_POLICIES", "LEAK_POLICIES", "ExportError", "ExportResult", "export"]
 
 
 @dataclass
@@ -30,7 +32,7 @@ class ExportResult:
 
     def lines(self) -> list[str]:
         train = self.decision.train_split or "none"
-        head = f"Leaks go to: {self.leaks} (training split: {train}); within a split the largest copy stays."
+        head = f"Leaks go to: {self.leaks} (training split: {train}); within a split {STAYS[self.decision.keep]}."
         lines = [head]
         for split, (kept, removed) in per_split(self.decision).items():
             lines.append(f"{split}: {kept} kept, {removed} removed")
@@ -49,6 +51,7 @@ class ExportResult:
             "format": self.format,
             "leaks": self.leaks,
             "train_split": self.decision.train_split,
+            "keep": self.decision.keep,
             "splits": {s: {"kept": k, "removed": r} for s, (k, r) in per_split(self.decision).items()},
             "removed": [
                 {"split": r.image.split, "path": r.image.path, "reason": r.reason} for r in self.decision.removed
@@ -64,13 +67,16 @@ def export(
     leaks: str = "train",
     train_split: str | None = None,
     dry_run: bool = False,
+    keep: str = "largest",
 ) -> ExportResult:
     """Decide, then (unless dry_run) write the export into out, a new or empty folder."""
     if fmt not in EXPORTERS:
         raise ExportError(f"unknown format {fmt!r}: the formats are {', '.join(EXPORTERS)}")
     if leaks not in LEAK_POLICIES:
         raise ExportError(f"unknown leak policy {leaks!r}: give one of {', '.join(LEAK_POLICIES)}")
-    decision = decide(db, leaks, train_split)
+    if keep not in KEEP_POLICIES:
+        raise ExportError(f"unknown keep policy {keep!r}: give one of {', '.join(KEEP_POLICIES)}")
+    decision = decide(db, leaks, train_split, keep)
     if train_split is not None and train_split not in decision.splits():
         raise ExportError(f"no split named {train_split!r}: the splits are {', '.join(decision.splits())}")
     result = ExportResult(decision, None, fmt, leaks)

@@ -11,7 +11,7 @@ apart is settled the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import sqlite_utils
@@ -35,9 +35,20 @@ class Image:
     size: int
     problems: int
 
-    def rank(self) -> tuple[int, int, int, str]:
+    def largest(self) -> tuple[int, int, int, str]:
         """Lower is kept first: the largest picture, then fewest label problems, then the path."""
         return (-self.pixels, self.problems, -self.size, self.path)
+
+    def fewest_problems(self) -> tuple[int, int, int, str]:
+        """Lower is kept first: fewest label problems, then the largest picture, then the path."""
+        return (self.problems, -self.pixels, -self.size, self.path)
+
+
+Rank = Callable[[Image], tuple[int, int, int, str]]
+KEEP_POLICIES: dict[str, tuple[Rank, str]] = {
+    "largest": (Image.largest, "kept as the largest"),
+    "fewest-problems": (Image.fewest_problems, "kept for the fewest label problems"),
+}
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,7 @@ class Decision:
     images: dict[int, Image]
     removed: list[Removal] = field(default_factory=list)
     train_split: str | None = None
+    keep: str = "largest"  # KEEP_POLICIES
 
     def kept(self, split: str) -> list[Image]:
         gone = {r.image.id for r in self.removed}
@@ -86,33 +98,38 @@ def training_split(splits: Iterable[str], given: str | None) -> str | None:
     return next((s for name in TRAIN_NAMES for s in names if s.lower() == name), None)
 
 
-def decide(db: sqlite_utils.Database, leaks: str = "train", train_split: str | None = None) -> Decision:
-    """The removals of the export under a leak policy (LEAK_POLICIES)."""
+def decide(
+    db: sqlite_utils.Database, leaks: str = "train", train_split: str | None = None, keep: str = "largest"
+) -> Decision:
+    """The removals of the export under a leak policy (LEAK_POLICIES) and a choice of the copy
+    that stays (KEEP_POLICIES)."""
     if leaks not in LEAK_POLICIES:
         raise ValueError(f"leak policy must be one of {', '.join(LEAK_POLICIES)}, not {leaks!r}")
-    decision = Decision(load_images(db))
+    if keep not in KEEP_POLICIES:
+        raise ValueError(f"keep policy must be one of {', '.join(KEEP_POLICIES)}, not {keep!r}")
+    decision = Decision(load_images(db), keep=keep)
     decision.train_split = training_split(decision.splits(), train_split)
     for group in verdicts.load(db).groups:
         members = [decision.images[m.id] for m in group.members if m.id in decision.images]
         if len(members) >= 2:
-            decision.removed += _settle(members, leaks, decision.train_split)
+            decision.removed += _settle(members, leaks, decision.train_split, decision.keep)
     decision.removed += _remaining_pairs(db, decision, leaks)
     return decision
 
 
-def _settle(members: list[Image], leaks: str, train: str | None) -> list[Removal]:
+def _settle(members: list[Image], leaks: str, train: str | None, keep: str) -> list[Removal]:
     splits = sorted({m.split for m in members})
     if len(splits) == 1:
-        return _keep_one(members, "duplicate")
+        return _keep_one(members, "duplicate", keep)
     if leaks == "drop":
         return [Removal(m, f"leak between {' and '.join(splits)}: the whole group dropped") for m in members]
     home = _home(members, splits, leaks, train)
     away = [
-        Removal(m, f"leak: a copy of {_place(_best(members, home))}, which {home} keeps")
+        Removal(m, f"leak: a copy of {_place(_best(members, home, keep))}, which {home} keeps")
         for m in members
         if m.split != home
     ]
-    return away + _keep_one([m for m in members if m.split == home], "duplicate")
+    return away + _keep_one([m for m in members if m.split == home], "duplicate", keep)
 
 
 def _home(members: list[Image], splits: list[str], leaks: str, train: str | None) -> str:
@@ -122,15 +139,16 @@ def _home(members: list[Image], splits: list[str], leaks: str, train: str | None
     return min(splits, key=lambda s: (-counts[s], s != train, s))
 
 
-def _best(members: list[Image], split: str) -> Image:
-    return min((m for m in members if m.split == split), key=Image.rank)
+def _best(members: list[Image], split: str, keep: str) -> Image:
+    return min((m for m in members if m.split == split), key=KEEP_POLICIES[keep][0])
 
 
-def _keep_one(members: list[Image], why: str) -> list[Removal]:
+def _keep_one(members: list[Image], why: str, keep: str) -> list[Removal]:
     if len(members) < 2:
         return []
-    keep = min(members, key=Image.rank)
-    return [Removal(m, f"{why} of {_place(keep)}, kept as the largest") for m in members if m is not keep]
+    rank, said = KEEP_POLICIES[keep]
+    kept = min(members, key=rank)
+    return [Removal(m, f"{why} of {_place(kept)}, {said}") for m in members if m is not kept]
 
 
 def _place(image: Image) -> str:
@@ -148,7 +166,7 @@ def _remaining_pairs(db: sqlite_utils.Database, decision: Decision, leaks: str) 
         if a in gone or b in gone or a not in decision.images or b not in decision.images:
             continue
         pair = [decision.images[a], decision.images[b]]
-        for removal in _settle(pair, leaks, decision.train_split):
+        for removal in _settle(pair, leaks, decision.train_split, decision.keep):
             gone.add(removal.image.id)
             removed.append(removal)
     return removed
@@ -162,4 +180,4 @@ def per_split(decision: Decision) -> dict[str, tuple[int, int]]:
     return {s: (len(decision.kept(s)), removed[s]) for s in decision.splits()}
 
 
-__all__ = ["LEAK_POLICIES", "Decision", "Image", "Removal", "decide", "per_split"]
+__all__ = ["KEEP_POLICIES", "LEAK_POLICIES", "Decision", "Image", "Removal", "decide", "per_split"]
