@@ -81,7 +81,11 @@ def read_yolo_file(path: Path) -> Definition:
     for split in wanted:
         entries = data[split] if isinstance(data[split], list) else [data[split]]
         for entry in entries:
-            _add_entry(definition, split, root, str(entry), path)
+            if not isinstance(entry, str):  # a nested list or mapping (a YAML alias bomb) names no path
+                raise DefinitionError(
+                    f"{path}: {split} holds {type(entry).__name__}s; give a folder, a .txt list or a list of those"
+                )
+            _add_entry(definition, split, root, entry, path)
     definition.names_file = path if names_from_mapping(data.get("names")) else None
     return definition
 

@@ -113,3 +113,12 @@ def test_a_definition_that_cannot_be_followed_is_one_line(tmp_path: Path) -> Non
     empty.write_text("names: [a]\n")
     result = invoke("scan", "--db", str(tmp_path / "x.db"), str(empty), ok=False)
     assert "no train, val or test entry" in result.output
+
+
+def test_a_yaml_alias_bomb_is_refused_in_one_line(tmp_path: Path) -> None:
+    bomb = tmp_path / "data.yaml"
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    bomb.write_text("\n".join(levels) + "\ntrain: [*a8]\n")
+    result = invoke("scan", "--db", str(tmp_path / "x.db"), str(bomb), ok=False)
+    assert result.exit_code == 1 and "train holds lists" in result.output

@@ -55,6 +55,12 @@ class Limit:
 
 
 def parse_limit(rule: str, text: object) -> Limit:
+    if text is False:  # YAML reads a bare `off` (or `no`, `false`) as false
+        text = "off"
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        raise CheckError(
+            f"rule '{rule}': a limit is a count (e.g. 0), a share (e.g. '2%') or 'off', not a {type(text).__name__}"
+        )
     value = str(text).strip().lower()
     match = LIMIT.match(value)
     if rule not in RULES:
