@@ -81,13 +81,20 @@ def read_yolo_file(path: Path) -> Definition:
     for split in wanted:
         entries = data[split] if isinstance(data[split], list) else [data[split]]
         for entry in entries:
-            if not isinstance(entry, str):  # a nested list or mapping (a YAML alias bomb) names no path
-                raise DefinitionError(
-                    f"{path}: {split} holds {type(entry).__name__}s; give a folder, a .txt list or a list of those"
-                )
-            _add_entry(definition, split, root, entry, path)
+            _add_entry(definition, split, root, _entry_text(entry, split, path), path)
     definition.names_file = path if names_from_mapping(data.get("names")) else None
     return definition
+
+
+def _entry_text(entry: object, split: str, path: Path) -> str:
+    """A train / val / test entry as a path: a string, or digits (a folder named 2017)."""
+    if isinstance(entry, (int, float)) and not isinstance(entry, bool):
+        return str(entry)
+    if not isinstance(entry, str):  # a nested list or mapping (a YAML alias bomb) names no path
+        raise DefinitionError(
+            f"{path}: {split} holds {type(entry).__name__}s; give a folder, a .txt list or a list of those"
+        )
+    return entry
 
 
 def _yaml_mapping(path: Path) -> dict[str, Any]:
