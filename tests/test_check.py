@@ -86,7 +86,9 @@ def test_limits_from_pyproject_and_from_a_yaml_file(
     )
     assert "All 8 rules hold." in check(leaky, code=0)
     config = tmp_path / "gate.yaml"
-    config.write_text("check:\n  leakage: 1\n  label-unnamed-class: off\n  label-without-image: 'off'\n")  # YAML's bare off
+    config.write_text(
+        "check:\n  leakage: 1\n  label-unnamed-class: off\n  label-without-image: 'off'\n"
+    )  # YAML's bare off
     assert "FAIL leakage: 2 finding(s), at most 1" in check(leaky, "--config", str(config), code=1)
     assert "PASS leakage" in check(leaky, "--config", str(config), "--rule", "leakage=2", code=0)
 
