@@ -122,3 +122,14 @@ def test_a_yaml_alias_bomb_is_refused_in_one_line(tmp_path: Path) -> None:
     bomb.write_text("\n".join(levels) + "\ntrain: [*a8]\n")
     result = invoke("scan", "--db", str(tmp_path / "x.db"), str(bomb), ok=False)
     assert result.exit_code == 1 and "train holds lists" in result.output
+
+
+def test_watch_refuses_a_dataset_file_with_image_lists_in_one_line(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    shutil.copytree(RUBY, root)
+    image = next((root / "valid" / "images").iterdir())
+    (root / "val.txt").write_text(f"valid/images/{image.name}\n")
+    (root / "lists.yaml").write_text("train: train/images\nval: val.txt\n")
+    result = invoke("watch", "--db", str(tmp_path / "w.db"), str(root / "lists.yaml"), ok=False)
+    assert result.exit_code == 1 and "watch follows folders" in result.output
+    assert len(result.output.strip().splitlines()) == 1
