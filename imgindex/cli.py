@@ -76,17 +76,23 @@ def max_pixels_option(fn: F) -> F:
     )(fn)
 
 
-def parse_threshold(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
-    """FLAG=VALUE pairs, each checked against the quality flags."""
+def name_value_pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    """Repeated NAME=VALUE options as a mapping; ValueError naming the value and `what` to give."""
     pairs: dict[str, str] = {}
     for value in values:
-        name, sep, number = value.partition("=")
-        if not sep or not number:
-            raise click.BadParameter(f"'{value}': give FLAG=VALUE, e.g. {param.opts[0]} dark=0.25 (or dark=default)")
-        pairs[name.strip()] = number.strip()
+        name, sep, given = value.partition("=")
+        if not sep or not given:
+            raise ValueError(f"'{value}': give {what}")
+        pairs[name.strip()] = given.strip()
+    return pairs
+
+
+def parse_threshold(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    """FLAG=VALUE pairs, each checked against the quality flags."""
     try:
-        quality.parse_thresholds(pairs)
-    except quality.ThresholdError as exc:
+        pairs = name_value_pairs(values, f"FLAG=VALUE, e.g. {param.opts[0]} dark=0.25 (or dark=default)")
+        quality.parse_thresholds(pairs)  # a ThresholdError is a ValueError
+    except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     return pairs
 
@@ -679,24 +685,26 @@ class CheckMisuse(click.ClickException):
 
 
 def parse_rule_limits(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for value in values:
-        name, sep, limit = value.partition("=")
-        if not sep or not limit:
-            raise CheckMisuse(
-                f"--rule '{value}': give RULE=LIMIT, e.g. --rule leakage=0, --rule duplicates=2% or --rule unreadable=off"
-            )
-        pairs[name.strip()] = limit.strip()
-    return pairs
+    try:
+        return name_value_pairs(
+            values, "RULE=LIMIT, e.g. --rule leakage=0, --rule duplicates=2% or --rule unreadable=off"
+        )
+    except ValueError as exc:
+        raise CheckMisuse(f"--rule {exc}") from None
 
 
 def write_atomically(path: Path, content: str) -> None:
-    """The file whole or not at all: written beside, then renamed over."""
-    part = path.with_name(path.name + ".part")
+    """The file whole or not at all: written beside (a name of this process's own), flushed to
+    disk, then renamed over."""
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
-        part.write_text(content, encoding="utf-8")
+        with open(part, "w", encoding="utf-8") as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(part, path)
     except OSError as exc:
+        part.unlink(missing_ok=True)
         raise CheckMisuse(f"cannot write {path}: {exc.strerror or exc}") from None
 
 

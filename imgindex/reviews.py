@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 
 import sqlite_utils
 
+from . import store
+
 VERDICTS = ("not-duplicate", "duplicate", "ignore")
 
 
@@ -99,7 +101,7 @@ def record(db: sqlite_utils.Database, verdict: str, files: list[File], note: str
             ],
         )
         ids.append(int(cur.lastrowid or 0))
-    db.conn.execute("INSERT OR IGNORE INTO verdict_stale VALUES (1)")
+    store.mark_verdict_stale(db)
     return ids
 
 
@@ -120,7 +122,7 @@ def _forget(db: sqlite_utils.Database, verdict: str, a: File, b: File | None) ->
 def undo(db: sqlite_utils.Database, review_id: int) -> bool:
     gone = db.conn.execute("DELETE FROM reviews WHERE id = ?", [review_id]).rowcount
     if gone:
-        db.conn.execute("INSERT OR IGNORE INTO verdict_stale VALUES (1)")
+        store.mark_verdict_stale(db)
     return bool(gone)
 
 
@@ -154,8 +156,6 @@ def listed(db: sqlite_utils.Database) -> list[Listed]:
 
 def applied(db: sqlite_utils.Database) -> Reviewed:
     """The reviews whose files are indexed unchanged, as image ids."""
-    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'reviews'").fetchone():
-        return Reviewed()
     rows = db.execute(
         """SELECT r.verdict, ia.id, ib.id FROM reviews r
            JOIN images ia ON ia.split = r.split_a AND ia.path = r.path_a AND ia.sha256 IS r.sha_a

@@ -18,6 +18,10 @@ from imgindex.cli import cli
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
+# `imgindex check` rules the vendored samples break by themselves (coco8 has no names file, the
+# coco128 sample keeps two label files whose images were left out): turned off where a test
+# is about something else
+SAMPLE_LABEL_GAPS = ["--rule", "label-unnamed-class=off", "--rule", "label-without-image=off"]
 
 
 def invoke(*args: str, ok: bool = True) -> Result:

@@ -9,14 +9,14 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import DATA, invoke, run_imgindex
+from conftest import DATA, SAMPLE_LABEL_GAPS, invoke, run_imgindex
 from PIL import Image
 
 from imgindex import Index
 
 TRAIN = DATA / "coco128_sample"  # 16 coco128 photos with their YOLO labels
 VAL = DATA / "coco8" / "images" / "val"  # 4 photos, 2 of them re-encodes of TRAIN's
-QUIET = ["--rule", "label-unnamed-class=off", "--rule", "label-without-image=off"]  # the samples' own label gaps
+QUIET = SAMPLE_LABEL_GAPS
 
 
 @pytest.fixture()

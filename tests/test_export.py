@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import DATA, invoke, sql_rows
+from conftest import DATA, SAMPLE_LABEL_GAPS, invoke, sql_rows
 from PIL import Image
 
 TRAIN = DATA / "coco128_sample"  # 16 coco128 photos with YOLO labels
 VAL = DATA / "coco8"  # coco8: images/val holds 2 re-encodes of TRAIN photos
 CHESS = DATA / "chess_coco"
 BCCD = DATA / "bccd_voc"
-QUIET = ["--rule", "label-unnamed-class=off", "--rule", "label-without-image=off"]
+QUIET = SAMPLE_LABEL_GAPS
 
 
 def check_passes(db: Path, *args: str) -> str:

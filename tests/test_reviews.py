@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import DATA, free_port, invoke, sql_rows, wait_http
+from conftest import DATA, SAMPLE_LABEL_GAPS, free_port, invoke, sql_rows, wait_http
 from datasette.app import Datasette
 from PIL import Image
 
@@ -21,7 +21,7 @@ from imgindex.report import build_report
 TRAIN = DATA / "coco128_sample"
 VAL = DATA / "coco8" / "images" / "val"  # 000000000036 and 000000000049 are re-encodes of TRAIN photos
 RESHOTS = DATA / "chess_reshots"  # one knight turned between two shots: a similar scene
-QUIET = ["--rule", "label-unnamed-class=off", "--rule", "label-without-image=off"]
+QUIET = SAMPLE_LABEL_GAPS
 PAIR = ["train:images/train2017/000000000036.jpg", "val:000000000036.jpg"]
 
 

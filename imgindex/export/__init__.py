@@ -38,8 +38,7 @@ class ExportResult:
             lines.append(f"{split}: {kept} kept, {removed} removed")
         reasons: dict[str, int] = {}
         for r in self.decision.removed:
-            kind = r.reason.split(":")[0].split(" of ")[0]
-            reasons[kind] = reasons.get(kind, 0) + 1
+            reasons[r.kind] = reasons.get(r.kind, 0) + 1
         if reasons:
             lines.append("Removed: " + ", ".join(f"{n} {k}" for k, n in sorted(reasons.items())))
         where = f"Written: {self.out} ({self.format}; removed.csv and removed.json list every file left out)"

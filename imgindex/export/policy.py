@@ -54,6 +54,7 @@ KEEP_POLICIES: dict[str, tuple[Rank, str]] = {
 @dataclass(frozen=True)
 class Removal:
     image: Image
+    kind: str  # duplicate | leak | leak between SPLITS (dropped whole)
     reason: str
 
 
@@ -122,10 +123,11 @@ def _settle(members: list[Image], leaks: str, train: str | None, keep: str) -> l
     if len(splits) == 1:
         return _keep_one(members, "duplicate", keep)
     if leaks == "drop":
-        return [Removal(m, f"leak between {' and '.join(splits)}: the whole group dropped") for m in members]
+        between = f"leak between {' and '.join(splits)}"
+        return [Removal(m, between, f"{between}: the whole group dropped") for m in members]
     home = _home(members, splits, leaks, train)
     away = [
-        Removal(m, f"leak: a copy of {_place(_best(members, home, keep))}, which {home} keeps")
+        Removal(m, "leak", f"leak: a copy of {_place(_best(members, home, keep))}, which {home} keeps")
         for m in members
         if m.split != home
     ]
@@ -148,7 +150,7 @@ def _keep_one(members: list[Image], why: str, keep: str) -> list[Removal]:
         return []
     rank, said = KEEP_POLICIES[keep]
     kept = min(members, key=rank)
-    return [Removal(m, f"{why} of {_place(kept)}, {said}") for m in members if m is not kept]
+    return [Removal(m, why, f"{why} of {_place(kept)}, {said}") for m in members if m is not kept]
 
 
 def _place(image: Image) -> str:
