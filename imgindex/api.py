@@ -22,7 +22,7 @@ from typing import Any
 import sqlite_utils
 
 from . import check, export, quality, query, reviews, store
-from .executors import DEFAULT_EXECUTOR, Executor, make_executor
+from .executors import Executor, closing_executor, executor_name, make_executor
 from .extract import MAX_PIXELS
 from .labels import LabelOptions, MissingAnswers, prepare
 from .near import groups, verdict
@@ -96,11 +96,13 @@ class Index:
         max_pixels: int | None = None,
         quality_thresholds: Mapping[str, float | str] | None = None,
         members: Members | None = None,
+        scheduler: str | None = None,
     ) -> ScanSummary:
         """Index the images, then the labels, of each split's folders, incrementally (see imgindex.scan.scan).
 
         ``splits`` maps a split name to a folder or a list of folders. ``executor`` is an Executor or
-        the name of one (imgindex.executors.EXECUTORS); ``on_progress(done, total)`` follows extraction.
+        the name of one (imgindex.executors.EXECUTORS); ``scheduler``, a Dask scheduler's address,
+        runs extraction on that cluster; ``on_progress(done, total)`` follows extraction.
         ``max_pixels`` (default ``imgindex.extract.MAX_PIXELS``): an image that would decode to more
         pixels (a JPEG at its draft scale) gets a row with an error instead of being decoded; an
         Executor instance carries its own (``ProcessPool(max_pixels=...)``). ``quality_thresholds``
@@ -108,19 +110,21 @@ class Index:
         ``members`` narrows a split to the image paths listed (a dataset file's .txt lists; see
         ``imgindex.datasets.read_definition``, whose splits, members and names file scan a dataset
         from its own definition)."""
-        return run_scan(
-            self.db,
-            as_splits(splits),
-            labels=labels,
-            named=named_folders(splits),
-            ask=ask,
-            executor=_executor(executor, workers, max_pixels),
-            batch_size=batch_size,
-            retry_errors=retry_errors,
-            on_progress=on_progress,
-            quality_thresholds=quality_thresholds,
-            members=members,
-        )
+        made = _executor(executor, workers, max_pixels, scheduler)
+        with closing_executor(made, owned=made is not executor):
+            return run_scan(
+                self.db,
+                as_splits(splits),
+                labels=labels,
+                named=named_folders(splits),
+                ask=ask,
+                executor=made,
+                batch_size=batch_size,
+                retry_errors=retry_errors,
+                on_progress=on_progress,
+                quality_thresholds=quality_thresholds,
+                members=members,
+            )
 
     def watcher(
         self,
@@ -130,16 +134,18 @@ class Index:
         workers: int | None = None,
         executor: Executor | str | None = None,
         max_pixels: int | None = None,
+        scheduler: str | None = None,
         **settings: Any,
     ) -> Watcher:
         """A Watcher that scans ``splits`` and then follows their changes (``.run()`` until
         ``.stop`` is set). Labels are read as the last scan of each split read them. ``settings``:
-        settle, batch_size, on_batch, on_ready, on_busy (see imgindex.watch.Watcher); ``max_pixels`` as
-        for scan."""
+        settle, batch_size, on_batch, on_ready, on_busy (see imgindex.watch.Watcher); ``max_pixels`` and
+        ``scheduler`` as for scan."""
         folders = as_splits(splits)
         setup = prepare(self.db, folders, LabelOptions(), ask, named_folders(splits))
+        made = _executor(executor, workers, max_pixels, scheduler)
         return Watcher(
-            self.path, folders, executor=_executor(executor, workers, max_pixels), label_setup=setup, **settings
+            self.path, folders, executor=made, label_setup=setup, owns_executor=made is not executor, **settings
         )
 
     def duplicates(self, max_distance: int = groups.DEFAULT_MAX_DISTANCE, rule: str = "imgindex") -> dict[str, Any]:
@@ -249,11 +255,16 @@ class Index:
             return write_report(self.db, self.path, out_dir, title, config, sections=sections)
 
 
-def _executor(executor: Executor | str | None, workers: int | None, max_pixels: int | None = None) -> Executor:
+def _executor(
+    executor: Executor | str | None, workers: int | None, max_pixels: int | None = None, scheduler: str | None = None
+) -> Executor:
     if isinstance(executor, str) or executor is None:
-        return make_executor(executor or DEFAULT_EXECUTOR, workers, MAX_PIXELS if max_pixels is None else max_pixels)
-    if max_pixels is not None:
-        raise ValueError("max_pixels is the executor's to set: pass it to the executor, e.g. ProcessPool(max_pixels=N)")
+        name = executor_name(executor, scheduler)
+        return make_executor(name, workers, MAX_PIXELS if max_pixels is None else max_pixels, scheduler)
+    if max_pixels is not None or scheduler is not None:
+        raise ValueError(
+            "max_pixels and scheduler are the executor's to set: pass them to it, e.g. ProcessPool(max_pixels=N)"
+        )
     return executor
 
 

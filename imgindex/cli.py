@@ -23,7 +23,8 @@ from . import __version__, check, export, quality, query, reviews, store
 from .api import Index
 from .check import outputs as check_outputs
 from .datasets import Definition, DefinitionError, read_definition
-from .executors import DEFAULT_EXECUTOR, EXECUTORS
+from .executors import EXECUTORS, executor_name
+from .executors.cluster import ClusterError
 from .extract import MAX_PIXELS
 from .labels import LabelOptions, MissingAnswers
 from .labels import prompt as labelprompt
@@ -56,13 +57,29 @@ def db_option(fn: F) -> F:
 
 
 def executor_option(fn: F) -> F:
+    fn = click.option(
+        "--scheduler",
+        metavar="ADDRESS",
+        envvar="IMGINDEX_SCHEDULER",
+        show_envvar=True,
+        help="Decode on the workers of this Dask scheduler (tcp://host:8786), which must see the files at "
+        "the same paths; needs `pip install 'imgindex[dask]'`.",
+    )(fn)
     return click.option(
         "--executor",
         type=click.Choice(list(EXECUTORS)),
-        default=DEFAULT_EXECUTOR,
-        show_default=True,
-        help="Where images are decoded: a local process pool, or this process alone.",
+        default=None,
+        help="Where images are decoded: a local process pool, this process alone, or a Dask cluster (a local "
+        "one of --workers processes unless --scheduler is given) [default: processes; dask with --scheduler].",
     )(fn)
+
+
+def chosen_executor(executor: str | None, scheduler: str | None) -> str:
+    """The executor's name; a usage error when --executor and --scheduler disagree."""
+    try:
+        return executor_name(executor, scheduler)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def max_pixels_option(fn: F) -> F:
@@ -241,7 +258,8 @@ def scan_command(
     quality_thresholds: dict[str, str],
     names_path: Path | None,
     max_pixels: int,
-    executor: str,
+    executor: str | None,
+    scheduler: str | None,
 ) -> None:
     """Index the images of each SPLIT=DIR folder (recursively), then their labels, incrementally.
 
@@ -264,7 +282,8 @@ def scan_command(
                 labels=options,
                 ask=lambda missing: answer(missing, options),
                 workers=workers,
-                executor=executor,
+                executor=chosen_executor(executor, scheduler),
+                scheduler=scheduler,
                 batch_size=batch_size,
                 retry_errors=retry_errors,
                 on_progress=on_progress,
@@ -272,7 +291,7 @@ def scan_command(
                 quality_thresholds=quality_thresholds,
                 members=definition.members if definition else None,
             )
-        except LabelError as exc:
+        except (LabelError, ClusterError) as exc:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
             click.echo("Interrupted: what was indexed is kept; run the same command again to finish.", err=True)
@@ -550,7 +569,8 @@ def watch_command(
     batch_size: int,
     quiet: bool,
     max_pixels: int,
-    executor: str,
+    executor: str | None,
+    scheduler: str | None,
 ) -> None:
     """Scan each SPLIT=DIR (or a dataset's folders, as scan takes them), then keep the index
     current as files change, until Ctrl-C.
@@ -591,7 +611,8 @@ def watch_command(
                 settle=settle,
                 batch_size=batch_size,
                 workers=workers,
-                executor=executor,
+                executor=chosen_executor(executor, scheduler),
+                scheduler=scheduler,
                 max_pixels=max_pixels,
                 on_batch=report,
                 on_ready=ready,
@@ -600,7 +621,10 @@ def watch_command(
         except LabelError as exc:
             raise click.ClickException(str(exc)) from None
     stop_on_signals(watcher.stop)
-    click.echo(watcher.run().line())
+    try:
+        click.echo(watcher.run().line())
+    except ClusterError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def stop_on_signals(stop: threading.Event) -> None:

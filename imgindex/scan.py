@@ -442,6 +442,7 @@ def scan_images_and_labels(
         "splits": {k: [str(p) for p in v] for k, v in splits.items()},
         "executor": type(executor).__name__,
         "workers": getattr(executor, "workers", 1),
+        "scheduler": getattr(executor, "scheduler", None),
         "labels": {k: [p.format for p in v] for k, v in setup.plans.items()},
     }
     summary = ScanSummary(scan_id=store.start_scan(db, arguments))

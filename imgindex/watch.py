@@ -264,10 +264,12 @@ class Watcher:
         on_ready: Callable[[ScanSummary | None], None] | None = None,
         label_setup: LabelSetup | None = None,
         on_busy: Callable[[str], None] | None = None,
+        owns_executor: bool = False,
     ) -> None:
         self.db_path, self.splits, self.roots = db_path, splits, split_roots(splits)
         self.settle, self.tick, self.batch_size = settle, tick, batch_size
         self.executor = executor or ProcessPool(workers)
+        self.owns_executor = owns_executor or executor is None  # closed when the watch ends
         self.max_wait = max(max_wait, settle)
         self.on_batch, self.on_ready, self.on_busy = on_batch, on_ready, on_busy
         self.refusals = 0  # batches refused the write lock in a row
@@ -296,6 +298,9 @@ class Watcher:
         finally:
             self.observer.stop()
             self.observer.join()
+            closing = getattr(self.executor, "close", None)
+            if self.owns_executor and closing is not None:
+                closing()
         summary.pending = len(self.queue)
         summary.seconds = time.monotonic() - summary.started
         return summary

@@ -23,5 +23,10 @@ bin="$work/venv/bin/imgindex"
 "$bin" duplicates --db "$work/sample.db" | grep -q "2 duplicates between train and val"
 "$bin" report --db "$work/sample.db" --out "$work/logs" --title sample >/dev/null
 test -s "$work/logs/sample/Report.pdf" && test -s "$work/logs/sample/summary.json"
+# the Dask extra from the wheel: a scan through a local cluster of two worker processes indexes the same
+"$work/venv/bin/pip" install --quiet --disable-pip-version-check "$(ls "$work/dist"/*.whl)[dask]"
+"$bin" scan --db "$work/cluster.db" -q --executor dask --workers 2 \
+  "train=$repo/tests/data/coco128_sample/images/train2017" "val=$repo/tests/data/coco8/images/val"
+"$bin" duplicates --db "$work/cluster.db" | grep -q "2 duplicates between train and val"
 "$work/venv/bin/python" -c "import imgindex, sys; assert 'site-packages' in imgindex.__file__, imgindex.__file__"
-echo "installed wheel: scan, duplicates and report ran from $(basename "$work"/dist/*.whl)"
+echo "installed wheel: scan (local and on a Dask cluster), duplicates and report ran from $(basename "$work"/dist/*.whl)"

@@ -33,9 +33,10 @@ def invoke(*args: str, ok: bool = True) -> Result:
 
 
 def run_imgindex(*args: str, cwd: Path | None = None, **kw: Any) -> subprocess.CompletedProcess[str]:
-    """Run `python -m imgindex` in a real subprocess."""
+    """Run `python -m imgindex` in a real subprocess; ``env``: variables set on top of this process's."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("IMGINDEX_DB", None)
+    env.update(kw.pop("env", {}))
     if "stdout" not in kw and "stderr" not in kw:
         kw["capture_output"] = True
     return subprocess.run([sys.executable, "-m", "imgindex", *args], cwd=cwd, env=env, text=True, **kw)

@@ -1,11 +1,4 @@
-"""Where extraction runs: an executor takes file paths and yields ``(path, row)`` as files finish.
-
-The scan and the watcher only ever call ``Executor.run``; an engine plugs in by implementing it
-and, to be chosen by name (``imgindex scan --executor NAME``), by adding itself to EXECUTORS.
-Today: ``inline`` (this process) and ``processes`` (a local process pool, the default). Each
-executor owns its interrupt handling: a Ctrl-C stops the work it started and reaches the caller
-as KeyboardInterrupt, with every batch already written kept.
-"""
+"""Extraction on this machine: ``inline`` in this process, ``processes`` in a local pool."""
 
 from __future__ import annotations
 
@@ -13,22 +6,16 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from multiprocessing import resource_tracker
-from typing import Any, Protocol
+from typing import Any
 
-from .extract import MAX_PIXELS, extract
+from ..extract import MAX_PIXELS, extract
 
 Result = tuple[str, dict[str, Any]]  # (path, the row extract() made of it)
 MAX_CHUNK = 32
-
-
-class Executor(Protocol):
-    """Runs extract() over paths; yields each result as soon as it is ready, in any order."""
-
-    def run(self, paths: Sequence[str]) -> Iterator[Result]: ...
 
 
 def extract_one(path: str, max_pixels: int = MAX_PIXELS) -> Result:
@@ -62,24 +49,6 @@ class ProcessPool:
         task = partial(extract_one, max_pixels=self.max_pixels)
         with _started_pool(self.workers) as pool:
             yield from pool.imap_unordered(task, paths, chunksize=chunk_size(len(paths), self.workers))
-
-
-# name -> factory (workers, max_pixels) -> Executor
-EXECUTORS: dict[str, Callable[[int | None, int], Executor]] = {
-    "processes": ProcessPool,
-    "inline": lambda workers, max_pixels: Inline(max_pixels),
-}
-DEFAULT_EXECUTOR = "processes"
-
-
-def make_executor(name: str = DEFAULT_EXECUTOR, workers: int | None = None, max_pixels: int = MAX_PIXELS) -> Executor:
-    """The executor registered under ``name``, for ``workers`` workers where it has any, decoding at
-    most ``max_pixels`` pixels per image."""
-    try:
-        factory = EXECUTORS[name]
-    except KeyError:
-        raise ValueError(f"no executor {name!r}; known: {', '.join(EXECUTORS)}") from None
-    return factory(workers, max_pixels)
 
 
 def default_workers() -> int:
