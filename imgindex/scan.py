@@ -320,18 +320,20 @@ def process(
     summary: ScanSummary,
     on_progress: Progress | None = None,
 ) -> None:
-    """Extract every job and upsert the rows, one transaction per batch (or every 2 s)."""
+    """Extract every job and upsert the rows, one transaction per batch (or every 2 s); the upkeep
+    of the hash indexes is put off to the end when many rows are new (store.deferred_upkeep)."""
     batch: list[dict[str, Any]] = []
     flushed = time.monotonic()
-    for done, (job, extracted) in enumerate(_extracted(jobs, executor), start=1):
-        batch.append(to_row(job, extracted, scan_id))
-        _count(summary, job, extracted)
-        if on_progress is not None:
-            on_progress(done, len(jobs))
-        if len(batch) >= batch_size or time.monotonic() - flushed > 2.0:
-            store.upsert_images(db, batch)
-            batch, flushed = [], time.monotonic()
-    store.upsert_images(db, batch)
+    with store.deferred_upkeep(db, sum(job.is_new for job in jobs)):
+        for done, (job, extracted) in enumerate(_extracted(jobs, executor), start=1):
+            batch.append(to_row(job, extracted, scan_id))
+            _count(summary, job, extracted)
+            if on_progress is not None:
+                on_progress(done, len(jobs))
+            if len(batch) >= batch_size or time.monotonic() - flushed > 2.0:
+                store.upsert_images(db, batch)
+                batch, flushed = [], time.monotonic()
+        store.upsert_images(db, batch)
 
 
 def _count(summary: ScanSummary, job: Job, extracted: dict[str, Any]) -> None:

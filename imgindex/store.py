@@ -314,7 +314,61 @@ def open_db(path: str | Path) -> sqlite_utils.Database:
     register_functions(conn)
     db = sqlite_utils.Database(conn)
     bring_up_to_date(db, Path(path))
+    if db.execute("SELECT EXISTS (SELECT 1 FROM deferred_upkeep)").fetchone()[0]:
+        restore_deferred(db)  # a large write was killed before it built them
     return db
+
+
+# ---------------------------------------------------------------- deferred upkeep
+#
+# Each of these costs every inserted row a B-tree insert at a random place (the keys are hashes),
+# which in a large write means a page written back per row and batch. A write adding many rows
+# drops them first and builds them once at the end from the sorted keys, about 8 times cheaper.
+DEFERRABLE = ("images_dhash", "images_split_dhash", "images_sha256", "near_on_insert")
+BULK_ROWS = 2000  # fewest new rows worth it; and at least a quarter of the rows already there
+# What near_on_insert would have recorded: the dHash of every image whose near pairs were not
+# computed since it was written (imgindex.near.pairs writes near_images for each image it pairs).
+_UNPAIRED_STALE = (
+    "INSERT OR IGNORE INTO near_stale (dhash) SELECT dhash FROM images i "
+    "WHERE dhash IS NOT NULL AND NOT EXISTS (SELECT 1 FROM near_images n WHERE n.id = i.id)"
+)
+
+
+@contextmanager
+def deferred_upkeep(db: sqlite_utils.Database, new_rows: int) -> Iterator[None]:
+    """Around a write of ``new_rows`` rows: when that is many (BULK_ROWS, and a quarter of the index),
+    the DEFERRABLE indexes and trigger are dropped before and re-created after, even when the block
+    raises; a process killed in between leaves them to restore_deferred."""
+    existing = db.execute("SELECT COALESCE(MAX(id), 0) FROM images").fetchone()[0]
+    if new_rows < max(BULK_ROWS, existing // 4):
+        yield
+        return
+    defer_upkeep(db)
+    try:
+        yield
+    finally:
+        restore_deferred(db)
+
+
+def defer_upkeep(db: sqlite_utils.Database) -> None:
+    with write_transaction(db):
+        marks = ", ".join("?" * len(DEFERRABLE))
+        found = db.execute(f"SELECT name, type, sql FROM sqlite_master WHERE name IN ({marks})", DEFERRABLE).fetchall()
+        for name, kind, sql in found:
+            db.execute("INSERT OR REPLACE INTO deferred_upkeep (name, sql) VALUES (?, ?)", (name, sql))
+            db.execute(f"DROP {kind.upper()} {name}")
+
+
+def restore_deferred(db: sqlite_utils.Database) -> None:
+    """Re-create what defer_upkeep dropped, and mark stale the dHashes its trigger missed."""
+    with write_transaction(db):
+        waiting = db.execute("SELECT name, sql FROM deferred_upkeep").fetchall()
+        for name, sql in waiting:
+            if not db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone():
+                db.execute(sql)
+            if name == "near_on_insert":
+                db.execute(_UNPAIRED_STALE)
+        db.execute("DELETE FROM deferred_upkeep")
 
 
 def bring_up_to_date(db: sqlite_utils.Database, path: Path) -> None:
@@ -502,7 +556,7 @@ def upsert_images(db: sqlite_utils.Database, rows: Sequence[dict[str, Any]]) -> 
         f"INSERT INTO images ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT (split, path) DO UPDATE SET {updates}"
     )
     with write_transaction(db):
-        db.conn.executemany(sql, [tuple(r.get(c) for c in columns) for r in rows])
+        db.conn.executemany(sql, [tuple(map(r.get, columns)) for r in rows])
 
 
 # the stored verdict's rows naming an image (the parameters: its split and path, twice)
