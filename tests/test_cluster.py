@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -181,3 +182,23 @@ def test_workers_that_do_not_see_the_files_stop_the_scan_with_a_message(tmp_path
     assert "Traceback" not in result.stderr
     assert "cannot read" in result.stderr and "same path" in result.stderr
     assert sql_rows(tmp_path / "i.db", "select count(*) n from images") == [{"n": 0}]
+
+
+def test_a_client_killed_mid_scan_leaves_an_index_the_next_scan_completes(tmp_path: Path, scheduler: str) -> None:
+    from test_kill import FILES, indexed_count, kill_after, slow_folder
+
+    folder, db = slow_folder(tmp_path), tmp_path / "index.db"
+    command = [sys.executable, "-m", "imgindex", "scan", "--db", str(db), "--batch-size", "5", "-q", f"noise={folder}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "IMGINDEX_SCHEDULER": scheduler}
+    kill_after(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), db, 10)
+    done = indexed_count(db)
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("pragma integrity_check").fetchone() == ("ok",)
+        assert conn.execute("select count(*) = count(dhash) from images").fetchone() == (1,)  # whole rows only
+    finally:
+        conn.close()
+    assert 10 <= done < FILES
+    resumed = run_imgindex("scan", "--db", str(db), "--scheduler", scheduler, f"noise={folder}", "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.startswith(f"{FILES - done} new, 0 changed, {done} unchanged, 0 removed, 0 errors")
