@@ -35,7 +35,7 @@ import numpy as np
 from imgindex import store
 from imgindex.near import pairs as near_index
 from imgindex.near import search as near
-from imgindex.near.groups import components
+from imgindex.near.verdict import components
 
 
 def flip_bits(rng: np.random.Generator, values: np.ndarray, max_flips: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +107,7 @@ def bench_db(rows: int, adds: int, rng: np.random.Generator) -> None:
 
 
 def component_sets(i: np.ndarray, j: np.ndarray) -> set[frozenset[int]]:
-    return {frozenset(c) for c in components(zip(i.tolist(), j.tolist()))}
+    return {frozenset(c) for c in components(i.astype(np.int64), j.astype(np.int64))}
 
 
 def confined(rng: np.random.Generator, n: int, bits: int) -> np.ndarray:
@@ -137,7 +137,7 @@ def dense_case(hashes: np.ndarray, k: int, cap: int | None, out: multiprocessing
     i, j, _ = near.find_pairs(hashes, k, cap=cap)
     seconds, peak = time.perf_counter() - t0, rss_mb()  # before the checks below add their own
     degree = np.bincount(np.concatenate([i, j]), minlength=len(hashes))
-    parts = len(components(zip(i.tolist(), j.tolist())))
+    parts = len(components(i.astype(np.int64), j.astype(np.int64)))
     out.put(
         f"{seconds:6.2f} s, {len(i):>11,} pairs, partners per hash {degree.min()}-{degree.max()}, "
         f"{parts} component(s), peak RSS {peak:,.0f} MB"
