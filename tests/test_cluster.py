@@ -202,3 +202,26 @@ def test_a_client_killed_mid_scan_leaves_an_index_the_next_scan_completes(tmp_pa
     resumed = run_imgindex("scan", "--db", str(db), "--scheduler", scheduler, f"noise={folder}", "-q")
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.startswith(f"{FILES - done} new, 0 changed, {done} unchanged, 0 removed, 0 errors")
+
+
+def test_workers_running_another_extractor_are_refused_before_any_work(
+    tmp_path: Path, scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imgindex.executors import cluster as engine
+
+    monkeypatch.setattr(engine, "EXTRACTOR", engine.EXTRACTOR + 1)  # this machine: a newer imgindex
+    result = invoke("scan", "--db", str(tmp_path / "i.db"), "--scheduler", scheduler, f"val={VAL}", ok=False)
+    assert result.exit_code == 1
+    assert f"(extractor {engine.EXTRACTOR - 1}), this machine extractor {engine.EXTRACTOR}" in result.output
+    assert "install the same imgindex on every worker" in result.output
+    assert sql_rows(tmp_path / "i.db", "select count(*) n from images") == [{"n": 0}]
+
+
+def test_without_the_dask_extra_the_scheduler_option_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed: importing it fails
+    result = invoke("scan", "--db", str(tmp_path / "i.db"), "--scheduler", "tcp://10.0.0.5:8786", f"v={VAL}", ok=False)
+    assert result.exit_code == 1
+    assert "pip install 'imgindex[dask]'" in result.output
+    assert "Traceback" not in result.output
