@@ -225,3 +225,30 @@ def test_without_the_dask_extra_the_scheduler_option_says_what_to_install(
     assert result.exit_code == 1
     assert "pip install 'imgindex[dask]'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_ctrl_c_stops_a_local_cluster_scan_with_one_line(tmp_path: Path) -> None:
+    from test_kill import FILES, indexed_count, slow_folder
+
+    folder, db = slow_folder(tmp_path), tmp_path / "index.db"
+    command = [sys.executable, "-m", "imgindex", "scan", "--db", str(db), "--executor", "dask", "--workers", "2"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    scan = subprocess.Popen(
+        [*command, "--batch-size", "5", f"noise={folder}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches
+    )
+    deadline = time.monotonic() + 120
+    while indexed_count(db) < 10 and scan.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert scan.poll() is None, "the scan ended before it could be interrupted"
+    os.killpg(scan.pid, signal.SIGINT)  # every process of the group: the scan and its cluster's workers
+    _, err = scan.communicate(timeout=60)
+    assert scan.returncode == 130
+    assert err.strip() == "Interrupted: what was indexed is kept; run the same command again to finish."
+    done = indexed_count(db)
+    resumed = run_imgindex("scan", "--db", str(db), "--workers", "1", f"noise={folder}", "-q")
+    assert resumed.stdout.startswith(f"{FILES - done} new, 0 changed, {done} unchanged, 0 removed, 0 errors")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -187,7 +188,19 @@ def _connected(distributed: Any, scheduler: str) -> Any:
 
 
 def _local_cluster(distributed: Any, workers: int) -> Any:
-    """One single-threaded worker process per CPU asked for: extraction holds the GIL in parts."""
+    """One single-threaded worker process per CPU asked for (extraction holds the GIL in parts),
+    each leaving Ctrl-C to this process (see dask_setup)."""
     return distributed.LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        silence_logs=logging.ERROR,
+        preload=[__name__],
     )
+
+
+def dask_setup(worker: Any) -> None:
+    """Run by the local cluster's worker processes as they start (a Dask preload): a Ctrl-C, which
+    reaches every process of the terminal's group, is this process's to handle; it stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
