@@ -371,8 +371,8 @@ def restore_deferred(db: sqlite_utils.Database) -> None:
         for name, sql in waiting:
             if not db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone():
                 db.execute(sql)
-            if name == "near_on_insert":
-                db.execute(_UNPAIRED_STALE)
+        if waiting:
+            db.execute(_UNPAIRED_STALE)
         db.execute("DELETE FROM deferred_upkeep")
 
 

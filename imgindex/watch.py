@@ -31,7 +31,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from . import store
-from .executors import Executor, ProcessPool
+from .executors import Executor, ProcessPool, closing_executor
 from .labels import LabelOptions, LabelSetup, LabelSummary, index_labels, prepare
 from .labels.formats import get as label_format
 from .scan import Plan, ScanSummary, Splits, scan, update_files
@@ -292,15 +292,15 @@ class Watcher:
         self._schedule()  # before the scan: nothing changed during it is missed
         self.observer.start()
         try:
-            if initial_scan:
-                summary.initial = scan(self.db_path, self.splits, executor=self.executor, label_setup=self.label_setup)
-            self._follow(summary, summary.initial)
+            with closing_executor(self.executor, owned=self.owns_executor):
+                if initial_scan:
+                    summary.initial = scan(
+                        self.db_path, self.splits, executor=self.executor, label_setup=self.label_setup
+                    )
+                self._follow(summary, summary.initial)
         finally:
             self.observer.stop()
             self.observer.join()
-            closing = getattr(self.executor, "close", None)
-            if self.owns_executor and closing is not None:
-                closing()
         summary.pending = len(self.queue)
         summary.seconds = time.monotonic() - summary.started
         return summary

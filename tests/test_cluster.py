@@ -13,13 +13,15 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DATA, ROOT, invoke, run_imgindex, sql_rows
+from conftest import DATA, ROOT, free_port, invoke, run_imgindex, sql_rows
+from test_kill import FILES, indexed_count, kill_after, slow_folder
 
 from imgindex import Index, consistency
 
@@ -110,8 +112,6 @@ def test_the_watcher_applies_changes_through_the_cluster(tmp_path: Path, schedul
     with Index(db) as index:
         watcher = index.watcher({"train": split}, scheduler=scheduler, settle=0.1)
     finished: list[Any] = []
-    import threading
-
     thread = threading.Thread(target=lambda: finished.append(watcher.run()))
     thread.start()
     try:
@@ -140,8 +140,6 @@ def test_a_scheduler_and_another_executor_is_misuse(tmp_path: Path) -> None:
 
 
 def test_a_scheduler_nobody_runs_is_one_line(tmp_path: Path) -> None:
-    from conftest import free_port
-
     address = f"tcp://127.0.0.1:{free_port()}"
     result = run_imgindex("scan", "--db", str(tmp_path / "i.db"), "--scheduler", address, f"val={VAL}")
     assert result.returncode == 1
@@ -185,8 +183,6 @@ def test_workers_that_do_not_see_the_files_stop_the_scan_with_a_message(tmp_path
 
 
 def test_a_client_killed_mid_scan_leaves_an_index_the_next_scan_completes(tmp_path: Path, scheduler: str) -> None:
-    from test_kill import FILES, indexed_count, kill_after, slow_folder
-
     folder, db = slow_folder(tmp_path), tmp_path / "index.db"
     command = [sys.executable, "-m", "imgindex", "scan", "--db", str(db), "--batch-size", "5", "-q", f"noise={folder}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "IMGINDEX_SCHEDULER": scheduler}
@@ -228,8 +224,6 @@ def test_without_the_dask_extra_the_scheduler_option_says_what_to_install(
 
 
 def test_ctrl_c_stops_a_local_cluster_scan_with_one_line(tmp_path: Path) -> None:
-    from test_kill import FILES, indexed_count, slow_folder
-
     folder, db = slow_folder(tmp_path), tmp_path / "index.db"
     command = [sys.executable, "-m", "imgindex", "scan", "--db", str(db), "--executor", "dask", "--workers", "2"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..extract import MAX_PIXELS
+from .cluster import DaskCluster
 from .local import MAX_CHUNK, Inline, ProcessPool, Result, chunk_size, default_workers, extract_one, pool_context
 
 __all__ = [
     "DEFAULT_EXECUTOR",
     "EXECUTORS",
     "MAX_CHUNK",
+    "DaskCluster",
     "Executor",
     "ExecutorSettings",
     "Inline",
@@ -54,17 +56,11 @@ class ExecutorSettings:
     scheduler: str | None = None  # a Dask scheduler's address (tcp://host:8786)
 
 
-def _dask(settings: ExecutorSettings) -> Executor:
-    from .cluster import DaskCluster
-
-    return DaskCluster(settings.scheduler, settings.workers, settings.max_pixels)
-
-
 # name -> factory(settings) -> Executor
 EXECUTORS: dict[str, Callable[[ExecutorSettings], Executor]] = {
     "processes": lambda s: ProcessPool(s.workers, s.max_pixels),
     "inline": lambda s: Inline(s.max_pixels),
-    "dask": _dask,
+    "dask": lambda s: DaskCluster(s.scheduler, s.workers, s.max_pixels),
 }
 DEFAULT_EXECUTOR = "processes"
 CLUSTER_EXECUTOR = "dask"  # the one a scheduler address implies

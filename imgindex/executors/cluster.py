@@ -19,13 +19,12 @@ import signal
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..extract import EXTRACTOR, MAX_PIXELS, extract
+from ..extract import EXTRACTOR, MAX_PIXELS, VANISHED, extract
 from .local import Result, chunk_size, default_workers
 
 CONNECT_SECONDS = 10.0  # to reach the scheduler
 WORKERS_SECONDS = 60.0  # for a first worker to join a scheduler that has none
 IN_FLIGHT_PER_THREAD = 3  # chunks submitted ahead of the results, per worker thread
-VANISHED = "file vanished during the scan"  # extract()'s error for a path that cannot be found
 
 
 class ClusterError(RuntimeError):

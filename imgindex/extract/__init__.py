@@ -58,6 +58,7 @@ __all__ = [
 
 PATH_LIMIT = 4096  # Linux's PATH_MAX, its final NUL included
 EXTRACTOR = 5  # version of what extract() computes; rows of another version are extracted again
+VANISHED = "file vanished during the scan"  # the error of a file that cannot be found when read
 READ_BLOCK = 1 << 16  # bytes read at a time for the content hash
 Row = dict[str, Any]
 
@@ -199,7 +200,7 @@ def describe_error(exc: BaseException, path: str = "") -> str:
     if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
         return "a link that leads nowhere (a loop of links)"
     if isinstance(exc, FileNotFoundError):
-        return "file vanished during the scan"
+        return VANISHED
     if isinstance(exc, PermissionError):
         return "permission denied: the file cannot be read"
     if isinstance(exc, IsADirectoryError):
