@@ -301,13 +301,19 @@ def near_pairs_out_of_date(db: sqlite_utils.Database) -> bool:
     return bool(row[0])
 
 
+PAGE_SIZE = 16384  # a new index's pages: 7 image rows of about 2 KB each, where 4 KB pages hold 2
+
+
 def open_db(path: str | Path) -> sqlite_utils.Database:
     """Open (creating if needed) an index for writing: schema applied, functions registered, views
     fresh. Refuses (IndexStateError, the file left as it is) a file that is not a SQLite database,
     a database holding other tables than imgindex's, and an index written by a newer imgindex."""
-    if Path(path).exists():
+    new = not Path(path).exists() or Path(path).stat().st_size == 0
+    if not new:
         require_writable(inspect_file(path))
     conn = sqlite3.connect(str(path), timeout=LOCKS.busy_timeout, isolation_level=None, check_same_thread=False)
+    if new:
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
     retry_busy(conn, lambda: conn.execute("PRAGMA journal_mode=WAL"))
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
@@ -321,18 +327,24 @@ def open_db(path: str | Path) -> sqlite_utils.Database:
 
 # ---------------------------------------------------------------- deferred upkeep
 #
-# Each of these costs every inserted row a B-tree insert at a random place (the keys are hashes),
-# which in a large write means a page written back per row and batch. A write adding many rows
-# drops them first and builds them once at the end from the sorted keys, about 8 times cheaper.
-DEFERRABLE = ("images_dhash", "images_split_dhash", "images_sha256", "near_on_insert")
+# Each of these costs every inserted row a B-tree insert (the hash indexes at a random place, as
+# their keys are hashes) or a trigger's statement. A write adding many rows drops them first and
+# builds them once at the end from the sorted keys, several times cheaper; each trigger's work is
+# then done in one statement: what it would have recorded row by row.
 BULK_ROWS = 2000  # fewest new rows worth it; and at least a quarter of the rows already there
 BULK_CHECKPOINT = 16384  # WAL pages between checkpoints meanwhile (SQLite's 1000: an fsync every 4 MB)
-# What near_on_insert would have recorded: the dHash of every image whose near pairs were not
-# computed since it was written (imgindex.near.pairs writes near_images for each image it pairs).
-_UNPAIRED_STALE = (
-    "INSERT OR IGNORE INTO near_stale (dhash) SELECT dhash FROM images i "
-    "WHERE dhash IS NOT NULL AND NOT EXISTS (SELECT 1 FROM near_images n WHERE n.id = i.id)"
-)
+DEFERRABLE: dict[str, str | None] = {  # name -> the statement doing what it missed, when it is a trigger
+    "images_dhash": None,
+    "images_split_dhash": None,
+    "images_sha256": None,
+    "images_split_stamp": None,
+    # the dHash of every image whose near pairs were not computed since it was written
+    # (imgindex.near.pairs writes near_images for each image it pairs)
+    "near_on_insert": "INSERT OR IGNORE INTO near_stale (dhash) SELECT dhash FROM images i "
+    "WHERE dhash IS NOT NULL AND NOT EXISTS (SELECT 1 FROM near_images n WHERE n.id = i.id)",
+    # every split: a large write touches most of them, and judging one again costs a read of it
+    "quality_on_insert": "INSERT OR IGNORE INTO quality_stale (split) SELECT DISTINCT split FROM images",
+}
 
 
 @contextmanager
@@ -358,21 +370,21 @@ def deferred_upkeep(db: sqlite_utils.Database, new_rows: int) -> Iterator[None]:
 def defer_upkeep(db: sqlite_utils.Database) -> None:
     with write_transaction(db):
         marks = ", ".join("?" * len(DEFERRABLE))
-        found = db.execute(f"SELECT name, type, sql FROM sqlite_master WHERE name IN ({marks})", DEFERRABLE).fetchall()
-        for name, kind, sql in found:
+        query = f"SELECT name, type, sql FROM sqlite_master WHERE name IN ({marks})"
+        for name, kind, sql in db.execute(query, list(DEFERRABLE)).fetchall():
             db.execute("INSERT OR REPLACE INTO deferred_upkeep (name, sql) VALUES (?, ?)", (name, sql))
             db.execute(f"DROP {kind.upper()} {name}")
 
 
 def restore_deferred(db: sqlite_utils.Database) -> None:
-    """Re-create what defer_upkeep dropped, and mark stale the dHashes its trigger missed."""
+    """Re-create what defer_upkeep dropped, and do what its triggers missed meanwhile."""
     with write_transaction(db):
         waiting = db.execute("SELECT name, sql FROM deferred_upkeep").fetchall()
         for name, sql in waiting:
             if not db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone():
                 db.execute(sql)
-        if waiting:
-            db.execute(_UNPAIRED_STALE)
+            if catch_up := DEFERRABLE.get(name):
+                db.execute(catch_up)
         db.execute("DELETE FROM deferred_upkeep")
 
 

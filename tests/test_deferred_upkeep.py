@@ -81,7 +81,7 @@ def test_a_scan_killed_while_the_indexes_wait_leaves_them_to_the_next_writer(tmp
     script = textwrap.dedent(KILLED_SCAN).format(root=str(ROOT), db=str(db), train=str(TRAIN), val=str(VAL))
     died = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert died.returncode == -9, died.stderr
-    assert waiting(db) == 4  # three indexes and a trigger wait
+    assert waiting(db) == 6  # four indexes and two triggers wait
     assert ("index", "images_sha256") not in schema_objects(db)
     readable = run_imgindex("sql", "--db", str(db), "select count(*) from images")
     assert readable.returncode == 0 and readable.stdout.split()[-1] == "20"  # readers see every row meanwhile
