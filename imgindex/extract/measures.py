@@ -7,7 +7,7 @@ so that existing rows are extracted again.
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
+from PIL import Image, ImageChops
 
-from .decode import DRAFT_FORMATS, decode, to_rgb8, upright
+from .decode import DRAFT_FORMATS, TRANSPOSED, decode, to_rgb8, upright
 from .dhash import BlockGrid, full_dhash
 
 Row = dict[str, Any]
@@ -27,12 +27,12 @@ ANALYSIS_SIDE = 64  # shorter side of the analysis image, about (never reduced b
 HISTOGRAM_BINS = 16
 LEVELS = np.stack([np.arange(256.0), np.arange(256.0) ** 2], axis=1)  # (256, 2): level, level squared
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601-2, as Pillow's "L" conversion
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
-def statistics(rgb: Image.Image) -> Row:
-    """Mean luma, per-channel mean and std and a coarse histogram of an 8-bit RGB image."""
-    hist = np.array(rgb.histogram(), dtype=np.int64).reshape(3, 256).astype(np.float64)
+def statistics(counts: Floats) -> Row:
+    """Mean luma, per-channel mean and std and a coarse histogram, from an 8-bit RGB image's
+    histogram (3 x 256 pixel counts)."""
+    hist = counts.reshape(3, 256)
     n = max(hist[0].sum(), 1.0)
     moments = hist @ LEVELS / n  # (3, 2): mean and mean square per channel
     means = moments[:, 0]
@@ -44,17 +44,18 @@ def statistics(rgb: Image.Image) -> Row:
     return row
 
 
-def pixel_hash(rgb: Image.Image) -> str:
+def pixel_hash(size: tuple[int, int], pixels: bytes) -> str:
     """128 bits of the SHA-256 of an image's size and pixels."""
-    digest = hashlib.sha256(f"{rgb.width}x{rgb.height}:".encode())
-    digest.update(rgb.tobytes())
+    digest = hashlib.sha256(f"{size[0]}x{size[1]}:".encode())
+    digest.update(pixels)
     return digest.hexdigest()[:32]
 
 
 def histogram_json(shares: Floats) -> str:
     """Share of pixels in each of 16 equal bins, per channel, from a 3x256 histogram of shares."""
     coarse = shares.reshape(3, HISTOGRAM_BINS, 256 // HISTOGRAM_BINS).sum(axis=2).round(5).tolist()
-    return _COMPACT_JSON.encode(dict(zip("rgb", coarse)))
+    red, green, blue = (",".join(map(repr, bins)) for bins in coarse)  # as JSON writes floats
+    return f'{{"r":[{red}],"g":[{green}],"b":[{blue}]}}'
 
 
 @dataclass
@@ -63,7 +64,9 @@ class Analysis:
 
     ``rgb`` is the decoded image in 8-bit RGB (a JPEG at its draft scale), ``small`` the analysis
     image (shorter side about ANALYSIS_SIDE), ``grid`` resizes of the full image computed from
-    ``small``'s block means; all as stored, ``orientation`` says how they are displayed."""
+    ``small``'s block means; all as stored, ``orientation`` says how they are displayed. The
+    analysis image's pixels, grey image and histograms are made once, when a measure first asks,
+    and shared by every measure after it."""
 
     rgb: Image.Image
     small: Image.Image
@@ -77,24 +80,47 @@ class Analysis:
         return self.small.convert("L")
 
     @cached_property
+    def levels(self) -> NDArray[np.int32]:
+        """The analysis image's grey levels, as integers (exact sums of squares)."""
+        shape = (self.luma.height, self.luma.width)
+        return np.frombuffer(self.luma.tobytes(), dtype=np.uint8).reshape(shape).astype(np.int32)
+
+    @cached_property
     def gray(self) -> Floats:
         """The analysis image in grey levels, as floats."""
-        return np.asarray(self.luma, dtype=np.float64)
+        return self.levels.astype(np.float64)
+
+    @cached_property
+    def luma_counts(self) -> Floats:
+        """How many of the analysis image's pixels have each grey level (256 counts)."""
+        return np.array(self.luma.histogram(), dtype=np.float64)
+
+    @cached_property
+    def colour_counts(self) -> Floats:
+        """How many of the analysis image's pixels have each level, per channel (3 x 256 counts)."""
+        return np.array(self.small.histogram(), dtype=np.float64)
+
+    @cached_property
+    def upright_pixels(self) -> bytes:
+        """The analysis image's RGB bytes, as displayed."""
+        (shown,) = upright(self.small, orientation=self.orientation)
+        return shown.tobytes()
 
 
 def colour(analysis: Analysis) -> Row:
     """brightness, mean_*, std_* and histogram of the analysis image."""
-    return statistics(analysis.small)
+    return statistics(analysis.colour_counts)
 
 
 def hashes(analysis: Analysis) -> Row:
     """dhash (ImageHash's), dhash_256 and pixel_hash of the image as displayed."""
     gray = analysis.gray
     exact = not analysis.drafted
+    size = analysis.small.size[::-1] if analysis.orientation in TRANSPOSED else analysis.small.size
     return {
         "dhash": full_dhash(analysis.rgb, analysis.orientation) if exact else analysis.grid.dhash(gray, 8),
         "dhash_256": analysis.grid.dhash(gray, 16),
-        "pixel_hash": pixel_hash(upright(analysis.small, orientation=analysis.orientation)[0]),
+        "pixel_hash": pixel_hash(size, analysis.upright_pixels),
     }
 
 
@@ -112,7 +138,9 @@ def signature(analysis: Analysis) -> Row:
     (gray,) = upright(analysis.luma, orientation=analysis.orientation)
     side = SIGNATURE_SIDE
     grid = gray.resize((side, side), Image.Resampling.BOX)
-    return {"signature": grid.tobytes(), "window_hashes": window_hashes(np.asarray(grid, dtype=np.float64))}
+    cells = grid.tobytes()
+    levels = np.frombuffer(cells, dtype=np.uint8).reshape(side, side).astype(np.float64)
+    return {"signature": cells, "window_hashes": window_hashes(levels)}
 
 
 def window_hashes(grid: Floats) -> bytes:
@@ -160,7 +188,7 @@ def exposure(analysis: Analysis) -> Row:
     percentiles, the shares of near-black and near-white pixels, and their entropy in bits (0 for
     one flat level, 8 when all 256 levels are equally common)."""
     luma = analysis.luma
-    counts = np.array(luma.histogram(), dtype=np.float64)
+    counts = analysis.luma_counts
     n = luma.width * luma.height
     cumulative = counts.cumsum() / n
     mean, square = counts @ LEVELS / n
@@ -178,8 +206,15 @@ def exposure(analysis: Analysis) -> Row:
 def chroma(analysis: Analysis) -> Row:
     """Mean over the analysis image's pixels of the spread of their channels (largest minus
     smallest, in levels 0..255): 0 for a grey image, whatever its mode."""
-    channels = np.ascontiguousarray(np.asarray(analysis.small).reshape(-1, 3).T)  # (3, pixels)
-    return {"chroma": round(float((channels.max(axis=0) - channels.min(axis=0)).mean()), 3)}
+    spread = ImageChops.subtract(_extreme(analysis, ImageChops.lighter), _extreme(analysis, ImageChops.darker))
+    counts = np.array(spread.histogram(), dtype=np.float64)  # the mean as the sum of whole levels: exact
+    return {"chroma": round(float(counts @ LEVELS[:, 0] / (spread.width * spread.height)), 3)}
+
+
+def _extreme(analysis: Analysis, pick: Callable[[Image.Image, Image.Image], Image.Image]) -> Image.Image:
+    """Per pixel, the lightest (or darkest) of the analysis image's three channels."""
+    red, green, blue = analysis.small.split()
+    return pick(pick(red, green), blue)
 
 
 FLAT = 0.05  # RMS neighbour difference (grey levels) at half scale below which an image is flat
@@ -192,20 +227,21 @@ def sharpness(analysis: Analysis) -> Row:
     About 0.7 to 1.1 for sharp photos, towards 0.5 for an image with no detail finer than a few
     pixels, NULL for a flat image. The analysis image has a shorter side of 48 to 127 pixels
     whatever the file's size (a JPEG's 1/8 draft), so a blur is judged relative to the picture."""
-    gray = analysis.gray
-    if min(gray.shape) < 4:
+    levels = analysis.levels
+    if min(levels.shape) < 4:
         return {"sharpness": None, "detail": None}
-    rows, cols = gray.shape[0] // 2 * 2, gray.shape[1] // 2 * 2
-    pairs = gray[0:rows:2, :cols] + gray[1:rows:2, :cols]
+    rows, cols = levels.shape[0] // 2 * 2, levels.shape[1] // 2 * 2
+    pairs = levels[0:rows:2, :cols] + levels[1:rows:2, :cols]
     coarse = _gradient_rms(pairs[:, 0::2] + pairs[:, 1::2]) / 4.0  # of the 2x2 block means
-    fine = _gradient_rms(gray)
+    fine = _gradient_rms(levels)
     return {"sharpness": round(fine / coarse, 4) if coarse > FLAT else None, "detail": round(fine, 3)}
 
 
-def _gradient_rms(gray: Floats) -> float:
-    across, down = gray[:, 1:] - gray[:, :-1], gray[1:, :] - gray[:-1, :]
-    energy = np.einsum("ij,ij->", across, across) + np.einsum("ij,ij->", down, down)  # not BLAS: no threads
-    return float(np.sqrt(energy / (across.size + down.size)))
+def _gradient_rms(levels: NDArray[np.int32]) -> float:
+    """RMS difference of neighbouring values, summed as integers (exact, whatever the order)."""
+    across, down = levels[:, 1:] - levels[:, :-1], levels[1:, :] - levels[:-1, :]
+    energy = int(np.einsum("ij,ij->", across, across)) + int(np.einsum("ij,ij->", down, down))
+    return math.sqrt(energy / (across.size + down.size))
 
 
 Measure = Callable[[Analysis], Row]
