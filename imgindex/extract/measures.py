@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageChops
+from PIL import Image
 
 from .decode import DRAFT_FORMATS, TRANSPOSED, decode, to_rgb8, upright
 from .dhash import BlockGrid, full_dhash
@@ -75,15 +75,29 @@ class Analysis:
     drafted: bool
 
     @cached_property
+    def pixels(self) -> bytes:
+        """The analysis image's RGB bytes, as stored."""
+        return self.small.tobytes()
+
+    @cached_property
+    def planes(self) -> NDArray[np.uint8]:
+        """The analysis image's pixels, (height, width, 3), on ``pixels``."""
+        return np.frombuffer(self.pixels, dtype=np.uint8).reshape(self.small.height, self.small.width, 3)
+
+    @cached_property
     def luma(self) -> Image.Image:
         """The analysis image in grey (Pillow's L conversion), converted once for every measure."""
         return self.small.convert("L")
 
     @cached_property
+    def luma_bytes(self) -> NDArray[np.uint8]:
+        """The grey image's levels, (height, width)."""
+        return np.frombuffer(self.luma.tobytes(), dtype=np.uint8).reshape(self.luma.height, self.luma.width)
+
+    @cached_property
     def levels(self) -> NDArray[np.int32]:
-        """The analysis image's grey levels, as integers (exact sums of squares)."""
-        shape = (self.luma.height, self.luma.width)
-        return np.frombuffer(self.luma.tobytes(), dtype=np.uint8).reshape(shape).astype(np.int32)
+        """The grey image's levels as integers: sums of their squares are exact."""
+        return self.luma_bytes.astype(np.int32)
 
     @cached_property
     def gray(self) -> Floats:
@@ -93,7 +107,7 @@ class Analysis:
     @cached_property
     def luma_counts(self) -> Floats:
         """How many of the analysis image's pixels have each grey level (256 counts)."""
-        return np.array(self.luma.histogram(), dtype=np.float64)
+        return np.bincount(self.luma_bytes.ravel(), minlength=256).astype(np.float64)
 
     @cached_property
     def colour_counts(self) -> Floats:
@@ -103,6 +117,8 @@ class Analysis:
     @cached_property
     def upright_pixels(self) -> bytes:
         """The analysis image's RGB bytes, as displayed."""
+        if self.orientation in (None, 1):
+            return self.pixels
         (shown,) = upright(self.small, orientation=self.orientation)
         return shown.tobytes()
 
@@ -206,15 +222,10 @@ def exposure(analysis: Analysis) -> Row:
 def chroma(analysis: Analysis) -> Row:
     """Mean over the analysis image's pixels of the spread of their channels (largest minus
     smallest, in levels 0..255): 0 for a grey image, whatever its mode."""
-    spread = ImageChops.subtract(_extreme(analysis, ImageChops.lighter), _extreme(analysis, ImageChops.darker))
-    counts = np.array(spread.histogram(), dtype=np.float64)  # the mean as the sum of whole levels: exact
-    return {"chroma": round(float(counts @ LEVELS[:, 0] / (spread.width * spread.height)), 3)}
-
-
-def _extreme(analysis: Analysis, pick: Callable[[Image.Image, Image.Image], Image.Image]) -> Image.Image:
-    """Per pixel, the lightest (or darkest) of the analysis image's three channels."""
-    red, green, blue = analysis.small.split()
-    return pick(pick(red, green), blue)
+    planes = analysis.planes
+    red, green, blue = planes[:, :, 0], planes[:, :, 1], planes[:, :, 2]
+    spread = np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue)
+    return {"chroma": round(float(spread.mean()), 3)}  # a sum of whole levels: exact in any order
 
 
 FLAT = 0.05  # RMS neighbour difference (grey levels) at half scale below which an image is flat
