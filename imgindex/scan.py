@@ -69,6 +69,7 @@ class Plan:
     retry_errors: bool = False  # read files that failed before even when unchanged
     walked: dict[Path, list[Stamped]] = field(default_factory=dict)  # folder -> its walk, once per scan
     skips: Skips = field(default_factory=Skips)  # links leading nowhere; names stored escaped
+    digests: dict[str, str] = field(default_factory=dict)  # split -> digest of its walk (store.stamp_digest)
 
 
 @dataclass
@@ -114,10 +115,17 @@ def plan_split(
     """Compare one split's files on disk with the index; add the work to ``plan``. ``keep``
     narrows the split to some of the files (a VOC ImageSets list).
 
-    A file is unchanged when its (path, size, mtime_ns) is stored: one set lookup per file. Only
-    when some file is not, or the counts differ, are the paths compared to find what went."""
-    stored = store.stored_stamps(db, split, plan.retry_errors)
+    A split whose walk is the one the last scan recorded, over rows not written since, is unchanged
+    as a whole (store.split_unchanged). Otherwise a file is unchanged when its (path, size,
+    mtime_ns) is stored: one set lookup per file. Only when some file is not, or the counts differ,
+    are the paths compared to find what went."""
     current = on_disk(roots, keep, plan.walked, plan.skips)
+    plan.digests[split] = store.stamp_digest(current)
+    if not plan.retry_errors and store.split_unchanged(db, split, plan.digests[split]):
+        plan.unchanged += len(current)
+        plan.gone[split] = []
+        return
+    stored = store.stored_stamps(db, split, plan.retry_errors)
     fresh = sorted(stamped for stamped in current if stamped not in stored)
     plan.unchanged += len(current) - len(fresh)
     if not fresh and len(current) == len(stored):
@@ -459,6 +467,7 @@ def scan_images_and_labels(
         summary.removed += store.delete_images(db, split, gone)
     for split, roots in splits.items():
         store.record_split(db, split, [stored_text(str(r)) for r in roots])
+    store.record_split_stamps(db, plan.digests)
     summary.labels = index_split_labels(db, plan, setup, summary.scan_id)
     summary.labels.hints = unread_label_hints(setup.plans, splits)
     verdict.refresh(db)  # near_pairs of the new, changed and removed images, then the verdict

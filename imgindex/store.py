@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import json
+import pickle
 import random
 import shlex
 import sqlite3
@@ -535,6 +537,41 @@ def stored_stamps(db: sqlite_utils.Database, split: str, retry_errors: bool = Fa
     never look unchanged and are read again."""
     mtime = f"CASE WHEN error IS NULL THEN {CURRENT_MTIME} ELSE -1 END" if retry_errors else CURRENT_MTIME
     return set(db.execute(f"SELECT path, size, {mtime} FROM images WHERE split = ?", [split]))
+
+
+def stamp_digest(stamps: Sequence[tuple[str, int, int]]) -> str:
+    """A digest of a split's walk: its files' (path, size, mtime_ns), in walk order."""
+    return hashlib.blake2b(pickle.dumps(list(stamps), protocol=5), digest_size=16).hexdigest()
+
+
+_SPLIT_ROWS = (  # what a split's rows add up to: any write by imgindex changes the count or newest scan
+    "SELECT count(*), max(scan_id), sum(size), total(mtime_ns), "
+    f"sum(extractor IS {EXTRACTOR}) FROM images WHERE split = ?"
+)
+
+
+def split_unchanged(db: sqlite_utils.Database, split: str, digest: str) -> bool:
+    """Is the split as a scan left it: a walk of the same digest, over rows that add up as then
+    (none written since, all by this extraction version)?"""
+    kept = db.execute(
+        "SELECT files, last_scan, total_size, total_mtime, current FROM split_stamps WHERE split = ? AND digest = ?",
+        [split, digest],
+    ).fetchone()
+    if kept is None:
+        return False
+    now = db.execute(_SPLIT_ROWS, [split]).fetchone()
+    return tuple(kept) == tuple(now) and now[4] == now[0]
+
+
+def record_split_stamps(db: sqlite_utils.Database, digests: dict[str, str]) -> None:
+    """Note each split's walk digest beside what its rows now add up to (after a scan wrote them)."""
+    with write_transaction(db):
+        for split, digest in digests.items():
+            db.execute(
+                "INSERT OR REPLACE INTO split_stamps (split, digest, files, last_scan, total_size, total_mtime, "
+                f"current) SELECT ?, ?, * FROM ({_SPLIT_ROWS})",
+                [split, digest, split],
+            )
 
 
 def stored_subset(db: sqlite_utils.Database, split: str, paths: Sequence[str]) -> dict[str, tuple[int, int, bool]]:

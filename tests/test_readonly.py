@@ -305,7 +305,8 @@ def test_an_index_of_the_first_schema_files_only_is_upgraded(tmp_path: Path) -> 
     line = error_line(["sql", "--db", str(db), "select 1"])
     assert (
         "older imgindex (schema 005_extractor.sql, 006_stale_triggers.sql, 007_verdicts.sql, 008_windows.sql, "
-        "009_paths.sql, 010_quality.sql, 011_verification_v2.sql, 012_reviews.sql, 013_deferred_upkeep.sql not" in line
+        "009_paths.sql, 010_quality.sql, 011_verification_v2.sql, 012_reviews.sql, 013_deferred_upkeep.sql, "
+        "014_split_stamps.sql not" in line
     )
     invoke("upgrade", "--db", str(db))
     assert invoke("sql", "--db", str(db), "--json", "select count(extractor) n from images").output.strip() == (

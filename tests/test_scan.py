@@ -277,3 +277,53 @@ def test_progress_bar_on_a_terminal_and_not_with_quiet(tmp_path: Path) -> None:
     shown = stderr_on_a_terminal()
     assert "Indexing" in shown and "files/s" in shown and "12/12" in shown
     assert stderr_on_a_terminal("-q") == ""
+
+
+def test_an_unchanged_split_is_known_by_its_walk_without_reading_its_stamps(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warm re-scan of a split as the last scan left it compares one digest, not every stored
+    stamp; a change on disk brings back the file-by-file comparison."""
+    from imgindex import store
+    from imgindex.scan import scan
+
+    folder = tmp_path / "train"
+    shutil.copytree(COCO8 / "train", folder)
+    scan(db, {"train": [folder]}, workers=1)
+    reads: list[str] = []
+    real = store.stored_stamps
+    monkeypatch.setattr(store, "stored_stamps", lambda conn, split, *a: reads.append(split) or real(conn, split, *a))
+    again = scan(db, {"train": [folder]}, workers=1)
+    assert (again.unchanged, again.new, again.changed, reads) == (4, 0, 0, [])
+    make_image(folder / "extra.png", 1)
+    third = scan(db, {"train": [folder]}, workers=1)
+    assert (third.unchanged, third.new, reads) == (4, 1, ["train"])
+    fourth = scan(db, {"train": [folder]}, workers=1)
+    assert (fourth.unchanged, fourth.new, reads) == (5, 0, ["train"])
+
+
+def test_rows_written_since_the_last_scan_are_compared_file_by_file(db: Path, tmp_path: Path) -> None:
+    """The walk is as the last scan saw it, but a file changed and changed back in between, and the
+    watcher stored the changed version meanwhile: the scan must see that the row no longer matches
+    the file, and read it again."""
+    from imgindex import store
+    from imgindex.scan import update_files
+
+    folder = tmp_path / "train"
+    shutil.copytree(COCO8 / "train", folder)
+    invoke("scan", "--db", str(db), f"train={folder}", "-q")
+    target = folder / "000000000025.jpg"
+    original, stat = target.read_bytes(), target.stat()
+    first = sql_rows(db, "select dhash, mtime_ns from images where rel_path = '000000000025.jpg'")[0]
+    make_image(target, 7, (640, 480))  # changed, and stored by the watcher's path
+    conn = store.open_db(db)
+    try:
+        update_files(conn, {"train": [(str(target), target.name)]}, store.start_scan(conn, {}))
+    finally:
+        conn.close()
+    assert sql_rows(db, "select dhash from images where rel_path = '000000000025.jpg'")[0]["dhash"] != first["dhash"]
+    target.write_bytes(original)  # changed back: the same bytes, size and mtime as at the last scan
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = invoke("scan", "--db", str(db), f"train={folder}", "-q")
+    assert summary_counts(again.output)["changed"] == 1
+    assert sql_rows(db, "select dhash, mtime_ns from images where rel_path = '000000000025.jpg'")[0] == first
