@@ -334,7 +334,7 @@ def open_db(path: str | Path) -> sqlite_utils.Database:
 # builds them once at the end from the sorted keys, several times cheaper; each trigger's work is
 # then done in one statement: what it would have recorded row by row.
 BULK_ROWS = 2000  # fewest new rows worth it; and at least a quarter of the rows already there
-BULK_CHECKPOINT = 16384  # WAL pages between checkpoints meanwhile (SQLite's 1000: an fsync every 4 MB)
+BULK_CHECKPOINT = 64 << 20  # WAL bytes between checkpoints meanwhile (SQLite's 1,000 pages: 4 or 16 MB)
 DEFERRABLE: dict[str, str | None] = {  # name -> the statement doing what it missed, when it is a trigger
     "images_dhash": None,
     "images_split_dhash": None,
@@ -361,7 +361,8 @@ def deferred_upkeep(db: sqlite_utils.Database, new_rows: int) -> Iterator[None]:
         return
     defer_upkeep(db)
     checkpoint = db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-    db.execute(f"PRAGMA wal_autocheckpoint={BULK_CHECKPOINT}")
+    page = db.execute("PRAGMA page_size").fetchone()[0]
+    db.execute(f"PRAGMA wal_autocheckpoint={BULK_CHECKPOINT // page}")
     try:
         yield
     finally:
