@@ -69,7 +69,7 @@ class Plan:
     retry_errors: bool = False  # read files that failed before even when unchanged
     walked: dict[Path, list[Stamped]] = field(default_factory=dict)  # folder -> its walk, once per scan
     skips: Skips = field(default_factory=Skips)  # links leading nowhere; names stored escaped
-    digests: dict[str, str] = field(default_factory=dict)  # split -> digest of its walk (store.stamp_digest)
+    digests: dict[str, str] = field(default_factory=dict)  # split -> its walk's digest, when compared file by file
 
 
 @dataclass
@@ -120,11 +120,12 @@ def plan_split(
     mtime_ns) is stored: one set lookup per file. Only when some file is not, or the counts differ,
     are the paths compared to find what went."""
     current = on_disk(roots, keep, plan.walked, plan.skips)
-    plan.digests[split] = store.stamp_digest(current)
-    if not plan.retry_errors and store.split_unchanged(db, split, plan.digests[split]):
+    digest = store.stamp_digest(current)
+    if not plan.retry_errors and store.split_unchanged(db, split, digest):
         plan.unchanged += len(current)
         plan.gone[split] = []
         return
+    plan.digests[split] = digest  # recorded when the scan has brought the split up to date
     stored = store.stored_stamps(db, split, plan.retry_errors)
     fresh = sorted(stamped for stamped in current if stamped not in stored)
     plan.unchanged += len(current) - len(fresh)

@@ -7,7 +7,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
-import pickle
+import marshal
 import random
 import shlex
 import sqlite3
@@ -541,8 +541,9 @@ def stored_stamps(db: sqlite_utils.Database, split: str, retry_errors: bool = Fa
 
 
 def stamp_digest(stamps: Sequence[tuple[str, int, int]]) -> str:
-    """A digest of a split's walk: its files' (path, size, mtime_ns), in walk order."""
-    return hashlib.blake2b(pickle.dumps(list(stamps), protocol=5), digest_size=16).hexdigest()
+    """A digest of a split's walk: its files' (path, size, mtime_ns), in walk order. (marshal's
+    format may change with Python's version: then one scan compares the stamps file by file.)"""
+    return hashlib.blake2b(marshal.dumps(list(stamps)), digest_size=16).hexdigest()
 
 
 _SPLIT_ROWS = (  # what a split's rows add up to: any write by imgindex changes the count or newest scan
@@ -566,6 +567,8 @@ def split_unchanged(db: sqlite_utils.Database, split: str, digest: str) -> bool:
 
 def record_split_stamps(db: sqlite_utils.Database, digests: dict[str, str]) -> None:
     """Note each split's walk digest beside what its rows now add up to (after a scan wrote them)."""
+    if not digests:
+        return
     with write_transaction(db):
         for split, digest in digests.items():
             db.execute(
