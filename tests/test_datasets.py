@@ -99,8 +99,13 @@ def test_a_split_without_labels_beside_label_like_files_says_so(tmp_path: Path) 
     (tmp_path / "boxes").mkdir()
     for xml in (BCCD / "Annotations").glob("*.xml"):
         shutil.copy(xml, tmp_path / "boxes" / xml.name)
+    (tmp_path / "boxes" / "extra.TXT").write_text("0 0.5 0.5 0.1 0.1\n")  # counted, as .txt
+    (tmp_path / "boxes" / "README.txt").write_text("about the boxes")  # a note, not a label
+    (tmp_path / "boxes" / ".json").write_text("{}")  # a hidden file with no suffix
+    (tmp_path / "boxes" / "more.xml").mkdir()  # a folder named like a label file
     out = scan(tmp_path / "hint.db", f"train={folder}")
-    assert "train: no labels found, but" in out and "boxes" in out
+    xml = len(list((BCCD / "Annotations").glob("*.xml")))
+    assert f"train: no labels found, but {xml} .xml, 1 .txt file(s) lie in {tmp_path / 'boxes'}" in out
 
 
 def test_a_definition_that_cannot_be_followed_is_one_line(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ summary says where, so a layout imgindex does not detect is not taken for an unl
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,6 +14,8 @@ from .formats.base import LabelPlan
 LABEL_SUFFIXES = (".txt", ".xml", ".json")
 NOT_LABELS = ("readme", "license", "licence", "classes", "notes", "requirements")
 NEAR_FOLDERS = 40  # folders looked into: the split's own and its parent's, one level down
+# a name with one of LABEL_SUFFIXES, as os.path.splitext sees it (leading dots are no suffix)
+_LABEL_NAME = re.compile(r"\.*[^.].*\.(txt|xml|json)\Z", re.IGNORECASE | re.DOTALL)
 
 
 def unread_label_hints(plans: Mapping[str, Sequence[LabelPlan]], splits: Mapping[str, Sequence[Path]]) -> list[str]:
@@ -38,10 +41,9 @@ def _label_like(roots: Sequence[Path]) -> tuple[Path, Counter[str]] | None:
     best: tuple[Path, Counter[str]] | None = None
     for folder in _near(roots):
         counts = Counter(
-            suffix
-            for name in _names(folder)
-            if (suffix := os.path.splitext(name)[1].lower()) in LABEL_SUFFIXES
-            and not name.lower().startswith(NOT_LABELS)
+            "." + match.group(1).lower()
+            for match in map(_LABEL_NAME.match, _label_names(folder))
+            if match and not match.string.lower().startswith(NOT_LABELS)
         )
         if counts and (best is None or sum(counts.values()) > sum(best[1].values())):
             best = (folder, counts)
@@ -63,8 +65,11 @@ def _subfolders(folder: Path) -> list[Path]:
         return []
 
 
-def _names(folder: Path) -> list[str]:
+def _label_names(folder: Path) -> list[str]:
+    """The files of a folder named like labels: matched by one regular expression in C, so that a
+    folder of many images costs a listing, not a Python step per name."""
     try:
-        return [e.name for e in os.scandir(folder) if e.is_file()]
+        named = list(filter(_LABEL_NAME.match, os.listdir(folder)))
     except OSError:
         return []
+    return [name for name in named if os.path.isfile(os.path.join(folder, name))]
