@@ -547,22 +547,22 @@ def stamp_digest(stamps: Sequence[tuple[str, int, int]]) -> str:
 
 
 _SPLIT_ROWS = (  # what a split's rows add up to: any write by imgindex changes the count or newest scan
-    "SELECT count(*), max(scan_id), sum(size), total(mtime_ns), "
-    f"sum(extractor IS {EXTRACTOR}) FROM images WHERE split = ?"
+    "SELECT count(*) AS files, max(scan_id) AS last_scan, sum(size) AS total_size, total(mtime_ns) AS total_mtime, "
+    f"sum(extractor IS NOT {EXTRACTOR}) AS other_version FROM images WHERE split = ?"
 )
 
 
 def split_unchanged(db: sqlite_utils.Database, split: str, digest: str) -> bool:
     """Is the split as a scan left it: a walk of the same digest, over rows that add up as then
-    (none written since, all by this extraction version)?"""
+    (none written since) and were all written by this extraction version?"""
     kept = db.execute(
-        "SELECT files, last_scan, total_size, total_mtime, current FROM split_stamps WHERE split = ? AND digest = ?",
+        "SELECT files, last_scan, total_size, total_mtime FROM split_stamps WHERE split = ? AND digest = ?",
         [split, digest],
     ).fetchone()
     if kept is None:
         return False
-    now = db.execute(_SPLIT_ROWS, [split]).fetchone()
-    return tuple(kept) == tuple(now) and now[4] == now[0]
+    *now, other_version = db.execute(_SPLIT_ROWS, [split]).fetchone()
+    return list(kept) == now and not other_version
 
 
 def record_split_stamps(db: sqlite_utils.Database, digests: dict[str, str]) -> None:
@@ -572,8 +572,8 @@ def record_split_stamps(db: sqlite_utils.Database, digests: dict[str, str]) -> N
     with write_transaction(db):
         for split, digest in digests.items():
             db.execute(
-                "INSERT OR REPLACE INTO split_stamps (split, digest, files, last_scan, total_size, total_mtime, "
-                f"current) SELECT ?, ?, * FROM ({_SPLIT_ROWS})",
+                "INSERT OR REPLACE INTO split_stamps (split, digest, files, last_scan, total_size, total_mtime) "
+                f"SELECT ?, ?, files, last_scan, total_size, total_mtime FROM ({_SPLIT_ROWS})",
                 [split, digest, split],
             )
 

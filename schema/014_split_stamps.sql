@@ -9,6 +9,5 @@ CREATE TABLE IF NOT EXISTS split_stamps (
     files INTEGER NOT NULL,        -- rows of the split then
     last_scan INTEGER,             -- their largest scan_id
     total_size INTEGER,            -- the sum of their size
-    total_mtime REAL,              -- and of their mtime_ns
-    current INTEGER                -- how many were written by this extraction version
+    total_mtime REAL               -- and of their mtime_ns
 ) WITHOUT ROWID;

@@ -24,6 +24,7 @@ from conftest import DATA, ROOT, free_port, invoke, run_imgindex, sql_rows
 from test_kill import FILES, indexed_count, kill_after, slow_folder
 
 from imgindex import Index, consistency
+from imgindex.executors import cluster as engine
 
 distributed = pytest.importorskip("distributed")
 
@@ -203,8 +204,6 @@ def test_a_client_killed_mid_scan_leaves_an_index_the_next_scan_completes(tmp_pa
 def test_workers_running_another_extractor_are_refused_before_any_work(
     tmp_path: Path, scheduler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from imgindex.executors import cluster as engine
-
     monkeypatch.setattr(engine, "EXTRACTOR", engine.EXTRACTOR + 1)  # this machine: a newer imgindex
     result = invoke("scan", "--db", str(tmp_path / "i.db"), "--scheduler", scheduler, f"val={VAL}", ok=False)
     assert result.exit_code == 1

@@ -16,6 +16,9 @@ import pytest
 from conftest import DATA, invoke, run_imgindex, sql_rows
 from PIL import Image
 
+from imgindex import store
+from imgindex.scan import scan, update_files
+
 COCO8 = DATA / "coco8" / "images"
 
 
@@ -284,9 +287,6 @@ def test_an_unchanged_split_is_known_by_its_walk_without_reading_its_stamps(
 ) -> None:
     """A warm re-scan of a split as the last scan left it compares one digest, not every stored
     stamp; a change on disk brings back the file-by-file comparison."""
-    from imgindex import store
-    from imgindex.scan import scan
-
     folder = tmp_path / "train"
     shutil.copytree(COCO8 / "train", folder)
     scan(db, {"train": [folder]}, workers=1)
@@ -306,9 +306,6 @@ def test_rows_written_since_the_last_scan_are_compared_file_by_file(db: Path, tm
     """The walk is as the last scan saw it, but a file changed and changed back in between, and the
     watcher stored the changed version meanwhile: the scan must see that the row no longer matches
     the file, and read it again."""
-    from imgindex import store
-    from imgindex.scan import update_files
-
     folder = tmp_path / "train"
     shutil.copytree(COCO8 / "train", folder)
     invoke("scan", "--db", str(db), f"train={folder}", "-q")

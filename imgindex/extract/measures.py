@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from .decode import DRAFT_FORMATS, TRANSPOSED, decode, to_rgb8, upright
+from .decode import DRAFT_FORMATS, decode, to_rgb8, upright
 from .dhash import BlockGrid, full_dhash
 
 Row = dict[str, Any]
@@ -90,14 +90,14 @@ class Analysis:
         return self.small.convert("L")
 
     @cached_property
-    def luma_bytes(self) -> NDArray[np.uint8]:
-        """The grey image's levels, (height, width)."""
+    def luma_levels(self) -> NDArray[np.uint8]:
+        """The grey image's levels, (height, width), on its bytes."""
         return np.frombuffer(self.luma.tobytes(), dtype=np.uint8).reshape(self.luma.height, self.luma.width)
 
     @cached_property
     def levels(self) -> NDArray[np.int32]:
         """The grey image's levels as integers: sums of their squares are exact."""
-        return self.luma_bytes.astype(np.int32)
+        return self.luma_levels.astype(np.int32)
 
     @cached_property
     def gray(self) -> Floats:
@@ -107,7 +107,7 @@ class Analysis:
     @cached_property
     def luma_counts(self) -> Floats:
         """How many of the analysis image's pixels have each grey level (256 counts)."""
-        return np.bincount(self.luma_bytes.ravel(), minlength=256).astype(np.float64)
+        return np.bincount(self.luma_levels.ravel(), minlength=256).astype(np.float64)
 
     @cached_property
     def colour_counts(self) -> Floats:
@@ -115,12 +115,15 @@ class Analysis:
         return np.array(self.small.histogram(), dtype=np.float64)
 
     @cached_property
-    def upright_pixels(self) -> bytes:
-        """The analysis image's RGB bytes, as displayed."""
-        if self.orientation in (None, 1):
-            return self.pixels
+    def shown(self) -> Image.Image:
+        """The analysis image as displayed (its EXIF orientation applied; itself when upright)."""
         (shown,) = upright(self.small, orientation=self.orientation)
-        return shown.tobytes()
+        return shown
+
+    @cached_property
+    def shown_pixels(self) -> bytes:
+        """``shown``'s RGB bytes."""
+        return self.pixels if self.shown is self.small else self.shown.tobytes()
 
 
 def colour(analysis: Analysis) -> Row:
@@ -132,11 +135,10 @@ def hashes(analysis: Analysis) -> Row:
     """dhash (ImageHash's), dhash_256 and pixel_hash of the image as displayed."""
     gray = analysis.gray
     exact = not analysis.drafted
-    size = analysis.small.size[::-1] if analysis.orientation in TRANSPOSED else analysis.small.size
     return {
         "dhash": full_dhash(analysis.rgb, analysis.orientation) if exact else analysis.grid.dhash(gray, 8),
         "dhash_256": analysis.grid.dhash(gray, 16),
-        "pixel_hash": pixel_hash(size, analysis.upright_pixels),
+        "pixel_hash": pixel_hash(analysis.shown.size, analysis.shown_pixels),
     }
 
 

@@ -42,8 +42,8 @@ def _label_like(roots: Sequence[Path]) -> tuple[Path, Counter[str]] | None:
     for folder in _near(roots):
         counts = Counter(
             "." + match.group(1).lower()
-            for match in map(_LABEL_NAME.match, _label_names(folder))
-            if match and not match.string.lower().startswith(NOT_LABELS)
+            for match in _label_files(folder)
+            if not match.string.lower().startswith(NOT_LABELS)
         )
         if counts and (best is None or sum(counts.values()) > sum(best[1].values())):
             best = (folder, counts)
@@ -65,11 +65,12 @@ def _subfolders(folder: Path) -> list[Path]:
         return []
 
 
-def _label_names(folder: Path) -> list[str]:
-    """The files of a folder named like labels: matched by one regular expression in C, so that a
-    folder of many images costs a listing, not a Python step per name."""
+def _label_files(folder: Path) -> list[re.Match[str]]:
+    """The files of a folder named like labels, as matches of _LABEL_NAME (its group: the suffix).
+    The names are matched in C, so that a folder of many images costs a listing, not a Python step
+    per name."""
     try:
-        named = list(filter(_LABEL_NAME.match, os.listdir(folder)))
+        named = list(filter(None, map(_LABEL_NAME.match, os.listdir(folder))))
     except OSError:
         return []
-    return [name for name in named if os.path.isfile(os.path.join(folder, name))]
+    return [match for match in named if os.path.isfile(os.path.join(folder, match.string))]
