@@ -48,10 +48,29 @@ def migrations() -> Migrations:
 
 
 def _script_runner(sql: str):  # type: ignore[no-untyped-def]
+    statements = split_statements(sql)
+
     def run(db: sqlite_utils.Database) -> None:
-        db.executescript(sql)
+        for statement in statements:  # inside the migration's transaction: no implicit COMMIT
+            db.conn.execute(statement)
 
     return run
+
+
+def split_statements(sql: str) -> list[str]:
+    """A script's statements, in order: a statement ends with the line that completes it (a
+    trigger's body holds several ';'; a comment may follow). Line by line: a new index's schema is
+    split in about a millisecond, where a split character by character took some 50 ms."""
+    statements: list[str] = []
+    pending: list[str] = []
+    for line in sql.splitlines(keepends=True):
+        pending.append(line)
+        text = "".join(pending).strip()
+        if ";" in line and sqlite3.complete_statement(text):
+            statements.append(text)
+            pending = []
+    rest = "".join(pending).strip()
+    return [*statements, rest] if rest else statements  # comments, or an unfinished statement SQLite names
 
 
 T = TypeVar("T")

@@ -374,3 +374,35 @@ def test_the_python_api_raises_one_family(tmp_path: Path, other_db: Path, index:
     finally:
         db.close()
     assert all(issubclass(e, store.IndexStateError) for e in (store.NewerIndexError, store.OlderIndexError))
+
+
+def test_a_new_index_holds_what_sqlite_makes_of_the_schema_files(tmp_path: Path) -> None:
+    """The migrations run each schema file statement by statement: the same tables, indexes,
+    views and triggers as SQLite's own script runner makes of the files."""
+    reference = sqlite3.connect(":memory:")
+    for _, sql in store.schema_files():
+        reference.executescript(sql)
+    store.open_db(tmp_path / "new.db").close()
+    made = sqlite3.connect(tmp_path / "new.db")
+    query = "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY 1, 2"
+    expected = reference.execute(query).fetchall()
+    assert {name for _, name, _ in expected} >= {"images", "near_pairs", "verdict_groups", "near_on_insert"}
+    ours = {row[:2]: row[2] for row in made.execute(query)}
+    assert {row[:2]: row[2] for row in expected}.items() <= ours.items()
+
+
+def test_a_schema_file_is_split_after_each_complete_statement() -> None:
+    script = (
+        "CREATE TABLE t (x); -- a note; with a semicolon\n"
+        "CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN\n"
+        "    INSERT INTO t VALUES (1);\n"
+        "    DELETE FROM t WHERE x = 2;\n"
+        "END;\n"
+        "-- the end\n"
+    )
+    assert store.split_statements(script) == [
+        "CREATE TABLE t (x); -- a note; with a semicolon",
+        "CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN\n    INSERT INTO t VALUES (1);\n"
+        "    DELETE FROM t WHERE x = 2;\nEND;",
+        "-- the end",
+    ]

@@ -499,24 +499,41 @@ def _status(ids: NDArray[np.int64], known: _Known) -> NDArray[np.int8]:
 def _greedy_parts(order: NDArray[np.int64], status: NDArray[np.int8]) -> tuple[NDArray[np.int64], list[int], list[int]]:
     """Nodes in order, each put into the first part holding no node it fails against, else a new
     part: (each node's part, and the pairs of unknown status that choice assumed to pass). When
-    none was assumed, the parts are those of the true statuses."""
+    none was assumed, the parts are those of the true statuses. Parts and statuses are sets of
+    nodes held as the bits of Python integers: a node's placement costs a few integer operations."""
+    fails, unknown = _bitsets(status == 0), _bitsets(status == UNKNOWN)
     part_of = np.full(len(order), -1, dtype=np.int64)
+    parts: list[int] = []  # each part's members
     asked_x: list[int] = []
     asked_y: list[int] = []
-    parts = 0
     for x in order.tolist():
-        row = status[x]
-        blocked = np.zeros(parts + 1, dtype=bool)  # the last slot takes the nodes not placed yet
-        blocked[part_of[row == 0]] = True
-        home = int(np.argmin(blocked[:parts])) if parts and not blocked[:parts].all() else parts
-        if home == parts:
-            parts += 1
+        home = next((k for k, members in enumerate(parts) if not members & fails[x]), len(parts))
+        if home == len(parts):
+            parts.append(0)
         else:
-            assumed = np.flatnonzero((part_of == home) & (row == UNKNOWN)).tolist()
+            assumed = _nodes(parts[home] & unknown[x])
             asked_x += [x] * len(assumed)
             asked_y += assumed
+        parts[home] |= 1 << x
         part_of[x] = home
     return part_of, asked_x, asked_y
+
+
+def _bitsets(mask: NDArray[np.bool_]) -> list[int]:
+    """Each row of a square boolean matrix as an integer whose bit k is column k."""
+    width = (mask.shape[1] + 7) // 8
+    packed = np.packbits(mask, axis=1, bitorder="little").tobytes()
+    return [int.from_bytes(packed[k : k + width], "little") for k in range(0, len(packed), width)]
+
+
+def _nodes(bits: int) -> list[int]:
+    """The set bits of an integer, lowest first."""
+    found = []
+    while bits:
+        low = bits & -bits
+        found.append(low.bit_length() - 1)
+        bits ^= low
+    return found
 
 
 def _group(kind: str, ids: list[int], members: dict[int, Member], checker: _Checker) -> Group:
