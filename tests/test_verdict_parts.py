@@ -127,3 +127,21 @@ def test_pooled_cells_equal_numpys_mean_over_each_block_to_the_bit(scale: float)
     grids = (np.random.default_rng(7).normal(size=(500, 32, 32)) * scale).astype(np.float32)
     plain = grids.reshape(500, 16, 2, 16, 2).mean(axis=(2, 4))
     assert np.array_equal(verify._pooled(grids), plain)
+
+
+def test_pairs_compared_on_several_threads_measure_as_on_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many pairs are split between threads: each pair's change and background are those of
+    comparing all the pairs on one thread (to float32 rounding, which the stored four decimals
+    never show), its place the same."""
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 256, size=(60, 32, 32)).astype(np.float32)
+    signatures = np.concatenate([base, np.clip(base + rng.normal(0, 9, size=base.shape), 0, 255).astype(np.float32)])
+    ra, rb = rng.integers(0, 120, size=3000), rng.integers(0, 120, size=3000)
+    cells = verify.cells(signatures)
+    monkeypatch.setattr(verify, "_cpus", lambda: 4)
+    split = verify.compare_rows(signatures, cells, ra, rb)
+    whole = verify._compare_rows(signatures, cells, ra, rb, 4096)
+    assert (whole.background > verify.ALIGN_ABOVE).sum() > 100  # lined up as well as compared
+    assert np.array_equal(split.where, whole.where)
+    np.testing.assert_allclose(split.change, whole.change, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(split.background, whole.background, rtol=0, atol=1e-6)

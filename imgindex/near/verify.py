@@ -27,6 +27,9 @@ pieces moved between shots).
 
 from __future__ import annotations
 
+import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -212,7 +215,34 @@ def compare_rows(
     """Compare signatures[ra[k]] and signatures[rb[k]] for every k; image_cells = cells(signatures),
     computed once per image. Pairs that already agree on the grid as it is (background up to
     ALIGN_ABOVE) are not resampled; the others are, and keep whichever measure differs less.
-    In chunks of pairs, so that memory stays bounded."""
+    In chunks of pairs, so that memory stays bounded; many pairs are split between threads (NumPy
+    lets go of the interpreter while it computes): a pair's measure is its own whichever thread
+    computes it, as in whichever chunk (to float32 rounding: the stored four decimals never show it)."""
+    parts = min(_cpus(), MAX_THREADS, len(ra) // PAIRS_PER_THREAD)
+    if parts < 2:
+        return _compare_rows(signatures, image_cells, ra, rb, chunk)
+    bounds = np.linspace(0, len(ra), parts + 1).astype(int)
+    spans = [slice(lo, hi) for lo, hi in itertools.pairwise(bounds.tolist())]
+    with ThreadPoolExecutor(parts) as pool:
+        done = list(pool.map(lambda s: _compare_rows(signatures, image_cells, ra[s], rb[s], chunk), spans))
+    where = np.concatenate([c.where for c in done if c.where is not None])
+    return Comparison(np.concatenate([c.change for c in done]), np.concatenate([c.background for c in done]), where)
+
+
+PAIRS_PER_THREAD = 512  # fewer pairs than this are compared on one thread
+MAX_THREADS = 4
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _compare_rows(
+    signatures: F32, image_cells: F32, ra: NDArray[np.intp], rb: NDArray[np.intp], chunk: int
+) -> Comparison:
     change = np.zeros(len(ra), dtype=np.float32)
     background = np.zeros(len(ra), dtype=np.float32)
     where = np.zeros(len(ra), dtype=np.int64)
