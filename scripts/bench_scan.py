@@ -23,11 +23,16 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import imagehash
-from PIL import Image
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from imgindex.__main__ import BLAS_THREADS
+
+for name in BLAS_THREADS:  # before NumPy loads: scans in this process run as the imgindex command runs them
+    os.environ.setdefault(name, "1")
+
+import imagehash
+from PIL import Image
 
 from imgindex.executors import chunk_size, default_workers, pool_context
 from imgindex.extract import decode, extract, measures

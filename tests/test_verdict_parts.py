@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import DATA
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imgindex.near import labels as label_check
 from imgindex.near import pairs as near_pairs
@@ -145,3 +147,34 @@ def test_pairs_compared_on_several_threads_measure_as_on_one(monkeypatch: pytest
     assert np.array_equal(split.where, whole.where)
     np.testing.assert_allclose(split.change, whole.change, rtol=0, atol=1e-6)
     np.testing.assert_allclose(split.background, whole.background, rtol=0, atol=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 50), st.integers(0, 50)), max_size=60), st.booleans())
+def test_unique_pairs_are_numpys_unique_rows(pairs: list[tuple[int, int]], huge: bool) -> None:
+    """The pairs a refresh writes and compares, deduplicated on one integer per pair, are NumPy's
+    unique rows in the same order, each pair pointing at its row (ids past 2^31 too)."""
+    shift = (1 << 40) if huge else 0
+    a = np.array([x + shift for x, _ in pairs], dtype=np.int64)
+    b = np.array([y + shift for _, y in pairs], dtype=np.int64)
+    first, second, back = near_pairs.unique_pairs(a, b)
+    rows = np.unique(np.stack([a, b], axis=1).reshape(-1, 2), axis=0)
+    assert first.tolist() == rows[:, 0].tolist() and second.tolist() == rows[:, 1].tolist()
+    assert first[back].tolist() == a.tolist() and second[back].tolist() == b.tolist()
+
+
+def test_pairs_written_in_bulk_keep_their_index_and_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refresh writing many pairs builds the index on b after them: the same rows, the index
+    there and used when the pairs of one image are looked up."""
+    folders = {"data": [DATA / "chess_coco"], "more": [DATA / "coco8"]}
+    query = "SELECT * FROM near_pairs ORDER BY a, b"
+    scan(tmp_path / "row.db", folders, workers=1)
+    monkeypatch.setattr(near_pairs, "BULK_PAIRS", 1)
+    scan(tmp_path / "bulk.db", folders, workers=1)
+    row, bulk = open_db(tmp_path / "row.db"), open_db(tmp_path / "bulk.db")
+    assert len(bulk.execute(query).fetchall()) > 10
+    assert bulk.execute(query).fetchall() == row.execute(query).fetchall()
+    plan = " ".join(str(r) for r in bulk.execute("EXPLAIN QUERY PLAN SELECT a FROM near_pairs WHERE b = 5"))
+    assert "near_pairs_b" in plan
+    row.close()
+    bulk.close()
