@@ -350,10 +350,11 @@ Stored = tuple[CandidatePairs, Grades]  # pairs and grades as near_pairs holds t
 @dataclass(frozen=True)
 class Refreshed:
     """What a refresh did: how many images it recomputed and, when that was every image, the
-    pairs it wrote, as the table now holds them (None otherwise)."""
+    pairs it wrote, as the table now holds them, and the signals of their images (None otherwise)."""
 
     images: int
     stored: Stored | None = None
+    signals: Signals | None = None
 
 
 def refresh(db: sqlite_utils.Database) -> int:
@@ -372,7 +373,8 @@ def update(db: sqlite_utils.Database) -> Refreshed:
     dirty, partners = neighbourhood(hashes.dhash, near.hex_to_u64(stale), CEILING)
     found = candidate_pairs(hashes, partners, CEILING, MAX_PARTNERS)
     pairs = _touching(found, ids[dirty])
-    grades = classify(pairs, load_signals(db, np.unique(np.concatenate([pairs.a, pairs.b]))))
+    signals = load_signals(db, np.unique(np.concatenate([pairs.a, pairs.b])))
+    grades = classify(pairs, signals)
     with store.write_transaction(db):  # a savepoint inside verdict.refresh's transaction
         db.execute("CREATE TEMP TABLE IF NOT EXISTS near_dirty (id INTEGER PRIMARY KEY)")
         db.execute("DELETE FROM temp.near_dirty")
@@ -395,7 +397,7 @@ def update(db: sqlite_utils.Database) -> Refreshed:
         written = _as_stored(pairs, grades, order) if dirty.all() else None
         if written is not None and db.execute("SELECT COUNT(*) FROM near_pairs").fetchone()[0] != len(written[0].a):
             written = None
-    return Refreshed(int(dirty.sum()), written)
+    return Refreshed(int(dirty.sum()), written, signals if written is not None else None)
 
 
 BULK_PAIRS = 5000  # fewest pairs written at once whose index on b is built after them

@@ -166,18 +166,25 @@ def load_members(db: sqlite_utils.Database, ids: Iterable[int]) -> dict[int, Mem
     return {r[0]: Member(*r) for r in rows}
 
 
-def compute(db: sqlite_utils.Database, rule: Rule, stored: near_pairs.Stored | None = None) -> Verdict:
-    """The verdict of a rule, from the index (read only); stored: the near pairs when the caller
-    holds them (imgindex.near.pairs.update), instead of reading them back."""
+def compute(
+    db: sqlite_utils.Database,
+    rule: Rule,
+    stored: near_pairs.Stored | None = None,
+    signals: near_pairs.Signals | None = None,
+) -> Verdict:
+    """The verdict of a rule, from the index (read only); stored and signals: the near pairs and
+    their images' signals when the caller holds them (imgindex.near.pairs.update), instead of
+    reading them back."""
     verdict = Verdict(rule, split_names(db), image_counts(db))
     if not rule.verified:
         verdict.groups = _equal_dhash_groups(db)
         return verdict
     reviewed = reviews.applied(db)
-    graded = _reviewed(_graded_pairs(db, rule.max_distance, stored), reviewed)
+    graded = _reviewed(_graded_pairs(db, rule.max_distance, stored, signals), reviewed)
     verdict.overrides = graded.overrides
     duplicate_a, duplicate_b = graded.edges(near_pairs.DUPLICATE_KINDS)
-    checker = _Checker(db, set(np.unique(np.concatenate([duplicate_a, duplicate_b])).tolist()), graded, reviewed)
+    linked = np.unique(np.concatenate([duplicate_a, duplicate_b]))
+    checker = _Checker(db, set(linked.tolist()), graded, reviewed, _signals_of(db, linked, signals))
     members = load_members(db, graded.ids())
     duplicate_components = components(duplicate_a, duplicate_b)
     known = _known_inside(duplicate_components, graded)
@@ -234,6 +241,31 @@ class _LabelVerdicts:
             dtype=bool,
         )
 
+    def disagree_pairs(self, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """disagree(a[k], b[k]) for every k, each two distinct label sets compared once."""
+        ids = np.unique(np.concatenate([a, b]))
+        codes: dict[Hashable, int] = {}
+        of_id = np.array(
+            [-1 if self.keys.get(x) is None else codes.setdefault(self.keys[x], len(codes)) for x in ids.tolist()]
+        )
+        ca, cb = of_id[np.searchsorted(ids, a)], of_id[np.searchsorted(ids, b)]
+        ask = np.flatnonzero((ca >= 0) & (cb >= 0) & (ca != cb))
+        if not len(ask):
+            return np.zeros(len(a), dtype=bool)
+        first, second, back = near_pairs.unique_pairs(ca[ask], cb[ask])
+        one_of = dict(zip(of_id.tolist(), ids.tolist()))  # an image of each label set
+        found = np.array(
+            [self.disagree(one_of[x], one_of[y]) for x, y in zip(first.tolist(), second.tolist())], dtype=bool
+        )
+        out = np.zeros(len(a), dtype=bool)
+        out[ask] = found[back]
+        return out
+
+    def known_pairs(self, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """known(a[k], b[k]) for every k."""
+        labelled = np.fromiter(self.labels, dtype=np.int64, count=len(self.labels))
+        return np.isin(a, labelled) & np.isin(b, labelled)
+
     def disagree(self, x: int, y: int) -> bool:
         kx, ky = self.keys.get(x), self.keys.get(y)
         if kx is None or ky is None or kx == ky:
@@ -263,7 +295,12 @@ def _exact_key(labels: label_check.ImageLabels) -> Hashable:
     return classes, tuple(sorted((str(c), tuple(boxes)) for c, boxes in labels.boxes.items()))
 
 
-def _graded_pairs(db: sqlite_utils.Database, max_distance: int, stored: near_pairs.Stored | None = None) -> _Graded:
+def _graded_pairs(
+    db: sqlite_utils.Database,
+    max_distance: int,
+    stored: near_pairs.Stored | None = None,
+    signals: near_pairs.Signals | None = None,
+) -> _Graded:
     pairs, grades = near_pairs.all_pairs(db, max_distance, stored)
     kind = grades.kind.copy()
     maybe = np.flatnonzero((kind == "copy") & ~(grades.change <= verify.CLEAR_COPY))
@@ -271,11 +308,11 @@ def _graded_pairs(db: sqlite_utils.Database, max_distance: int, stored: near_pai
     if not len(maybe):
         return _Graded(pairs.a, pairs.b, kind, overrides)
     labels = _LabelVerdicts(db, np.unique(np.concatenate([pairs.a[maybe], pairs.b[maybe]])).tolist())
-    disagree = np.array([labels.disagree(int(pairs.a[k]), int(pairs.b[k])) for k in maybe], dtype=bool)
+    disagree = labels.disagree_pairs(pairs.a[maybe], pairs.b[maybe])
     localised = grades.change[maybe] > verify.SCENE_RATIO * grades.background[maybe]
-    both = np.array([labels.known(int(pairs.a[k]), int(pairs.b[k])) for k in maybe], dtype=bool)
+    both = labels.known_pairs(pairs.a[maybe], pairs.b[maybe])
     look = maybe[~disagree & localised & both]
-    moved = look[_objects_differ(db, labels, pairs.a[look], pairs.b[look])] if len(look) else look
+    moved = look[_objects_differ(db, labels, pairs.a[look], pairs.b[look], signals)] if len(look) else look
     for ks, reason in ((maybe[disagree], LABELS_DISAGREE), (moved, OBJECT_DIFFERS)):
         kind[ks] = "similar-scene"
         overrides += [(int(pairs.a[k]), int(pairs.b[k]), "similar-scene", reason) for k in ks.tolist()]
@@ -321,13 +358,26 @@ OBJECT_DIFFERS = "a labelled object differs"
 
 
 def _objects_differ(
-    db: sqlite_utils.Database, labels: _LabelVerdicts, a: NDArray[np.int64], b: NDArray[np.int64]
+    db: sqlite_utils.Database,
+    labels: _LabelVerdicts,
+    a: NDArray[np.int64],
+    b: NDArray[np.int64],
+    held: near_pairs.Signals | None = None,
 ) -> NDArray[np.bool_]:
     """Per pair, whether the pictures differ most, and clearly more than elsewhere, on an object
     both label sets box: the object moved, turned or was swapped for a like one."""
-    signals = near_pairs.load_signals(db, np.unique(np.concatenate([a, b])))
+    signals = _signals_of(db, np.unique(np.concatenate([a, b])), held)
     compared = verify.compare_rows(signals.signatures, signals.cells, signals.rows(a), signals.rows(b))
     return compared.localised & labels.on_objects(a.tolist(), b.tolist(), compared)
+
+
+def _signals_of(
+    db: sqlite_utils.Database, ids: NDArray[np.int64], held: near_pairs.Signals | None
+) -> near_pairs.Signals:
+    """The signals of the images ids: those held when they hold every one, else read."""
+    if held is not None and np.isin(ids, held.ids).all():
+        return held
+    return near_pairs.load_signals(db, ids)
 
 
 @dataclass(frozen=True)
@@ -393,11 +443,18 @@ class _Checker:
     agree everywhere."""
 
     def __init__(
-        self, db: sqlite_utils.Database, ids: set[int], graded: _Graded, reviewed: reviews.Reviewed | None = None
+        self,
+        db: sqlite_utils.Database,
+        ids: set[int],
+        graded: _Graded,
+        reviewed: reviews.Reviewed | None = None,
+        signals: near_pairs.Signals | None = None,
     ) -> None:
         self.reviewed = reviewed or reviews.Reviewed()
         self.singled = reviews.ids_of(self.reviewed.not_duplicate | self.reviewed.duplicate)
-        self.signals = near_pairs.load_signals(db, np.array(sorted(ids), dtype=np.int64))
+        if signals is None:
+            signals = near_pairs.load_signals(db, np.array(sorted(ids), dtype=np.int64))
+        self.signals = signals
         self.labels = _LabelVerdicts(db, ids)
         a, b = graded.edges(near_pairs.DUPLICATE_KINDS)
         linked, counts = np.unique(np.concatenate([a, b]), return_counts=True)
@@ -412,7 +469,7 @@ class _Checker:
         compared = verify.compare_rows(s.signatures, s.cells, ra, rb)
         signed = s.has_signature[ra] & s.has_signature[rb]
         ok = ~((compared.scene | compared.unrelated) & signed)
-        disagree = np.array([self.labels.disagree(x, y) for x, y in zip(a, b)], dtype=bool)
+        disagree = self.labels.disagree_pairs(np.array(a, dtype=np.int64), np.array(b, dtype=np.int64))
         ok &= ~(disagree & ~(compared.clear_copy & signed))
         ok &= ~(compared.localised & signed & self.labels.on_objects(a, b, compared))
         said = [(min(x, y), max(x, y)) for x, y in zip(a, b)]
@@ -616,17 +673,19 @@ def refresh(db: sqlite_utils.Database) -> int:
     images' pairs were recomputed."""
     with index_store.write_transaction(db):
         refreshed = near_pairs.update(db)
-        store(db, refreshed.stored)
+        store(db, refreshed.stored, refreshed.signals)
     return refreshed.images
 
 
-def store(db: sqlite_utils.Database, stored: near_pairs.Stored | None = None) -> bool:
+def store(
+    db: sqlite_utils.Database, stored: near_pairs.Stored | None = None, signals: near_pairs.Signals | None = None
+) -> bool:
     """Compute the default rule's verdict and write it, when what it reads changed since it was
     last written (verdict_stale, set by triggers); call inside the writer's transaction. stored:
     every near pair, when the caller has just written them all. Returns whether it was written."""
     if db.execute("SELECT EXISTS (SELECT 1 FROM verdict_stale)").fetchone()[0] == 0:
         return False
-    verdict = compute(db, RULES[DEFAULT_RULE](DEFAULT_MAX_DISTANCE), stored)
+    verdict = compute(db, RULES[DEFAULT_RULE](DEFAULT_MAX_DISTANCE), stored, signals)
     db.execute("DELETE FROM verdict_members")
     db.execute("DELETE FROM verdict_groups")
     db.execute("DELETE FROM label_conflicts")
