@@ -131,22 +131,33 @@ def test_pooled_cells_equal_numpys_mean_over_each_block_to_the_bit(scale: float)
     assert np.array_equal(verify._pooled(grids), plain)
 
 
-def test_pairs_compared_on_several_threads_measure_as_on_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Many pairs are split between threads: each pair's change and background are those of
-    comparing all the pairs on one thread (to float32 rounding, which the stored four decimals
-    never show), its place the same."""
+def test_a_pairs_comparison_does_not_depend_on_the_pairs_beside_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each pair's change, background and place are the same to the bit whether it is compared
+    alone, in a chunk of others, or on one of several threads: an incremental refresh, which
+    compares other batches than a clean scan, stores the same four decimals."""
     rng = np.random.default_rng(3)
     base = rng.integers(0, 256, size=(60, 32, 32)).astype(np.float32)
     signatures = np.concatenate([base, np.clip(base + rng.normal(0, 9, size=base.shape), 0, 255).astype(np.float32)])
     ra, rb = rng.integers(0, 120, size=3000), rng.integers(0, 120, size=3000)
     cells = verify.cells(signatures)
-    monkeypatch.setattr(verify, "_cpus", lambda: 4)
-    split = verify.compare_rows(signatures, cells, ra, rb)
     whole = verify._compare_rows(signatures, cells, ra, rb, 4096)
     assert (whole.background > verify.ALIGN_ABOVE).sum() > 100  # lined up as well as compared
-    assert np.array_equal(split.where, whole.where)
-    np.testing.assert_allclose(split.change, whole.change, rtol=0, atol=1e-6)
-    np.testing.assert_allclose(split.background, whole.background, rtol=0, atol=1e-6)
+    monkeypatch.setattr(verify, "_cpus", lambda: 4)
+    split = verify.compare_rows(signatures, cells, ra, rb)
+    parts = [
+        verify._compare_rows(signatures, cells, ra[s], rb[s], 700)
+        for s in (slice(0, 1), slice(1, 1234), slice(1234, None))
+    ]
+    joined = verify.Comparison(
+        np.concatenate([p.change for p in parts]),
+        np.concatenate([p.background for p in parts]),
+        np.concatenate([p.where for p in parts if p.where is not None]),
+    )
+    for got in (split, joined):
+        assert np.array_equal(got.change, whole.change)
+        assert np.array_equal(got.background, whole.background)
+        assert got.where is not None and whole.where is not None
+        assert np.array_equal(got.where, whole.where)
 
 
 @settings(max_examples=60, deadline=None)

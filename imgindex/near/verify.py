@@ -140,17 +140,12 @@ def _best_resamplers(warped: F32, dst: F32) -> tuple[NDArray[np.intp], NDArray[n
 
 
 def _resample(src: F32, rows: NDArray[np.intp], cols: NDArray[np.intp]) -> F32:
-    """src with the chosen resampler applied to its rows and columns: one matrix product per
-    resampler for all the pairs using it (the identity costs nothing)."""
+    """src[k] with the resamplers rows[k] (down its rows) and cols[k] (across its columns):
+    one 32x32 matrix product per pair and axis, so that a pair's values are the same to the bit
+    whichever other pairs it is computed with (a product over many pairs at once takes other
+    summation orders as the batch's size changes, and moved a stored comparison's fourth decimal)."""
     m = _resamplers()
-    out = src.copy()
-    for k in np.unique(rows[rows > 0]):
-        sel = np.flatnonzero(rows == k)
-        out[sel] = np.einsum("ij,njk->nik", m[k], out[sel], optimize=True)
-    for k in np.unique(cols[cols > 0]):
-        sel = np.flatnonzero(cols == k)
-        out[sel] = (out[sel].reshape(-1, SIDE) @ m[k].T).reshape(len(sel), SIDE, SIDE)
-    return out
+    return np.matmul(np.matmul(m[rows], src), m[cols].transpose(0, 2, 1))
 
 
 def _pooled(x: F32) -> F32:
@@ -216,8 +211,8 @@ def compare_rows(
     computed once per image. Pairs that already agree on the grid as it is (background up to
     ALIGN_ABOVE) are not resampled; the others are, and keep whichever measure differs less.
     In chunks of pairs, so that memory stays bounded; many pairs are split between threads (NumPy
-    lets go of the interpreter while it computes): a pair's measure is its own whichever thread
-    computes it, as in whichever chunk (to float32 rounding: the stored four decimals never show it)."""
+    lets go of the interpreter while it computes): a pair's measure is the same to the bit whichever
+    thread and chunk compute it (see _resample)."""
     parts = min(_cpus(), MAX_THREADS, len(ra) // PAIRS_PER_THREAD)
     if parts < 2:
         return _compare_rows(signatures, image_cells, ra, rb, chunk)
