@@ -385,7 +385,7 @@ def update(db: sqlite_utils.Database) -> Refreshed:
             f"INSERT INTO near_images SELECT i.id, {LOW_INFORMATION_SQL} FROM temp.near_dirty d JOIN images i ON i.id = d.id"
         )
         order = np.lexsort((pairs.b, pairs.a))  # in key order; stable: a pair listed twice keeps its last
-        with store.index_built_after(db, "near_pairs_b", len(order) >= _kept_pairs(db)):
+        with store.index_built_after(db, "near_pairs_b", _bulk(db, len(order))):
             for start in range(0, len(order), READ_CHUNK):
                 db.conn.executemany(
                     "INSERT OR REPLACE INTO near_pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -403,10 +403,11 @@ def update(db: sqlite_utils.Database) -> Refreshed:
 BULK_PAIRS = 5000  # fewest pairs written at once whose index on b is built after them
 
 
-def _kept_pairs(db: sqlite_utils.Database) -> int:
-    """How many pairs a write must add to build the index on b after it, from the sorted keys:
-    BULK_PAIRS, and as many as the table keeps (whose keys the build reads again)."""
-    return max(BULK_PAIRS, db.execute("SELECT COUNT(*) FROM near_pairs").fetchone()[0])
+def _bulk(db: sqlite_utils.Database, pairs: int) -> bool:
+    """Whether a write of this many pairs builds the index on b after them, from the sorted keys:
+    BULK_PAIRS at least, and as many as the table keeps (whose keys the build reads again). A
+    small write (a watch's batch) does not count the table."""
+    return pairs >= BULK_PAIRS and pairs >= db.execute("SELECT COUNT(*) FROM near_pairs").fetchone()[0]
 
 
 def _as_stored(pairs: CandidatePairs, grades: Grades, order: I64) -> Stored:
