@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -144,3 +147,20 @@ def test_the_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.Monk
     exec(compile(code, "README.md", "exec"), {})
     assert (tmp_path / "imgindex.db").is_file()
     assert (tmp_path / "logs" / "imgindex" / "Report.pdf").is_file()
+
+
+def test_the_package_loads_its_api_when_first_used() -> None:
+    """`import imgindex` loads no NumPy (the command sets up BLAS before it does); the API's
+    names are there when asked for, and listed."""
+    code = (
+        "import sys, imgindex\n"
+        "assert 'numpy' not in sys.modules\n"
+        "assert {'Index', 'LabelOptions', 'MissingAnswers', 'ScanSummary'} <= set(dir(imgindex))\n"
+        "assert imgindex.Index.__name__ == 'Index' and 'numpy' in sys.modules\n"
+        "try:\n    imgindex.nothing\nexcept AttributeError as e:\n    print(e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
+    assert done.returncode == 0, done.stderr
+    assert "has no attribute 'nothing'" in done.stdout
