@@ -8,9 +8,14 @@ import os
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 
 
-def main() -> None:
+def one_blas_thread() -> None:
+    """Ask the BLAS library for one thread, unless the user set a count; before NumPy loads."""
     for name in BLAS_THREADS:
-        os.environ.setdefault(name, "1")  # a value the user set is kept
+        os.environ.setdefault(name, "1")
+
+
+def main() -> None:
+    one_blas_thread()
     from .cli import cli
 
     cli(prog_name="imgindex")

@@ -394,8 +394,8 @@ def index_built_after(db: sqlite_utils.Database, name: str, bulk: bool) -> Itera
     """Inside the caller's write transaction: when ``bulk``, the index is dropped before the block
     and built again after it, from the sorted keys, at about half the cost of inserting each
     row's key at its place. A block that raises leaves it to the transaction's rollback."""
-    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", [name]).fetchone()
-    if not bulk or row is None:
+    row = bulk and db.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", [name]).fetchone()
+    if not row:
         yield
         return
     db.execute(f"DROP INDEX {name}")

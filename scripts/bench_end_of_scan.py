@@ -14,7 +14,6 @@ the imgindex command.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -25,10 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from imgindex.__main__ import BLAS_THREADS
+from imgindex.__main__ import one_blas_thread
 
-for name in BLAS_THREADS:  # before NumPy loads
-    os.environ.setdefault(name, "1")
+one_blas_thread()  # before NumPy loads: scans in this process run as the imgindex command runs them
 
 from bench_scan import link_tree
 

@@ -26,10 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from imgindex.__main__ import BLAS_THREADS
+from imgindex.__main__ import one_blas_thread
 
-for name in BLAS_THREADS:  # before NumPy loads: scans in this process run as the imgindex command runs them
-    os.environ.setdefault(name, "1")
+one_blas_thread()  # before NumPy loads: scans in this process run as the imgindex command runs them
 
 import imagehash
 from PIL import Image

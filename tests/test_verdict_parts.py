@@ -142,7 +142,7 @@ def test_a_pairs_comparison_does_not_depend_on_the_pairs_beside_it(monkeypatch: 
     cells = verify.cells(signatures)
     whole = verify._compare_rows(signatures, cells, ra, rb, 4096)
     assert (whole.background > verify.ALIGN_ABOVE).sum() > 100  # lined up as well as compared
-    monkeypatch.setattr(verify, "_cpus", lambda: 4)
+    monkeypatch.setattr(verify, "default_workers", lambda: 4)
     split = verify.compare_rows(signatures, cells, ra, rb)
     parts = [
         verify._compare_rows(signatures, cells, ra[s], rb[s], 700)

@@ -224,10 +224,6 @@ class _LabelVerdicts:
         self.reasons: dict[tuple[Hashable, Hashable], label_check.Disagreement | None] = {}
         self.exact: dict[int, Hashable] = {}
 
-    def known(self, x: int, y: int) -> bool:
-        """Whether both images' labels are known."""
-        return x in self.labels and y in self.labels
-
     def on_objects(self, a: list[int], b: list[int], compared: verify.Comparison) -> NDArray[np.bool_]:
         """Per pair, whether the largest difference lies on a box of both images' labels."""
         where = compared.where.tolist() if compared.where is not None else [-1] * len(a)
@@ -262,7 +258,7 @@ class _LabelVerdicts:
         return out
 
     def known_pairs(self, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.bool_]:
-        """known(a[k], b[k]) for every k."""
+        """Per pair, whether both images' labels are known."""
         labelled = np.fromiter(self.labels, dtype=np.int64, count=len(self.labels))
         return np.isin(a, labelled) & np.isin(b, labelled)
 
@@ -447,14 +443,12 @@ class _Checker:
         db: sqlite_utils.Database,
         ids: set[int],
         graded: _Graded,
-        reviewed: reviews.Reviewed | None = None,
-        signals: near_pairs.Signals | None = None,
+        reviewed: reviews.Reviewed | None,
+        signals: near_pairs.Signals,
     ) -> None:
         self.reviewed = reviewed or reviews.Reviewed()
         self.singled = reviews.ids_of(self.reviewed.not_duplicate | self.reviewed.duplicate)
-        if signals is None:
-            signals = near_pairs.load_signals(db, np.array(sorted(ids), dtype=np.int64))
-        self.signals = signals
+        self.signals = signals  # of (at least) the images ids
         self.labels = _LabelVerdicts(db, ids)
         a, b = graded.edges(near_pairs.DUPLICATE_KINDS)
         linked, counts = np.unique(np.concatenate([a, b]), return_counts=True)

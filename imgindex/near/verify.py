@@ -28,13 +28,14 @@ pieces moved between shots).
 from __future__ import annotations
 
 import itertools
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
+
+from ..executors.local import default_workers
 
 SIDE = 32  # signature side (imgindex.extract.measures.SIGNATURE_SIDE)
 SCALES = (1.0, 0.99, 0.98, 0.97, 0.96, 0.95, 0.94)  # crops of up to 6 % per axis are lined up
@@ -213,7 +214,7 @@ def compare_rows(
     In chunks of pairs, so that memory stays bounded; many pairs are split between threads (NumPy
     lets go of the interpreter while it computes): a pair's measure is the same to the bit whichever
     thread and chunk compute it (see _resample)."""
-    parts = min(_cpus(), MAX_THREADS, len(ra) // PAIRS_PER_THREAD)
+    parts = min(default_workers(), MAX_THREADS, len(ra) // PAIRS_PER_THREAD)
     if parts < 2:
         return _compare_rows(signatures, image_cells, ra, rb, chunk)
     bounds = np.linspace(0, len(ra), parts + 1).astype(int)
@@ -226,13 +227,6 @@ def compare_rows(
 
 PAIRS_PER_THREAD = 512  # fewer pairs than this are compared on one thread
 MAX_THREADS = 4
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _compare_rows(
