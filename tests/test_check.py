@@ -57,7 +57,7 @@ def test_json_says_what_failed_and_why(leaky: Path) -> None:
     rules = {r["name"]: r for r in doc["rules"]}
     assert doc["passed"] is False and rules["leakage"]["status"] == "fail" and rules["leakage"]["findings"] == 2
     assert rules["duplicates"]["status"] == "pass" and rules["quality-dark"]["status"] == "off"
-    assert doc["duplicate_rule"].startswith("imgindex rule (signature-v2)")
+    assert doc["duplicate_rule"].startswith("imgindex rule (signature-v3)")
 
 
 def test_a_baseline_lets_only_new_findings_fail(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ def test_json_has_the_documented_shape(db: Path, tmp_path: Path) -> None:
     doc = json.loads(invoke("duplicates", "--db", str(db), "--json", "--max-distance", "0").output)
     copy = {"kind": "copy", "max_distance": 0}
     assert doc["rule"]["name"] == "imgindex" and doc["rule"]["max_distance"] == 0
-    assert doc["rule"]["verification"] == "signature-v2"
+    assert doc["rule"]["verification"] == "signature-v3"
     del doc["rule"]
     pairs = sorted(sorted([str(train / f"{n}.jpg"), str(val / f"{n}.jpg")]) for n in ("000000000036", "000000000049"))
     assert doc == {

@@ -226,3 +226,36 @@ def test_jpeg_decodes_at_the_smallest_scale_that_serves(tmp_path: Path, size: tu
         decoded = im.size
     assert block == expected
     assert decoded == (-(-size[0] // expected), -(-size[1] // expected))
+
+
+def _area_mean(gray: np.ndarray, side: int) -> np.ndarray:
+    """gray averaged over a side x side grid of equal areas (pixels split at cell edges)."""
+
+    def weights(n: int) -> np.ndarray:
+        edges = np.arange(side + 1) * (n / side)
+        pixel = np.arange(n)[:, None]
+        overlap = np.clip(np.minimum(pixel + 1, edges[None, 1:]) - np.maximum(pixel, edges[None, :-1]), 0, None)
+        return overlap / overlap.sum(axis=0, keepdims=True)
+
+    return weights(gray.shape[0]).T @ gray @ weights(gray.shape[1])
+
+
+@pytest.mark.parametrize("cut", ["crop", "resize"])
+def test_signature_is_the_whole_picture_when_its_size_is_no_multiple_of_the_draft_block(
+    tmp_path: Path, cut: str
+) -> None:
+    """A JPEG drafted at 1/8 whose width and height are no multiple of 8 ends in a partial block:
+    the signature still averages equal areas of the picture, so a copy cut to another size lines
+    up with its source (the partial block taken as a whole one moved the grid by up to half a cell)."""
+    for source in sorted((DATA / "coco8" / "images").glob("*/*.jpg"))[:4]:
+        with Image.open(source) as im:
+            rgb = im.convert("RGB")
+        w, h = rgb.size
+        copy = rgb.crop((0, 0, w - 13, h - 10)) if cut == "crop" else rgb.resize((w // 2 + 1, h // 2 + 1))
+        path = tmp_path / f"{source.stem}.jpg"
+        copy.save(path, quality=95)
+        signature = np.frombuffer(extract(str(path))["signature"], dtype=np.uint8).reshape(32, 32)
+        with Image.open(path) as im:
+            full = np.asarray(im.convert("L"), dtype=np.float64)
+        error = np.abs(signature - _area_mean(full, 32))
+        assert error.mean() < 4.0 and error.max() < 32, (source.name, error.mean(), error.max())

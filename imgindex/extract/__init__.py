@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 PATH_LIMIT = 4096  # Linux's PATH_MAX, its final NUL included
-EXTRACTOR = 5  # version of what extract() computes; rows of another version are extracted again
+EXTRACTOR = 6  # version of what extract() computes; rows of another version are extracted again
 VANISHED = "file vanished during the scan"  # the error of a file that cannot be found when read
 READ_BLOCK = 1 << 16  # bytes read at a time for the content hash
 Row = dict[str, Any]

@@ -39,6 +39,17 @@ class BlockGrid:
         stored = np.floor(down.T @ gray @ across + 0.5)
         return orient_array(stored, self.orientation)
 
+    def box(self, gray: Floats, cols: int, rows: int) -> Floats:
+        """The upright image box-resized to cols x rows: each output the mean of the full image's
+        pixels it covers, from the blocks' overlap with it (a last, partial block weighs what it
+        covers), rounded to whole grey levels."""
+        if self.orientation in TRANSPOSED:
+            cols, rows = rows, cols
+        across = box_weights(self.full[0], cols, self.block, gray.shape[1])
+        down = box_weights(self.full[1], rows, self.block, gray.shape[0])
+        stored = np.floor(down.T @ gray @ across + 0.5)
+        return orient_array(stored, self.orientation)
+
     def dhash(self, gray: Floats, hash_size: int) -> str:
         return bits_hex(self.resize(gray, hash_size + 1, hash_size))
 
@@ -60,6 +71,18 @@ def block_weights(full: int, out: int, block: int, blocks: int) -> Floats:
     weights = np.diff(cumulative, axis=1)
     weights /= weights.sum(axis=1, keepdims=True)
     return np.ascontiguousarray(weights.T)
+
+
+@lru_cache(maxsize=1024)
+def box_weights(full: int, out: int, block: int, blocks: int) -> Floats:
+    """(blocks, out) matrix: the share of output j's span of the full image, [j, j + 1) * full / out,
+    that block i covers, [i * block, (i + 1) * block) cut at ``full``; each column sums to 1."""
+    edges = np.minimum(np.arange(blocks + 1) * block, full).astype(np.float64)
+    spans = np.arange(out + 1) * (full / out)
+    low = np.maximum(edges[:-1, None], spans[None, :-1])
+    high = np.minimum(edges[1:, None], spans[None, 1:])
+    weights = np.clip(high - low, 0.0, None)
+    return np.ascontiguousarray(weights / weights.sum(axis=0, keepdims=True))
 
 
 @lru_cache(maxsize=1)

@@ -150,15 +150,14 @@ WINDOW_ANCHORS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (0.5, 0.5))
 
 
 def signature(analysis: Analysis) -> Row:
-    """The image as displayed, grey, box-resized to SIGNATURE_SIDE squared: what near pairs are
-    verified with (imgindex.near.verify looks at where two images differ, cell by cell); and the
-    window hashes of that grid, what finds crops (imgindex.near.pairs)."""
-    (gray,) = upright(analysis.luma, orientation=analysis.orientation)
+    """The image as displayed, grey, box-resized to SIGNATURE_SIDE squared in the full image's
+    coordinates (a partial last block of the analysis image weighs only what it covers, so a copy
+    cropped or resized to another size lines up): what near pairs are verified with
+    (imgindex.near.verify looks at where two images differ, cell by cell); and the window hashes
+    of that grid, what finds crops (imgindex.near.pairs)."""
     side = SIGNATURE_SIDE
-    grid = gray.resize((side, side), Image.Resampling.BOX)
-    cells = grid.tobytes()
-    levels = np.frombuffer(cells, dtype=np.uint8).reshape(side, side).astype(np.float64)
-    return {"signature": cells, "window_hashes": window_hashes(levels)}
+    levels = analysis.grid.box(analysis.gray, side, side)
+    return {"signature": levels.astype(np.uint8).tobytes(), "window_hashes": window_hashes(levels)}
 
 
 def window_hashes(grid: Floats) -> bytes:

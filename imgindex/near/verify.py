@@ -1,13 +1,13 @@
 """Verification of a near pair: where two images differ, not only how much.
 
-Every image stores a signature: its grey levels, upright, box-resized to 32x32
-(imgindex.extract.measures.signature). Two signatures are compared in four steps:
+Every image stores a signature: its grey levels, upright, box-resized to 32x32 in the full
+image's coordinates (imgindex.extract.measures.signature). Two signatures are compared in four steps:
 
 1. Tone: each is standardised to mean 0 and standard deviation 1, so brightness, contrast and
    grey copies of a colour photo compare equal.
 2. Geometry: a light crop or a change of aspect moves content across the grid. For each axis the
-   scale (1 down to 0.94) and offset (start, centre, end) that best line up the two images' mean
-   profiles are chosen (no resampling unless it lines them up 10 % better), one image is
+   scale (1 down to 0.94) and offset (start, centre, end), or the shift of a window of the same
+   size (up to 3 % of the axis), that best line up the two images' mean profiles are chosen (no resampling unless it lines them up 10 % better), one image is
    resampled onto the other's grid, and the direction (a onto b or b onto a) whose profiles line
    up better is kept.
 3. Where: the aligned difference is averaged over 2x2 cells (16x16), which cancels the small
@@ -39,6 +39,7 @@ from ..executors.local import default_workers
 
 SIDE = 32  # signature side (imgindex.extract.measures.SIGNATURE_SIDE)
 SCALES = (1.0, 0.99, 0.98, 0.97, 0.96, 0.95, 0.94)  # crops of up to 6 % per axis are lined up
+SHIFTS = (-0.03, -0.015, 0.015, 0.03)  # and windows of one size shifted by up to 3 % of the axis
 SCENE_CHANGE = 0.8  # in standard deviations of the image's grey levels
 SCENE_RATIO = 8.0
 CLEAR_COPY = 0.1  # below this change the pixels agree everywhere: labels cannot make it a scene
@@ -46,7 +47,7 @@ MAX_BACKGROUND = 0.5  # a typical cell differing more: not the same picture (unr
 ALIGN_ABOVE = 0.1  # a pair differing more than this in a typical cell is tried lined up
 IDENTITY_MARGIN = 1.1  # another resampler must line the profiles up 10 % better than none
 BACKGROUND_RANK = (SIDE // 2) ** 2 * 3 // 4  # the 75th percentile of the 16x16 cells
-VERSION = "signature-v2"
+VERSION = "signature-v3"
 
 F32 = NDArray[np.float32]
 
@@ -93,6 +94,7 @@ def decode(blobs: list[bytes | None]) -> tuple[F32, NDArray[np.bool_]]:
 def _resamplers() -> F32:
     """(k, 32, 32) linear resampling matrices, one per (scale, offset) of an axis."""
     options = [(1.0, 0.0)] + [(s, o * (1 - s) / 2) for s in SCALES[1:] for o in (0, 1, 2)]
+    options += [(1.0, shift) for shift in SHIFTS]
     return np.stack([_resampler(scale, start) for scale, start in options]).astype(np.float32)
 
 
