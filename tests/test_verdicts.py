@@ -225,6 +225,56 @@ def test_copies_cropped_five_percent_from_a_corner_join_their_photo(tmp_path: Pa
     assert by_window and all(p["window_distance"] <= near_pairs.WINDOW_MAX for p in by_window)
 
 
+def caption(rgb: Image.Image, text: str) -> Image.Image:
+    """rgb with opaque white text a twelfth of its height in the bottom-left corner."""
+    from PIL import ImageDraw, ImageFont
+
+    out = rgb.copy()
+    font = ImageFont.load_default(size=max(rgb.height // 12, 8))
+    draw = ImageDraw.Draw(out)
+    left, _, _, bottom = draw.textbbox((0, 0), text, font=font)
+    margin = max(rgb.height // 50, 2)
+    draw.text((margin - left, rgb.height - margin - bottom), text, font=font, fill=(255, 255, 255))
+    return out
+
+
+@pytest.mark.parametrize("stem", ["000000000025", "000000000094"])
+def test_of_two_copies_that_fail_against_each_other_the_one_further_from_the_photo_leaves(
+    tmp_path: Path, stem: str
+) -> None:
+    """A captioned copy and a centred 5 % crop of one photo: each passes against the photo, they
+    fail against each other (the caption stands out once the crop is lined up), and both are
+    linked to the photo alone. Only one can stay; the caption, which differs more from the photo,
+    leaves, whatever the files are called (the caption sorts first here)."""
+    folder = tmp_path / "train"
+    folder.mkdir()
+    source = DATA / "coco128_sample" / "images" / "train2017" / f"{stem}.jpg"
+    shutil.copy(source, folder / "photo.jpg")
+    with Image.open(source) as im:
+        rgb = im.convert("RGB")
+    w, h = rgb.size
+    dx, dy = round(w * 0.05), round(h * 0.05)
+    caption(rgb, "Sample caption, 2024").save(folder / "a_captioned.jpg", quality=90)
+    rgb.crop((dx // 2, dy // 2, w - (dx - dx // 2), h - (dy - dy // 2))).save(folder / "b_cropped.jpg", quality=90)
+    db = tmp_path / "o.db"
+    invoke("scan", "--db", str(db), "-q", f"train={folder}")
+    kinds = json.loads(
+        invoke(
+            "sql",
+            "--db",
+            str(db),
+            "--json",
+            "select i.path a, j.path b, kind, change from near_pairs join images i on i.id = a join images j on j.id = b",
+        ).output
+    )
+    kind = {frozenset((Path(k["a"]).stem, Path(k["b"]).stem)): k for k in kinds}
+    assert kind[frozenset(("a_captioned", "b_cropped"))]["kind"] == "similar-scene"
+    photo_caption, photo_crop = kind[frozenset(("a_captioned", "photo"))], kind[frozenset(("b_cropped", "photo"))]
+    assert photo_caption["kind"] == photo_crop["kind"] == "copy" and photo_crop["change"] < photo_caption["change"]
+    [group] = verdict_json(db)["splits"]["train"]["groups"]
+    assert sorted(Path(p).stem for p in group) == ["b_cropped", "photo"]
+
+
 RESHOTS = DATA / "chess_reshots"  # one knight turned on its square between two shots, labels alike
 
 

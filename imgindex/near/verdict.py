@@ -205,6 +205,7 @@ class _Graded:
     b: NDArray[np.int64]
     grade: NDArray[np.object_]
     overrides: list[tuple[int, int, str, str]]  # a, b, grade, why
+    change: NDArray[np.float64]  # the signatures' largest difference (NaN: not compared)
 
     def ids(self) -> set[int]:
         return set(np.unique(np.concatenate([self.a, self.b])).tolist())
@@ -302,7 +303,7 @@ def _graded_pairs(
     maybe = np.flatnonzero((kind == "copy") & ~(grades.change <= verify.CLEAR_COPY))
     overrides: list[tuple[int, int, str, str]] = []
     if not len(maybe):
-        return _Graded(pairs.a, pairs.b, kind, overrides)
+        return _Graded(pairs.a, pairs.b, kind, overrides, grades.change)
     labels = _LabelVerdicts(db, np.unique(np.concatenate([pairs.a[maybe], pairs.b[maybe]])).tolist())
     disagree = labels.disagree_pairs(pairs.a[maybe], pairs.b[maybe])
     localised = grades.change[maybe] > verify.SCENE_RATIO * grades.background[maybe]
@@ -312,7 +313,7 @@ def _graded_pairs(
     for ks, reason in ((maybe[disagree], LABELS_DISAGREE), (moved, OBJECT_DIFFERS)):
         kind[ks] = "similar-scene"
         overrides += [(int(pairs.a[k]), int(pairs.b[k]), "similar-scene", reason) for k in ks.tolist()]
-    return _Graded(pairs.a, pairs.b, kind, sorted(overrides))
+    return _Graded(pairs.a, pairs.b, kind, sorted(overrides), grades.change)
 
 
 REVIEWED_NOT_DUPLICATE = "reviewed: not a duplicate"
@@ -326,7 +327,7 @@ def _reviewed(graded: _Graded, reviewed: reviews.Reviewed) -> _Graded:
     if not reviewed:
         return graded
     keep = ~(np.isin(graded.a, list(reviewed.ignored)) | np.isin(graded.b, list(reviewed.ignored)))
-    a, b, grade = graded.a[keep], graded.b[keep], graded.grade[keep].copy()
+    a, b, grade, change = graded.a[keep], graded.b[keep], graded.grade[keep].copy(), graded.change[keep]
     overrides = [o for o in graded.overrides if o[0] not in reviewed.ignored and o[1] not in reviewed.ignored]
     at = {(int(x), int(y)): k for k, (x, y) in enumerate(zip(a.tolist(), b.tolist()))}
     changed: dict[tuple[int, int], tuple[str, str]] = {}
@@ -344,9 +345,10 @@ def _reviewed(graded: _Graded, reviewed: reviews.Reviewed) -> _Graded:
         a = np.concatenate([a, np.array([p[0] for p in added], dtype=a.dtype)])
         b = np.concatenate([b, np.array([p[1] for p in added], dtype=b.dtype)])
         grade = np.concatenate([grade, np.array(["copy"] * len(added), dtype=object)])
+        change = np.concatenate([change, np.full(len(added), np.nan)])
     overrides = [o for o in overrides if (o[0], o[1]) not in changed]
     overrides += [(x, y, g, why) for (x, y), (g, why) in changed.items()]
-    return _Graded(a, b, grade, sorted(overrides))
+    return _Graded(a, b, grade, sorted(overrides), change)
 
 
 LABELS_DISAGREE = "labels disagree"
@@ -453,6 +455,7 @@ class _Checker:
         a, b = graded.edges(near_pairs.DUPLICATE_KINDS)
         linked, counts = np.unique(np.concatenate([a, b]), return_counts=True)
         self.degree = dict(zip(linked.tolist(), counts.tolist()))
+        self.spread = _mean_change(graded)
         self.place: dict[int, tuple[str, str]] = {}  # (split, path): ties broken by the files, not ids
 
     def verified(self, a: list[int], b: list[int]) -> NDArray[np.bool_]:
@@ -508,10 +511,18 @@ class _Checker:
         groups = [[x for k in part.tolist() for x in members[reps[k]]] for part in np.split(placed, cuts)]
         return [sorted(g) for g in groups if len(g) >= 2]
 
-    def _rank(self, reps: list[int]) -> Callable[[int], tuple[int, tuple[str, str], int]]:
-        """The order reps[k] are placed in when a component is cut: the best linked first (ties by
-        split and path, so that the parts do not depend on the order images were indexed in)."""
-        return lambda k: (-self.degree.get(reps[k], 0), self.place.get(reps[k], ("", "")), reps[k])
+    def _rank(self, reps: list[int]) -> Callable[[int], tuple[int, float, tuple[str, str], int]]:
+        """The order reps[k] are placed in when a component is cut: the best linked first, then
+        those that differ least from their candidate partners (in hundredths of their mean change:
+        of two members alike linked that cannot share a group, the one further from the rest, an
+        overlay or a heavier crop, is left out); ties by split and path, so that the parts do not
+        depend on the order images were indexed in."""
+        return lambda k: (
+            -self.degree.get(reps[k], 0),
+            self.spread.get(reps[k], UNCOMPARED),
+            self.place.get(reps[k], ("", "")),
+            reps[k],
+        )
 
     def pair_grades(self, a: list[int], b: list[int]) -> list[str]:
         """grade([a[k], b[k]]) of each pair."""
@@ -532,6 +543,19 @@ class _Checker:
 
 
 UNKNOWN = -1
+UNCOMPARED = float("inf")  # the mean change of an image none of whose pairs was compared
+
+
+def _mean_change(graded: _Graded) -> dict[int, float]:
+    """Each image's mean change over its compared candidate pairs, rounded to hundredths."""
+    ok = np.isfinite(graded.change)
+    ends = np.concatenate([graded.a[ok], graded.b[ok]])
+    if not len(ends):
+        return {}
+    nodes, at = np.unique(ends, return_inverse=True)
+    sums = np.bincount(at, weights=np.concatenate([graded.change[ok], graded.change[ok]]))
+    means = np.round(sums / np.bincount(at), 2)
+    return dict(zip(nodes.tolist(), means.tolist()))
 
 
 def _status(ids: NDArray[np.int64], known: _Known) -> NDArray[np.int8]:
