@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -32,21 +33,20 @@ class BlockGrid:
 
     def resize(self, gray: Floats, cols: int, rows: int) -> Floats:
         """The upright image resized to cols x rows, rounded to whole grey levels."""
-        if self.orientation in TRANSPOSED:
-            cols, rows = rows, cols
-        across = block_weights(self.full[0], cols, self.block, gray.shape[1])
-        down = block_weights(self.full[1], rows, self.block, gray.shape[0])
-        stored = np.floor(down.T @ gray @ across + 0.5)
-        return orient_array(stored, self.orientation)
+        return self._through(block_weights, gray, cols, rows)
 
     def box(self, gray: Floats, cols: int, rows: int) -> Floats:
         """The upright image box-resized to cols x rows: each output the mean of the full image's
         pixels it covers, from the blocks' overlap with it (a last, partial block weighs what it
         covers), rounded to whole grey levels."""
+        return self._through(box_weights, gray, cols, rows)
+
+    def _through(self, weights: Callable[[int, int, int, int], Floats], gray: Floats, cols: int, rows: int) -> Floats:
+        """gray through one weights matrix per axis (full size, outputs, block, blocks), upright."""
         if self.orientation in TRANSPOSED:
             cols, rows = rows, cols
-        across = box_weights(self.full[0], cols, self.block, gray.shape[1])
-        down = box_weights(self.full[1], rows, self.block, gray.shape[0])
+        across = weights(self.full[0], cols, self.block, gray.shape[1])
+        down = weights(self.full[1], rows, self.block, gray.shape[0])
         stored = np.floor(down.T @ gray @ across + 0.5)
         return orient_array(stored, self.orientation)
 

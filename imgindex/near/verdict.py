@@ -455,7 +455,7 @@ class _Checker:
         a, b = graded.edges(near_pairs.DUPLICATE_KINDS)
         linked, counts = np.unique(np.concatenate([a, b]), return_counts=True)
         self.degree = dict(zip(linked.tolist(), counts.tolist()))
-        self.spread = _mean_change(graded)
+        self.mean_change = _mean_change(graded)
         self.place: dict[int, tuple[str, str]] = {}  # (split, path): ties broken by the files, not ids
 
     def verified(self, a: list[int], b: list[int]) -> NDArray[np.bool_]:
@@ -519,7 +519,7 @@ class _Checker:
         depend on the order images were indexed in."""
         return lambda k: (
             -self.degree.get(reps[k], 0),
-            self.spread.get(reps[k], UNCOMPARED),
+            self.mean_change.get(reps[k], UNCOMPARED),
             self.place.get(reps[k], ("", "")),
             reps[k],
         )

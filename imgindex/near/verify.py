@@ -1,15 +1,16 @@
 """Verification of a near pair: where two images differ, not only how much.
 
 Every image stores a signature: its grey levels, upright, box-resized to 32x32 in the full
-image's coordinates (imgindex.extract.measures.signature). Two signatures are compared in four steps:
+image's coordinates (imgindex.extract.measures.signature). Two signatures are compared in four
+steps:
 
 1. Tone: each is standardised to mean 0 and standard deviation 1, so brightness, contrast and
    grey copies of a colour photo compare equal.
 2. Geometry: a light crop or a change of aspect moves content across the grid. For each axis the
    scale (1 down to 0.94) and offset (start, centre, end), or the shift of a window of the same
-   size (up to 3 % of the axis), that best line up the two images' mean profiles are chosen (no resampling unless it lines them up 10 % better), one image is
-   resampled onto the other's grid, and the direction (a onto b or b onto a) whose profiles line
-   up better is kept.
+   size (up to 3 % of the axis), that best line up the two images' mean profiles are chosen (no
+   resampling unless it lines them up 10 % better), one image is resampled onto the other's
+   grid, and the direction (a onto b or b onto a) whose profiles line up better is kept.
 3. Where: the aligned difference is averaged over 2x2 cells (16x16), which cancels the small
    alternating errors of resampling and re-encoding but keeps a solid object that moved.
 4. Verdict: ``change`` is the largest cell of that difference, ``background`` its 75th percentile.
