@@ -23,9 +23,9 @@ Ground truth:
   between shots), jenssegers' 3 office photos, the skimage stereo pair, the Mona Lisa remix, UKBench
   flipped and rotated copies;
 - low-contrast hard negatives: the first 100 chess photos of train again with their contrast cut
-  to 30 % (a grey spread of about 15 levels, as the least contrasted coco128 photo): every pair of
-  two different photos among them and the originals is a hard negative; each with its own
-  original is a copy (recoloured);
+  to 30 % (a grey spread of about 15 levels, as the least contrasted coco128 photo), without
+  labels, so that the pixels alone grade them: every pair of two different photos among them and
+  the originals is a hard negative; each with its own original is a copy (recoloured);
 - every other pair is unrelated: not a duplicate.
 
 Reported: precision and recall per K; at K = 8 the recall per transformation, the hard negatives
