@@ -49,7 +49,7 @@ def recompute(db_path: Path) -> tuple[float, float, int, int]:
             start = time.perf_counter()
             refreshed = near_pairs.update(db)
             middle = time.perf_counter()
-            verdict.store(db, refreshed.stored, refreshed.signals)
+            verdict.store(db, refreshed)
             end = time.perf_counter()
         pairs = db.execute("SELECT COUNT(*) FROM near_pairs").fetchone()[0]
         groups = db.execute("SELECT COUNT(*) FROM verdict_groups").fetchone()[0]

@@ -166,21 +166,17 @@ def load_members(db: sqlite_utils.Database, ids: Iterable[int]) -> dict[int, Mem
     return {r[0]: Member(*r) for r in rows}
 
 
-def compute(
-    db: sqlite_utils.Database,
-    rule: Rule,
-    stored: near_pairs.Stored | None = None,
-    signals: near_pairs.Signals | None = None,
-) -> Verdict:
-    """The verdict of a rule, from the index (read only); stored and signals: the near pairs and
-    their images' signals when the caller holds them (imgindex.near.pairs.update), instead of
-    reading them back."""
+def compute(db: sqlite_utils.Database, rule: Rule, held: near_pairs.Refreshed | None = None) -> Verdict:
+    """The verdict of a rule, from the index (read only); held: what a refresh of every image
+    returned (imgindex.near.pairs.update: the near pairs and their images' signals), used instead
+    of reading them back."""
+    signals = held.signals if held else None
     verdict = Verdict(rule, split_names(db), image_counts(db))
     if not rule.verified:
         verdict.groups = _equal_dhash_groups(db)
         return verdict
     reviewed = reviews.applied(db)
-    graded = _reviewed(_graded_pairs(db, rule.max_distance, stored, signals), reviewed)
+    graded = _reviewed(_graded_pairs(db, rule.max_distance, held), reviewed)
     verdict.overrides = graded.overrides
     duplicate_a, duplicate_b = graded.edges(near_pairs.DUPLICATE_KINDS)
     linked = np.unique(np.concatenate([duplicate_a, duplicate_b]))
@@ -292,13 +288,8 @@ def _exact_key(labels: label_check.ImageLabels) -> Hashable:
     return classes, tuple(sorted((str(c), tuple(boxes)) for c, boxes in labels.boxes.items()))
 
 
-def _graded_pairs(
-    db: sqlite_utils.Database,
-    max_distance: int,
-    stored: near_pairs.Stored | None = None,
-    signals: near_pairs.Signals | None = None,
-) -> _Graded:
-    pairs, grades = near_pairs.all_pairs(db, max_distance, stored)
+def _graded_pairs(db: sqlite_utils.Database, max_distance: int, held: near_pairs.Refreshed | None = None) -> _Graded:
+    pairs, grades = near_pairs.all_pairs(db, max_distance, held.stored if held else None)
     kind = grades.kind.copy()
     maybe = np.flatnonzero((kind == "copy") & ~(grades.change <= verify.CLEAR_COPY))
     overrides: list[tuple[int, int, str, str]] = []
@@ -309,6 +300,7 @@ def _graded_pairs(
     localised = grades.change[maybe] > verify.SCENE_RATIO * grades.background[maybe]
     both = labels.known_pairs(pairs.a[maybe], pairs.b[maybe])
     look = maybe[~disagree & localised & both]
+    signals = held.signals if held else None
     moved = look[_objects_differ(db, labels, pairs.a[look], pairs.b[look], signals)] if len(look) else look
     for ks, reason in ((maybe[disagree], LABELS_DISAGREE), (moved, OBJECT_DIFFERS)):
         kind[ks] = "similar-scene"
@@ -360,21 +352,21 @@ def _objects_differ(
     labels: _LabelVerdicts,
     a: NDArray[np.int64],
     b: NDArray[np.int64],
-    held: near_pairs.Signals | None = None,
+    loaded: near_pairs.Signals | None = None,
 ) -> NDArray[np.bool_]:
     """Per pair, whether the pictures differ most, and clearly more than elsewhere, on an object
     both label sets box: the object moved, turned or was swapped for a like one."""
-    signals = _signals_of(db, np.unique(np.concatenate([a, b])), held)
+    signals = _signals_of(db, np.unique(np.concatenate([a, b])), loaded)
     compared = verify.compare_rows(signals.signatures, signals.cells, signals.rows(a), signals.rows(b))
     return compared.localised & labels.on_objects(a.tolist(), b.tolist(), compared)
 
 
 def _signals_of(
-    db: sqlite_utils.Database, ids: NDArray[np.int64], held: near_pairs.Signals | None
+    db: sqlite_utils.Database, ids: NDArray[np.int64], loaded: near_pairs.Signals | None
 ) -> near_pairs.Signals:
-    """The signals of the images ids: those held when they hold every one, else read."""
-    if held is not None and np.isin(ids, held.ids).all():
-        return held
+    """The signals of the images ids: those loaded already when they hold every one, else read."""
+    if loaded is not None and np.isin(ids, loaded.ids).all():
+        return loaded
     return near_pairs.load_signals(db, ids)
 
 
@@ -691,19 +683,17 @@ def refresh(db: sqlite_utils.Database) -> int:
     images' pairs were recomputed."""
     with index_store.write_transaction(db):
         refreshed = near_pairs.update(db)
-        store(db, refreshed.stored, refreshed.signals)
+        store(db, refreshed)
     return refreshed.images
 
 
-def store(
-    db: sqlite_utils.Database, stored: near_pairs.Stored | None = None, signals: near_pairs.Signals | None = None
-) -> bool:
+def store(db: sqlite_utils.Database, held: near_pairs.Refreshed | None = None) -> bool:
     """Compute the default rule's verdict and write it, when what it reads changed since it was
-    last written (verdict_stale, set by triggers); call inside the writer's transaction. stored:
-    every near pair, when the caller has just written them all. Returns whether it was written."""
+    last written (verdict_stale, set by triggers); call inside the writer's transaction. held: what
+    the refresh that just wrote every near pair returned. Returns whether it was written."""
     if db.execute("SELECT EXISTS (SELECT 1 FROM verdict_stale)").fetchone()[0] == 0:
         return False
-    verdict = compute(db, RULES[DEFAULT_RULE](DEFAULT_MAX_DISTANCE), stored, signals)
+    verdict = compute(db, RULES[DEFAULT_RULE](DEFAULT_MAX_DISTANCE), held)
     db.execute("DELETE FROM verdict_members")
     db.execute("DELETE FROM verdict_groups")
     db.execute("DELETE FROM label_conflicts")
