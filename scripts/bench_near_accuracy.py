@@ -3,7 +3,7 @@
 Scans, with the real `imgindex scan`, the public datasets of ../shared/data (imagededup, coco128,
 coco8, raccoon_voc, bccd_voc, jenssegers, image_match_monalisa, skimage/sklearn samples, and the
 chess_pieces_coco photos as the splits train/valid/test with their COCO labels) together with
-copies this script plants from the first 40 coco128 photos. Then, for each K, it builds the verdict
+copies this script plants from each of the 128 coco128 photos. Then, for each K, it builds the verdict
 every output uses (`imgindex.near.verdict.compute(db, imgindex_rule(K))`) and counts a pair as a
 predicted duplicate when both images are in one duplicate group.
 
