@@ -847,8 +847,8 @@ def check_command(
     type=click.Choice(list(export.KEEP_POLICIES)),
     default="largest",
     show_default=True,
-    help="Which copy of a group stays: the largest picture (then fewest label problems), or the one with "
-    "fewest label problems (then the largest).",
+    help="Which copy of a group stays, a labelled one always first: the largest picture (then fewest label "
+    "problems), or the one with fewest label problems (then the largest).",
 )
 @click.option("--dry-run", is_flag=True, help="Print what would change per split; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the decisions as JSON.")
@@ -859,8 +859,8 @@ def export_command(
     the original files.
 
     Each group of copies (the stored verdict, as `imgindex duplicates` shows it) spanning splits
-    goes to one split (--leaks), and within a split one copy stays (--keep): by default the largest,
-    then the one with fewest label problems. OUT gets the definition (--format) and removed.csv / removed.json, the
+    goes to one split (--leaks), and within a split one copy stays (--keep): a labelled copy first,
+    then by default the largest, then the one with fewest label problems. OUT gets the definition (--format) and removed.csv / removed.json, the
     reason for every file left out. Scanning OUT and checking it passes the leakage and duplicate
     rules.
     """

@@ -97,6 +97,35 @@ def test_dry_run_writes_nothing_and_policies_move_the_leak(yolo_leak: tuple[Path
     assert [Path(r["path"]).name for r in by_problems["removed"] if r["split"] == "train"] == ["000000000030.jpg"]
 
 
+def test_a_labelled_copy_stays_before_a_larger_one_without_labels(yolo_leak: tuple[Path, Path], tmp_path: Path) -> None:
+    """A PNG copy of a labelled photo, twice its size in pixels and many times in bytes, with no
+    label file: whatever the policy, the export keeps the labelled one (the other would teach its
+    objects as background)."""
+    root, db = yolo_leak
+    images = root / "train" / "images" / "train2017"
+    with Image.open(images / "000000000025.jpg") as im:
+        im.resize((im.width * 3 // 2, im.height * 3 // 2), Image.Resampling.LANCZOS).save(images / "big_025.png")
+    invoke("scan", "--db", str(db), "-q", str(root / "data.yaml"))
+    for keep in ("largest", "fewest-problems"):
+        text = invoke("export", "--db", str(db), str(tmp_path / keep), "--dry-run", "--json", "--keep", keep).output
+        removed = {Path(r["path"]).name: r["reason"] for r in json.loads(text)["removed"] if r["split"] == "train"}
+        assert "000000000025.jpg" not in removed, removed
+        assert removed["big_025.png"] == "duplicate of train:000000000025.jpg, kept as the labelled copy"
+
+
+def test_unreadable_files_are_listed_as_left_out_with_the_scans_reason(
+    yolo_leak: tuple[Path, Path], tmp_path: Path
+) -> None:
+    root, db = yolo_leak
+    (root / "val" / "images" / "broken.jpg").write_bytes(b"not a picture")
+    invoke("scan", "--db", str(db), "-q", str(root / "data.yaml"))
+    text = invoke("export", "--db", str(db), str(tmp_path / "out")).output
+    assert "val: 2 kept, 3 removed" in text and "1 unreadable" in text
+    removed = {Path(r["path"]).name: r["reason"] for r in csv.DictReader((tmp_path / "out" / "removed.csv").open())}
+    assert removed["broken.jpg"].startswith("unreadable: not an image")
+    assert "broken.jpg" not in (tmp_path / "out" / "val.txt").read_text()
+
+
 def test_coco_export_of_a_roboflow_root_round_trips(tmp_path: Path) -> None:
     root = tmp_path / "chess"
     shutil.copytree(CHESS, root)

@@ -18,7 +18,10 @@ from ..near import verdict as verdicts
 from .formats import EXPORTERS, ExportError, Target, removal_list
 from .policy import KEEP_POLICIES, LEAK_POLICIES, Decision, decide, per_split
 
-STAYS = {"largest": "the largest copy stays", "fewest-problems": "the copy with fewest label problems stays"}
+STAYS = {
+    "largest": "a labelled copy stays first, then the largest",
+    "fewest-problems": "a labelled copy stays first, then the one with fewest label problems",
+}
 
 __all__ = ["EXPORTERS", "KEEP_POLICIES", "LEAK_POLICIES", "ExportError", "ExportResult", "export"]
 

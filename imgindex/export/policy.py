@@ -2,11 +2,13 @@
 
 A duplicate group spanning splits (a leak) goes to one split: the training split (default, so
 that validation and test stay clean), the split holding most of its members, or none (dropped).
-Within the split that keeps it, one member stays: the largest picture, then the one whose label
-files have fewest problems, then the first path. Every other member is removed, with the reason.
+Within the split that keeps it, one member stays: a labelled image before one without labels (an
+unlabelled copy would teach its objects as background), then the largest picture, then the one
+whose label files have fewest problems, then the first path. Every other member is removed, with
+the reason.
 Afterwards no two kept images form a duplicate pair of the index (near_pairs graded by the
 verdict), so that scanning the exported dataset finds no duplicate: a pair the group cut had kept
-apart is settled the same way.
+apart is settled the same way. Files the scan could not read are left out, with its reason.
 """
 
 from __future__ import annotations
@@ -34,17 +36,18 @@ class Image:
     pixels: int
     size: int
     problems: int
+    labelled: bool = False  # a label file of its split covers it (an empty one: a background image)
 
-    def largest(self) -> tuple[int, int, int, str]:
-        """Lower is kept first: the largest picture, then fewest label problems, then the path."""
-        return (-self.pixels, self.problems, -self.size, self.path)
+    def largest(self) -> tuple[bool, int, int, int, str]:
+        """Lower is kept first: labelled, the largest picture, fewest label problems, the path."""
+        return (not self.labelled, -self.pixels, self.problems, -self.size, self.path)
 
-    def fewest_problems(self) -> tuple[int, int, int, str]:
-        """Lower is kept first: fewest label problems, then the largest picture, then the path."""
-        return (self.problems, -self.pixels, -self.size, self.path)
+    def fewest_problems(self) -> tuple[bool, int, int, int, str]:
+        """Lower is kept first: labelled, fewest label problems, the largest picture, the path."""
+        return (not self.labelled, self.problems, -self.pixels, -self.size, self.path)
 
 
-Rank = Callable[[Image], tuple[int, int, int, str]]
+Rank = Callable[[Image], tuple[bool, int, int, int, str]]
 KEEP_POLICIES: dict[str, tuple[Rank, str]] = {
     "largest": (Image.largest, "kept as the largest"),
     "fewest-problems": (Image.fewest_problems, "kept for the fewest label problems"),
@@ -54,7 +57,7 @@ KEEP_POLICIES: dict[str, tuple[Rank, str]] = {
 @dataclass(frozen=True)
 class Removal:
     image: Image
-    kind: str  # duplicate | leak | leak between SPLITS (dropped whole)
+    kind: str  # duplicate | leak | leak between SPLITS (dropped whole) | unreadable
     reason: str
 
 
@@ -74,7 +77,8 @@ class Decision:
 
 
 def load_images(db: sqlite_utils.Database) -> dict[int, Image]:
-    """Every readable image, with its pixel count and the problems of the label files that cover it alone."""
+    """Every readable image, with its pixel count, the problems of the label files that cover it
+    alone, and whether a label file of its split covers it."""
     problems = dict(
         db.execute(
             """SELECT lfi.image_path || char(0) || lf.split, COUNT(p.id) FROM label_file_images lfi
@@ -85,11 +89,23 @@ def load_images(db: sqlite_utils.Database) -> dict[int, Image]:
         ).fetchall()
     )
     rows = db.execute(
-        "SELECT id, split, path, rel_path, coalesce(width * height, 0), size FROM images WHERE error IS NULL"
+        """SELECT i.id, i.split, i.path, i.rel_path, coalesce(i.width * i.height, 0), i.size,
+                  EXISTS (SELECT 1 FROM label_file_images lfi JOIN label_files lf ON lf.id = lfi.label_file_id
+                          WHERE lfi.image_path = i.path AND lf.split = i.split)
+           FROM images i WHERE i.error IS NULL"""
     )
     return {
-        r[0]: Image(r[0], r[1], r[2], r[3], r[4], r[5], problems.get(f"{r[2]}\0{r[1]}", 0)) for r in rows.fetchall()
+        r[0]: Image(r[0], r[1], r[2], r[3], r[4], r[5], problems.get(f"{r[2]}\0{r[1]}", 0), bool(r[6]))
+        for r in rows.fetchall()
     }
+
+
+def load_unreadable(db: sqlite_utils.Database) -> list[Removal]:
+    """Every file the scan could not read: left out of the export, each with the scan's reason."""
+    rows = db.execute("SELECT id, split, path, rel_path, coalesce(size, 0), error FROM images WHERE error IS NOT NULL")
+    return [
+        Removal(Image(r[0], r[1], r[2], r[3], 0, r[4], 0), "unreadable", f"unreadable: {r[5]}") for r in rows.fetchall()
+    ]
 
 
 def training_split(splits: Iterable[str], given: str | None) -> str | None:
@@ -108,7 +124,9 @@ def decide(
         raise ValueError(f"leak policy must be one of {', '.join(LEAK_POLICIES)}, not {leaks!r}")
     if keep not in KEEP_POLICIES:
         raise ValueError(f"keep policy must be one of {', '.join(KEEP_POLICIES)}, not {keep!r}")
-    decision = Decision(load_images(db), keep=keep)
+    unreadable = load_unreadable(db)
+    decision = Decision(load_images(db) | {r.image.id: r.image for r in unreadable}, keep=keep)
+    decision.removed += unreadable
     decision.train_split = training_split(decision.splits(), train_split)
     for group in verdicts.load(db).groups:
         members = [decision.images[m.id] for m in group.members if m.id in decision.images]
@@ -150,7 +168,11 @@ def _keep_one(members: list[Image], why: str, keep: str) -> list[Removal]:
         return []
     rank, said = KEEP_POLICIES[keep]
     kept = min(members, key=rank)
-    return [Removal(m, why, f"{why} of {_place(kept)}, {said}") for m in members if m is not kept]
+    return [Removal(m, why, f"{why} of {_place(kept)}, {_why_kept(kept, m, said)}") for m in members if m is not kept]
+
+
+def _why_kept(kept: Image, removed: Image, said: str) -> str:
+    return "kept as the labelled copy" if kept.labelled and not removed.labelled else said
 
 
 def _place(image: Image) -> str:
