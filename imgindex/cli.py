@@ -158,6 +158,10 @@ def _existing_folder(folder: str, arg: str) -> Path:
         raise click.BadParameter(f"'{arg}': folder '{folder}' does not exist. Give SPLIT=DIR with an existing folder.")
     if not path.is_dir():
         raise click.BadParameter(f"'{arg}': '{folder}' is a file, not a folder. Give the folder that holds the images.")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise click.BadParameter(
+            f"'{arg}': folder '{folder}' cannot be read (permission denied). Give the scan read access."
+        )
     return Path(os.path.abspath(path))  # as named: the scan resolves it, and looks beside a symlink for names
 
 
@@ -320,6 +324,16 @@ def warn_skipped(summary: ScanSummary) -> None:
         click.echo(
             f"{len(outside)} link(s) lead out of their split's folders: their images are indexed, but "
             f"`imgindex serve` does not send them: {shown}",
+            err=True,
+        )
+    unreadable = summary.unreadable_folders
+    if unreadable:
+        shown = ", ".join(unreadable[:SKIPPED_SHOWN]) + (
+            f" and {len(unreadable) - SKIPPED_SHOWN} more" if len(unreadable) > SKIPPED_SHOWN else ""
+        )
+        click.echo(
+            f"Could not read {len(unreadable)} folder(s): their images already indexed are kept, new ones are "
+            f"missed; give the scan read access and scan again: {shown}",
             err=True,
         )
 

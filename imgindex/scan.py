@@ -85,6 +85,7 @@ class ScanSummary:
     labels: LabelSummary | None = None
     skipped_links: list[str] = field(default_factory=list)  # those links, as stored text, sorted
     outside_links: list[str] = field(default_factory=list)  # links leading out of their split's folders
+    unreadable_folders: list[str] = field(default_factory=list)  # folders that could not be listed
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -136,7 +137,16 @@ def plan_split(
     for path, size, mtime in fresh:
         entry = FileEntry(path, rel_path(path, roots), size, mtime, plan.skips.sources.get(path, ""))
         plan.jobs.append(Job(split, entry, is_new=path not in stored_paths))
-    plan.gone[split] = sorted(stored_paths - {path for path, _, _ in current})
+    plan.gone[split] = sorted(kept_out(stored_paths - {path for path, _, _ in current}, plan.skips.unreadable))
+
+
+def kept_out(gone: set[str], unreadable: Sequence[str]) -> set[str]:
+    """The paths not found on disk, less those below a folder that could not be listed: they may
+    still be there, so their rows stay until the folder can be read again."""
+    if not unreadable:
+        return gone
+    below = tuple(folder.rstrip(os.sep) + os.sep for folder in unreadable)
+    return {path for path in gone if not path.startswith(below)}
 
 
 def on_disk(
@@ -462,6 +472,7 @@ def scan_images_and_labels(
     summary.skipped_links = sorted(set(plan.skips.links))
     summary.skipped = len(summary.skipped_links)
     summary.outside_links = links_outside(plan.skips, splits)
+    summary.unreadable_folders = sorted(set(plan.skips.unreadable))
     mark_pending(db, {job.split for job in plan.jobs} | {split for split, gone in plan.gone.items() if gone})
     process(db, plan.jobs, summary.scan_id, executor, batch_size, summary, on_progress)
     for split, gone in plan.gone.items():

@@ -79,6 +79,7 @@ class Skips:
     links: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
     linked: list[str] = field(default_factory=list)  # image files and folders reached through a link
+    unreadable: list[str] = field(default_factory=list)  # folders that could not be listed (whole)
 
 
 def walk_images(root: Path) -> Iterator[FileEntry]:
@@ -198,8 +199,8 @@ def _scan_folder(folder: str, found: list[Stamped], skips: Skips) -> list[str]:
                         _folder(entry, subfolders, skips)
                 except OSError:
                     _note_skip(entry, skips)
-    except OSError:
-        pass  # unreadable or vanished folder: what was listed is kept
+    except OSError as exc:  # what was listed is kept
+        _note_unreadable(folder, exc, skips)
     return sorted(subfolders)
 
 
@@ -209,7 +210,8 @@ def _scan_long_folder(folder: str, found: list[Stamped], skips: Skips) -> list[s
     subfolders: list[str] = []
     try:
         fd = open_folder(folder)
-    except OSError:
+    except OSError as exc:
+        _note_unreadable(folder, exc, skips)
         return []
     try:
         with os.scandir(fd) as entries:
@@ -223,11 +225,18 @@ def _scan_long_folder(folder: str, found: list[Stamped], skips: Skips) -> list[s
                         subfolders.append(path)
                 except OSError:
                     _note_skip(entry, skips, path)
-    except OSError:
-        pass
+    except OSError as exc:
+        _note_unreadable(folder, exc, skips)
     finally:
         os.close(fd)
     return sorted(subfolders)
+
+
+def _note_unreadable(folder: str, exc: OSError, skips: Skips) -> None:
+    """A folder that exists but could not be listed (permission denied, an I/O error): noted, so
+    that the images indexed below it are not taken for removed. One that vanished is not."""
+    if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+        skips.unreadable.append(stored_text(folder))
 
 
 def _escaped(path: str, skips: Skips) -> str:

@@ -210,6 +210,40 @@ def test_unreadable_file_is_recorded(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux permissions and capabilities")
+def test_a_folder_that_cannot_be_read_is_named_and_its_images_are_not_removed(tmp_path: Path) -> None:
+    folder = tmp_path / "p"
+    for sub, seed in (("a", 1), ("b", 2), ("b", 3)):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+        make_image(folder / sub / f"{seed}.png", seed)
+    db = tmp_path / "index.db"
+    as_user = {"preexec_fn": drop_file_read_override} if os.geteuid() == 0 else {}
+    assert summary_counts(run_imgindex("scan", "--db", str(db), f"p={folder}", **as_user).stdout)["new"] == 3
+    (folder / "b").chmod(0)
+    try:
+        locked = run_imgindex("scan", "--db", str(db), f"p={folder}", **as_user)
+        make_image(folder / "a" / "4.png", 4)
+        more = run_imgindex("scan", "--db", str(db), f"p={folder}", **as_user)
+    finally:
+        (folder / "b").chmod(0o755)
+    assert locked.returncode == 0, locked.stderr
+    assert summary_counts(locked.stdout) == {"new": 0, "changed": 0, "unchanged": 1, "removed": 0, "errors": 0}
+    assert "Could not read 1 folder(s): their images already indexed are kept" in locked.stderr
+    assert str(folder / "b") in locked.stderr
+    assert summary_counts(more.stdout)["removed"] == 0  # a later change elsewhere removes nothing either
+    readable = run_imgindex("scan", "--db", str(db), f"p={folder}", **as_user)
+    assert summary_counts(readable.stdout) == {"new": 0, "changed": 0, "unchanged": 4, "removed": 0, "errors": 0}
+    assert "Could not read" not in readable.stderr
+    assert len(sql_rows(db, "select id from images")) == 4
+    folder.chmod(0)
+    try:
+        root_locked = run_imgindex("scan", "--db", str(db), f"p={folder}", **as_user)
+    finally:
+        folder.chmod(0o755)
+    assert root_locked.returncode == 2 and "cannot be read (permission denied)" in root_locked.stderr
+    assert "Traceback" not in root_locked.stderr and len(sql_rows(db, "select id from images")) == 4
+
+
 def test_misuse_gets_a_message_and_nonzero_exit(db: Path, tmp_path: Path) -> None:
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
