@@ -3,6 +3,7 @@ terminal questions and draws progress through callbacks, and prints; the work ha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -742,7 +743,8 @@ def write_atomically(path: Path, content: str) -> None:
             os.fsync(file.fileno())
         os.replace(part, path)
     except OSError as exc:
-        part.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the part may not exist, nor its folder
+            part.unlink()
         raise CheckMisuse(f"cannot write {path}: {exc.strerror or exc}") from None
 
 

@@ -8,6 +8,7 @@ import functools
 import hashlib
 import json
 import marshal
+import os
 import random
 import shlex
 import sqlite3
@@ -212,10 +213,35 @@ def _connect_readonly(path: str | Path) -> sqlite3.Connection:
         raise IndexStateError(path, f"Cannot read {path}: {err.strerror}; check its permissions or pass --db.") from err
     if header and header != SQLITE_HEADER:  # an empty file is an empty database
         raise NotADatabaseError(path)
+    uri = file.resolve().as_uri()
     try:
-        return sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=LOCKS.busy_timeout)
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=LOCKS.busy_timeout)
     except sqlite3.Error as err:
         raise _unreadable(path, err) from err
+    if os.access(file.parent, os.W_OK) or Path(f"{file}-shm").exists():
+        return conn
+    return _on_read_only_media(conn, file, uri)
+
+
+def _on_read_only_media(conn: sqlite3.Connection, file: Path, uri: str) -> sqlite3.Connection:
+    """An index in a folder this process cannot write (read-only media, another user's folder),
+    without the shared-memory file SQLite's write-ahead log needs beside it: SQLite cannot make
+    one, so it cannot read through the log. With no log left to merge (writers merge it when they
+    close), the file alone is the whole index and is opened as unchanging (URI immutable=1)."""
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+    log = Path(f"{file}-wal")
+    if log.exists() and log.stat().st_size > 0:
+        raise IndexStateError(
+            file,
+            f"Cannot read {file}: its folder cannot be written and it has a write-ahead log ({log.name}) "
+            "not yet merged; copy the index with its -wal file to a folder you can write, or open it once "
+            "where it can be written.",
+        )
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=LOCKS.busy_timeout)
 
 
 def _unreadable(path: str | Path, err: sqlite3.Error) -> IndexStateError:
@@ -332,6 +358,7 @@ def open_db(path: str | Path) -> sqlite_utils.Database:
     new = not Path(path).exists() or Path(path).stat().st_size == 0
     if not new:
         require_writable(inspect_file(path))
+    require_folder(Path(path))
     conn = sqlite3.connect(str(path), timeout=LOCKS.busy_timeout, isolation_level=None, check_same_thread=False)
     if new:
         conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
@@ -344,6 +371,21 @@ def open_db(path: str | Path) -> sqlite_utils.Database:
     if db.execute("SELECT EXISTS (SELECT 1 FROM deferred_upkeep)").fetchone()[0]:
         restore_deferred(db)  # a large write was killed before it built them
     return db
+
+
+def require_folder(path: Path) -> None:
+    """An index is written with its log beside it: its folder must exist and be writable."""
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        what = "is a file" if folder.exists() else "does not exist"
+        raise IndexStateError(
+            path, f"Cannot write {path}: the folder {folder} {what}; give --db a path in an existing folder."
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise IndexStateError(
+            path,
+            f"Cannot write {path}: the folder {folder} cannot be written; give --db a path in a folder you can write.",
+        )
 
 
 # ---------------------------------------------------------------- deferred upkeep

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import socket
@@ -86,3 +87,11 @@ def shifted_crops(folder: Path, n_side: int, step: int, quality: int = 95) -> li
                 im.crop((left, top, w - margin + left, h - margin + top)).save(path, quality=quality)
                 out.append(path)
     return out
+
+
+def drop_file_read_override() -> None:
+    """In a child process run as root: give up the capabilities that let root read any file."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")

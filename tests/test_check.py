@@ -123,6 +123,12 @@ def test_misuse_is_exit_2_with_one_line(leaky: Path, args: list[str], says: str)
     assert says in out and len(out.strip().splitlines()) == 1
 
 
+def test_an_output_file_under_a_file_is_exit_2_with_one_line(leaky: Path) -> None:
+    for option in ("--junit", "--write-baseline"):
+        out = check(leaky, option, str(leaky / "x.xml"), code=2)
+        assert f"cannot write {leaky / 'x.xml'}: Not a directory" in out and len(out.strip().splitlines()) == 1
+
+
 def test_exit_codes_in_a_real_process(leaky: Path, tmp_path: Path) -> None:
     assert run_imgindex("check", "--db", str(leaky), *QUIET).returncode == 1
     assert run_imgindex("check", "--db", str(leaky), *QUIET, "--rule", "leakage=off").returncode == 0

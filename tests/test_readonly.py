@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
-from conftest import DATA, ROOT, free_port, invoke, run_imgindex
+from conftest import DATA, ROOT, drop_file_read_override, free_port, invoke, run_imgindex
 
 from imgindex import store
 from imgindex.report import ReportError, build_report
@@ -112,6 +112,32 @@ def test_read_commands_in_a_real_process_leave_the_index_unchanged(index: Path) 
         assert proc.returncode == 0, proc.stderr
         assert proc.stderr == ""
     assert digest(index) == before and wal_content(index) == b""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux permissions and capabilities")
+def test_an_index_in_a_folder_that_cannot_be_written_is_read(index: Path, tmp_path: Path) -> None:
+    """Read-only media: SQLite cannot make the shared-memory file its write-ahead log needs, so a
+    fully merged index is read as the unchanging file it is; one whose log is not merged yet is
+    refused in one line that says what to do."""
+    media = tmp_path / "media"
+    media.mkdir()
+    shutil.copy(index, media / "index.db")
+    as_user = {"preexec_fn": drop_file_read_override} if os.geteuid() == 0 else {}
+    media.chmod(0o555)
+    try:
+        expected = invoke("duplicates", "--db", str(index), "--json").output
+        proc = run_imgindex("duplicates", "--db", str(media / "index.db"), "--json", **as_user)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == expected.replace(str(index), str(media / "index.db"))
+        assert sorted(p.name for p in media.iterdir()) == ["index.db"]  # nothing made beside it
+        media.chmod(0o755)
+        Path(f"{media / 'index.db'}-wal").write_bytes(b"\0" * 32)  # a log left by a writer that was killed
+        media.chmod(0o555)
+        refused = run_imgindex("sql", "--db", str(media / "index.db"), "select 1", **as_user)
+    finally:
+        media.chmod(0o755)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert "write-ahead log (index.db-wal) not yet merged" in refused.stderr
 
 
 def fetch(url: str, timeout: float = 30) -> bytes:

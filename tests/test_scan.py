@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import io
 import os
 import shutil
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, invoke, run_imgindex, sql_rows
+from conftest import DATA, drop_file_read_override, invoke, run_imgindex, sql_rows
 from PIL import Image
 
 from imgindex import store
@@ -185,14 +184,6 @@ def test_unicode_names_symlinks_and_link_loops(db: Path, tmp_path: Path) -> None
     assert names == {"café ☕.png", "linked.png"}
 
 
-def drop_file_read_override() -> None:
-    """In a child process run as root: give up the capabilities that let root read any file."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
-        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
-
-
 @pytest.mark.skipif(sys.platform != "linux", reason="Linux permissions and capabilities")
 def test_unreadable_file_is_recorded(tmp_path: Path) -> None:
     folder = tmp_path / "p"
@@ -259,6 +250,17 @@ def test_misuse_gets_a_message_and_nonzero_exit(db: Path, tmp_path: Path) -> Non
         result = invoke("scan", "--db", str(db), *args, ok=False)
         assert result.exit_code != 0 and message in result.output, (args, result.output)
     assert not db.exists()  # misuse writes nothing
+
+
+def test_an_index_path_in_no_folder_gets_a_message(tmp_path: Path) -> None:
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    for db, message in ((tmp_path / "none" / "x.db", "does not exist"), (a_file / "x.db", "is a file")):
+        for command in ("scan", "watch"):
+            proc = run_imgindex(command, "--db", str(db), str(COCO8 / "val"))
+            assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+            assert f"Cannot write {db}: the folder {db.parent} {message}; give --db a path" in proc.stderr
+    assert not (tmp_path / "none").exists()
 
 
 def test_commands_on_a_missing_index_say_what_to_do(tmp_path: Path) -> None:
