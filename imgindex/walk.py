@@ -65,6 +65,15 @@ def stored_text(path: str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+def printable(text: str) -> str:
+    """A path (or any text) as one line of a terminal or a CI log: each control character (a
+    newline, a tab, an escape) written as Python writes it in a string, ``\\n``, ``\\x1b``; a name
+    holding a newline cannot then fake a line of its own."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def raw_bytes(path: str) -> bytes | None:
     """The exact bytes of a path that is not valid UTF-8 (what ``images.path_bytes`` keeps); None
     for every other path."""

@@ -129,6 +129,18 @@ def test_an_output_file_under_a_file_is_exit_2_with_one_line(leaky: Path) -> Non
         assert f"cannot write {leaky / 'x.xml'}: Not a directory" in out and len(out.strip().splitlines()) == 1
 
 
+def test_a_name_holding_a_newline_cannot_fake_a_line_of_the_output(tmp_path: Path) -> None:
+    val = tmp_path / "val"
+    shutil.copytree(VAL, val)
+    faked = "x\nPASS leakage: 0 finding(s) red.jpg"
+    (val / "000000000036.jpg").rename(val / faked)
+    db = tmp_path / "n.db"
+    invoke("scan", "--db", str(db), "-q", f"train={TRAIN}", f"val={val}")
+    out = check(db, *QUIET, "--examples", "5", code=1)
+    assert "x\\nPASS leakage: 0 finding(s) red.jpg" in out
+    assert not any(line.startswith("PASS leakage") for line in out.splitlines()), out
+
+
 def test_exit_codes_in_a_real_process(leaky: Path, tmp_path: Path) -> None:
     assert run_imgindex("check", "--db", str(leaky), *QUIET).returncode == 1
     assert run_imgindex("check", "--db", str(leaky), *QUIET, "--rule", "leakage=off").returncode == 0

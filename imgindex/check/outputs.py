@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import xml.etree.ElementTree as ET
 
+from ..walk import printable
 from . import CheckResult, Outcome
 
 MARK = {"pass": "PASS", "fail": "FAIL", "off": "off "}
@@ -31,7 +32,7 @@ def text(result: CheckResult, examples: int) -> list[str]:
     for o in (o for o in ordered if o.status != "off"):
         lines.append(f"{MARK[o.status]} {o.rule.name}: {summary(o)}")
         if o.status == "fail":
-            lines += [f"    {f.text}" for f in o.findings[:examples]]
+            lines += [f"    {printable(f.text)}" for f in o.findings[:examples]]
             more = len(o.findings) - examples
             lines.append(
                 f"    {'and ' + str(more) + ' more; ' if more > 0 else ''}all of them: {see_all(o, result.index)}"
