@@ -142,6 +142,15 @@ def _add_entry(definition: Definition, split: str, root: Path, entry: str, sourc
         if folder not in folders:
             folders.append(folder)
     definition.members[split] = definition.members.get(split, frozenset()) | listed
+    missing = sorted(p for p in listed if not os.path.isfile(p))
+    if missing:
+        shown = ", ".join(missing[:MISSING_SHOWN]) + (" ..." if len(missing) > MISSING_SHOWN else "")
+        definition.notes.append(
+            f"{split}: {len(missing)} of the {len(listed)} images {target.name} lists are missing: {shown}"
+        )
+
+
+MISSING_SHOWN = 3  # missing images of a .txt list named in the scan's first line
 
 
 def _entry_path(root: Path, entry: str) -> tuple[Path | None, str]:

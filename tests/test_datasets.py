@@ -66,6 +66,10 @@ def test_a_data_yaml_with_a_root_lists_of_folders_and_txt_lists(tmp_path: Path) 
     scan(db, str(tmp_path / "custom.yaml"))
     [row] = sql_rows(db, "select rel_path from images where split = 'val'")
     assert row["rel_path"] == valid[1].name
+    (root / "lists" / "val.txt").write_text(f"valid/images/{valid[1].name}\nvalid/images/gone.jpg\n./nowhere.png\n")
+    out = scan(db, str(tmp_path / "custom.yaml"))
+    gone, nowhere = root / "valid" / "images" / "gone.jpg", root / "lists" / "nowhere.png"
+    assert f"val: 2 of the 3 images val.txt lists are missing: {nowhere}, {gone}." in out
 
 
 def test_a_roboflow_coco_root_and_a_voc_root(tmp_path: Path) -> None:
