@@ -86,6 +86,7 @@ class ScanSummary:
     skipped_links: list[str] = field(default_factory=list)  # those links, as stored text, sorted
     outside_links: list[str] = field(default_factory=list)  # links leading out of their split's folders
     unreadable_folders: list[str] = field(default_factory=list)  # folders that could not be listed
+    unreadable_files: int = 0  # rows of the scanned splits with an error, this scan's and earlier ones
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -100,9 +101,16 @@ class ScanSummary:
 
     def line(self) -> str:
         skipped = f", {self.skipped} skipped" if self.skipped else ""  # links that lead nowhere
+        earlier = self.unreadable_files - self.errors
+        kept = (
+            f"; {self.unreadable_files} unreadable files in these splits, {earlier} from earlier scans "
+            "(--retry-errors reads them again)"
+            if earlier > 0
+            else ""
+        )
         return (
             f"{self.new} new, {self.changed} changed, {self.unchanged} unchanged, "
-            f"{self.removed} removed, {self.errors} errors{skipped} in {self.seconds:.1f} s"
+            f"{self.removed} removed, {self.errors} errors{skipped} in {self.seconds:.1f} s{kept}"
         ) + (f"; {self.labels.line()}" if self.labels else "")
 
 
@@ -484,6 +492,7 @@ def scan_images_and_labels(
     summary.labels.hints = unread_label_hints(setup.plans, splits)
     verdict.refresh(db)  # near_pairs of the new, changed and removed images, then the verdict
     quality.refresh(db, quality_thresholds)  # the flags of the splits whose images changed (all: new thresholds)
+    summary.unreadable_files = store.error_rows(db, list(splits))
     summary.seconds = time.monotonic() - started
     store.finish_scan(db, summary.scan_id, summary.counts())
     return summary

@@ -668,6 +668,16 @@ def stored_subset(db: sqlite_utils.Database, split: str, paths: Sequence[str]) -
     return found
 
 
+def error_rows(db: sqlite_utils.Database, splits: Sequence[str]) -> int:
+    """How many files of these splits the index holds as unreadable (a row with an error)."""
+    marks = ", ".join("?" for _ in splits)
+    return int(
+        db.execute(
+            f"SELECT COUNT(*) FROM images WHERE error IS NOT NULL AND split IN ({marks})", list(splits)
+        ).fetchone()[0]
+    )
+
+
 def image_columns(db: sqlite_utils.Database) -> tuple[str, ...]:
     """The columns a scan writes into ``images``: all of the table's but ``id``. The schema
     (schema/*.sql) is their one definition; extraction and the scan fill them by name."""

@@ -252,6 +252,18 @@ def test_misuse_gets_a_message_and_nonzero_exit(db: Path, tmp_path: Path) -> Non
     assert not db.exists()  # misuse writes nothing
 
 
+def test_a_rescan_says_how_many_files_stay_unreadable(db: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "t"
+    folder.mkdir()
+    make_image(folder / "ok.png", 1)
+    (folder / "broken.jpg").write_bytes(b"not a picture")
+    first = invoke("scan", "--db", str(db), f"t={folder}").output
+    assert summary_counts(first)["errors"] == 1 and "earlier scans" not in first
+    again = invoke("scan", "--db", str(db), f"t={folder}").output
+    assert summary_counts(again)["errors"] == 0
+    assert "; 1 unreadable files in these splits, 1 from earlier scans (--retry-errors reads them again)" in again
+
+
 def test_an_index_path_in_no_folder_gets_a_message(tmp_path: Path) -> None:
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
