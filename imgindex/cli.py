@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from . import __version__, check, export, quality, query, reviews, store
 from .api import Index
@@ -275,6 +276,11 @@ def scan_command(
     are not opened again; files gone from a scanned folder leave the index. Labels (YOLO, COCO,
     Pascal VOC, class folders) are detected; --labels overrides.
     """
+    if label_format == "none" and (coco is not None or label_first is not None or bbox_format or names_path):
+        raise click.UsageError(
+            "--labels none reads no labels: drop it, or drop --coco, --label-first/--box-first, "
+            "--bbox-format and --names."
+        )
     splits, definition = scan_targets(folders)
     names = names_path or (definition.names_file if definition else None)
     options = LabelOptions(label_format, coco, label_first, bbox_format, names)
@@ -397,6 +403,13 @@ MISSING_FLAGS = {
 }
 
 
+def given(name: str) -> bool:
+    """Whether the running command's option ``name`` was given (on the command line or by its
+    environment variable), not left at its default."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+
 @contextmanager
 def read_index(db_path: str) -> Iterator[Index]:
     """The index opened read-only (nothing migrated or written) and read in one snapshot: every
@@ -446,6 +459,10 @@ def duplicates_command(db_path: str, as_json: bool, rule: str, max_distance: int
     (duplicates labelled two ways) are reported apart. The report and the served index read the
     same stored verdict.
     """
+    if rule == "datagradients" and given("max_distance"):
+        raise click.UsageError(
+            "--max-distance is the imgindex rule's; --rule datagradients groups equal dHashes only: drop one of them."
+        )
     with read_index(db_path) as index:
         if as_json:
             click.echo(json.dumps(index.duplicates(max_distance, rule), indent=2, ensure_ascii=False))
@@ -459,18 +476,21 @@ def sql_error_message(exc: sqlite3.Error) -> str:
         return "imgindex sql only reads the index; `imgindex scan` is what changes it."
     if "not authorized" in str(exc) or "authorization denied" in str(exc):
         return "imgindex sql writes no file: attach other databases read-only, e.g. ATTACH 'file:other.db?mode=ro' AS other."
-    return (
-        f'SQL error: {exc}. The tables and views are listed by `imgindex sql "select type, name from sqlite_master"`.'
-    )
+    return f'SQL error: {str(exc).rstrip(".")}. The tables and views are listed by `imgindex sql "select type, name from sqlite_master"`.'
 
 
 @cli.command(name="sql")
 @click.argument("sql")
 @db_option
-@click.option("--json", "fmt", flag_value="json", help="Print rows as a JSON list of objects.")
-@click.option("--csv", "fmt", flag_value="csv", help="Print rows as CSV with a header.")
-def sql_command(sql: str, db_path: str, fmt: str | None) -> None:
+@click.option("--json", "json_rows", is_flag=True, help="Print rows as a JSON list of objects.")
+@click.option("--csv", "csv_rows", is_flag=True, help="Print rows as CSV with a header.")
+def sql_command(sql: str, db_path: str, json_rows: bool, csv_rows: bool) -> None:
     """Run a SQL query against the index, opened read-only (the file is never changed)."""
+    if json_rows and csv_rows:
+        raise click.UsageError("--json and --csv do not go together: give one of them.")
+    if not sql.strip():
+        raise click.UsageError('Give a query, e.g. imgindex sql "select split, count(*) from images group by split"')
+    fmt = "json" if json_rows else "csv" if csv_rows else None
     with read_index(db_path) as index:
         try:
             columns, rows = index.execute(sql)

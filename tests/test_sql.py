@@ -49,6 +49,20 @@ def test_bad_sql_names_the_error(indexed: Path) -> None:
     assert "no such column: nope" in result.output
 
 
+def test_contradictory_or_empty_requests_are_refused_with_what_to_do(indexed: Path) -> None:
+    cases = [
+        (["sql", "--json", "--csv", "select 1"], "--json and --csv do not go together"),
+        (["sql", "  "], "Give a query, e.g. imgindex sql"),
+        (["sql", "select 1; select 2"], "one statement at a time. The tables"),
+        (["duplicates", "--rule", "datagradients", "--max-distance", "4"], "--max-distance is the imgindex rule's"),
+        (["scan", "--labels", "none", "--coco", str(indexed), str(DATA)], "--labels none reads no labels"),
+    ]
+    for args, says in cases:
+        result = invoke(*args[:1], "--db", str(indexed), *args[1:], ok=False)
+        assert result.exit_code in (1, 2) and says in result.output and "Traceback" not in result.output, result.output
+    assert invoke("duplicates", "--db", str(indexed), "--rule", "datagradients").exit_code == 0
+
+
 def test_subprocess_round_trip(tmp_path: Path) -> None:
     db = tmp_path / "x.db"
     assert run_imgindex("scan", "--db", str(db), str(DATA / "imagehash")).returncode == 0
