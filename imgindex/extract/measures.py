@@ -22,26 +22,29 @@ from .dhash import BlockGrid, full_dhash
 
 Row = dict[str, Any]
 Floats = NDArray[np.float64]
+Counts = NDArray[np.int64]
 T = TypeVar("T")
 
 ANALYSIS_SIDE = 64  # shorter side of the analysis image, about (never reduced below it)
 HISTOGRAM_BINS = 16
-LEVELS = np.stack([np.arange(256.0), np.arange(256.0) ** 2], axis=1)  # (256, 2): level, level squared
+# (256, 2): level, level squared. Integers: sums of counts times these are exact, as in floats
+# (every partial sum a whole number under 2**53), so the moments divide the same sums either way.
+LEVELS = np.stack([np.arange(256, dtype=np.int64), np.arange(256, dtype=np.int64) ** 2], axis=1)
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601-2, as Pillow's "L" conversion
 
 
-def statistics(counts: Floats) -> Row:
+def statistics(counts: Counts, n: int) -> Row:
     """Mean luma, per-channel mean and std and a coarse histogram, from an 8-bit RGB image's
-    histogram (3 x 256 pixel counts)."""
+    histogram (3 x 256 pixel counts) and its number of pixels ``n``."""
     hist = counts.reshape(3, 256)
-    n = max(hist[0].sum(), 1.0)
+    n = max(n, 1)
     moments = hist @ LEVELS / n  # (3, 2): mean and mean square per channel
     means = moments[:, 0]
     stds = np.sqrt(np.maximum(moments[:, 1] - means * means, 0.0))
     row: Row = {"brightness": round(float(LUMA @ means), 3), "histogram": histogram_json(hist / n)}
-    for i, band in enumerate("rgb"):
-        row[f"mean_{band}"] = round(float(means[i]), 3)
-        row[f"std_{band}"] = round(float(stds[i]), 3)
+    for band, mean, std in zip("rgb", means.tolist(), stds.tolist()):
+        row[f"mean_{band}"] = round(mean, 3)
+        row[f"std_{band}"] = round(std, 3)
     return row
 
 
@@ -129,14 +132,15 @@ class Analysis:
         return self.levels.astype(np.float64)
 
     @shared
-    def luma_counts(self) -> Floats:
+    def luma_counts(self) -> Counts:
         """How many of the analysis image's pixels have each grey level (256 counts)."""
-        return np.bincount(self.luma_levels.ravel(), minlength=256).astype(np.float64)
+        return np.bincount(self.luma_levels.ravel(), minlength=256)
 
     @shared
-    def colour_counts(self) -> Floats:
-        """How many of the analysis image's pixels have each level, per channel (3 x 256 counts)."""
-        return np.array(self.small.histogram(), dtype=np.float64)
+    def colour_counts(self) -> Counts:
+        """How many of the analysis image's pixels have each level, per channel (3 x 256 counts):
+        Pillow's histogram, read by np.fromiter (a third of np.array's time on a list of ints)."""
+        return np.fromiter(self.small.histogram(), dtype=np.int64, count=3 * 256)
 
     @shared
     def shown(self) -> Image.Image:
@@ -152,7 +156,8 @@ class Analysis:
 
 def colour(analysis: Analysis) -> Row:
     """brightness, mean_*, std_* and histogram of the analysis image."""
-    return statistics(analysis.colour_counts)
+    small = analysis.small
+    return statistics(analysis.colour_counts, small.width * small.height)
 
 
 def hashes(analysis: Analysis) -> Row:
