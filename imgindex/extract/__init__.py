@@ -24,7 +24,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
@@ -59,7 +59,8 @@ __all__ = [
 PATH_LIMIT = 4096  # Linux's PATH_MAX, its final NUL included
 EXTRACTOR = 6  # version of what extract() computes; rows of another version are extracted again
 VANISHED = "file vanished during the scan"  # the error of a file that cannot be found when read
-READ_BLOCK = 1 << 16  # bytes read at a time for the content hash
+READ_BLOCK = 1 << 16  # bytes read at a time for the content hash of a large file
+WHOLE_FILE = 1 << 26  # files up to this size (64 MiB) are read once, into memory, for the hash and the decode
 Row = dict[str, Any]
 
 
@@ -75,11 +76,10 @@ def extract(path: str, max_pixels: int = MAX_PIXELS) -> Row:
         with open_regular(path) as f:
             st = os.fstat(f.fileno())
             row["size"], row["mtime_ns"] = st.st_size, st.st_mtime_ns
-            row["sha256"] = sha256_of(f)
-            f.seek(0)
+            row["sha256"], source = hashed_source(f, st.st_size)
             with warnings.catch_warnings(), pixel_budget_only():
                 warnings.simplefilter("ignore")
-                with Image.open(f) as im:
+                with Image.open(source) as im:
                     row.update(_header(im))  # read before the budget check: size and mode only
                     check_budget(im, max_pixels)
                     row.update(_orientation_and_frames(im))  # may decode (a PNG's EXIF after its pixels)
@@ -147,6 +147,21 @@ def pixel_budget_only() -> Iterator[None]:
             _PillowCheck.users -= 1
             if _PillowCheck.users == 0:
                 Image.MAX_IMAGE_PIXELS = _PillowCheck.saved
+
+
+def hashed_source(f: io.BufferedReader, size: int) -> tuple[str, BinaryIO]:
+    """The SHA-256 of an open file of ``size`` bytes (as stat-ed) and what Pillow is to read it
+    from. A file up to WHOLE_FILE bytes is read once, into memory, for both: reading it a second
+    time through the file costs more system calls and copies than the one buffer. A larger file, or
+    one that has grown since its stat, is hashed in blocks and read again from its start."""
+    if size <= WHOLE_FILE:
+        data = f.read(size + 1)
+        if len(data) <= size:
+            return hashlib.sha256(data).hexdigest(), io.BytesIO(data)
+        f.seek(0)
+    digest = sha256_of(f)
+    f.seek(0)
+    return digest, f
 
 
 def sha256_of(f: io.BufferedReader) -> str:
