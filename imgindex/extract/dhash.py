@@ -47,8 +47,9 @@ class BlockGrid:
             cols, rows = rows, cols
         across = weights(self.full[0], cols, self.block, gray.shape[1])
         down = weights(self.full[1], rows, self.block, gray.shape[0])
-        stored = np.floor(down.T @ gray @ across + 0.5)
-        return orient_array(stored, self.orientation)
+        stored = down.T @ gray @ across
+        stored += 0.5  # floor(x + 0.5) in place: no temporary arrays
+        return orient_array(np.floor(stored, out=stored), self.orientation)
 
     def dhash(self, gray: Floats, hash_size: int) -> str:
         return bits_hex(self.resize(gray, hash_size + 1, hash_size))
