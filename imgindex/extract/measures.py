@@ -39,12 +39,12 @@ def statistics(counts: Counts, n: int) -> Row:
     hist = counts.reshape(3, 256)
     n = max(n, 1)
     moments = hist @ LEVELS / n  # (3, 2): mean and mean square per channel
-    means = moments[:, 0]
-    stds = np.sqrt(np.maximum(moments[:, 1] - means * means, 0.0))
-    row: Row = {"brightness": round(float(LUMA @ means), 3), "histogram": histogram_json(hist / n)}
-    for band, mean, std in zip("rgb", means.tolist(), stds.tolist()):
+    row: Row = {"brightness": round(float(LUMA @ moments[:, 0]), 3), "histogram": histogram_json(hist / n)}
+    for band, (mean, square) in zip("rgb", moments.tolist()):
+        # Three standard deviations in Python floats: the same IEEE operations as NumPy's on
+        # three-element arrays (square - mean * mean is never -0.0), a fifth of their calls' cost.
         row[f"mean_{band}"] = round(mean, 3)
-        row[f"std_{band}"] = round(std, 3)
+        row[f"std_{band}"] = round(math.sqrt(max(square - mean * mean, 0.0)), 3)
     return row
 
 
@@ -261,11 +261,12 @@ def exposure(analysis: Analysis) -> Row:
 def chroma(analysis: Analysis) -> Row:
     """Mean over the analysis image's pixels of the spread of their channels (largest minus
     smallest, in levels 0..255): 0 for a grey image, whatever its mode."""
-    planes = analysis.planes
-    red, green, blue = planes[:, :, 0], planes[:, :, 1], planes[:, :, 2]
-    spread = np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue)
+    red, green, blue = analysis.planes.reshape(-1, 3).T
+    spread = np.maximum(red, green)
+    np.maximum(spread, blue, out=spread)
+    spread -= np.minimum(np.minimum(red, green), blue)  # in place: one temporary array fewer
     # A sum of whole levels, exact as an integer as in mean's floats; the one division rounds alike.
-    return {"chroma": round(int(spread.sum(dtype=np.int64)) / spread.size, 3)}
+    return {"chroma": round(int(np.add.reduce(spread, dtype=np.int64)) / spread.size, 3)}
 
 
 FLAT = 0.05  # RMS neighbour difference (grey levels) at half scale below which an image is flat
