@@ -285,6 +285,19 @@ def test_sharpness_falls_with_blur_relative_to_the_picture(tmp_path: Path) -> No
         assert abs(values[640, share] - values[1600, share]) < 0.12, values
 
 
+def test_detail_of_a_long_noisy_image_is_its_true_rms_difference(tmp_path: Path) -> None:
+    """A 64x1600 strip of black and white noise: its neighbours' squared differences sum past
+    2**31: a 32-bit sum wrapped negative and the file was recorded as unreadable (a math domain
+    error); detail is the RMS difference computed in floats."""
+    levels = np.random.default_rng(7).integers(0, 2, size=(1600, 64), dtype=np.uint8) * 255
+    Image.fromarray(levels, "L").save(tmp_path / "strip.png")
+    wide = levels.astype(np.float64)
+    across, down = np.diff(wide, axis=1), np.diff(wide, axis=0)
+    assert (across**2).sum() > 2**31 and (down**2).sum() > 2**31
+    expected = np.sqrt(((across**2).sum() + (down**2).sum()) / (across.size + down.size))
+    assert extract(str(tmp_path / "strip.png"))["detail"] == round(float(expected), 3)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

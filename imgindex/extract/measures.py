@@ -297,10 +297,10 @@ def _gradient_rms(levels: NDArray[np.int32]) -> float:
 
 
 def _squares(values: NDArray[np.int32]) -> int:
-    """Sum of the squares of int32 values, as an int32 (wrapping as einsum's int32 sum did; a sum
-    of integers modulo 2**32 is the same in any order). np.dot of two flat vectors: a third of
-    einsum's time, most of which parses its subscripts."""
-    return int(np.dot(values, values))
+    """Sum of the squares of differences of grey levels, exact: in 64-bit integers (a long, noisy
+    analysis image sums past 2**31). np.dot of two flat vectors: a third of einsum's time."""
+    wide = values.astype(np.int64)
+    return int(np.dot(wide, wide))
 
 
 Measure = Callable[[Analysis], Row]
