@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DATA, invoke
+from conftest import DATA, invoke, sql_rows
 from datasette.app import Datasette
 from PIL import Image
 
@@ -106,6 +106,28 @@ def test_a_byte_identical_pair_with_different_boxes_is_a_label_conflict(conflict
     assert any("labelled two ways" in n for n in feature["notices"])
     rows = canned(conflicting, "label_conflicts")
     assert [(r["path_a"], r["path_b"], r["kind"]) for r in rows] == [(*conflict["paths"], "boxes differ")]
+
+
+def test_a_class_conflict_names_the_classes(tmp_path: Path) -> None:
+    root = tmp_path / "ruby"
+    shutil.copytree(RUBY, root)
+    image = next((root / "train" / "images").glob("image_3*.jpg"))
+    shutil.copy(image, root / "test" / "images" / "copied.jpg")
+    rows = [r.split() for r in (root / "train" / "labels" / f"{image.stem}.txt").read_text().split("\n") if r.strip()]
+    first = int(rows[0][0])
+    other = (first + 1) % 6
+    rows[0][0] = str(other)
+    (root / "test" / "labels" / "copied.txt").write_text("\n".join(" ".join(r) for r in rows) + "\n")
+    db = tmp_path / "ruby.db"
+    scan_splits(db, root, "train", "valid", "test")
+    [conflict] = verdict_json(db)["label_conflicts"]
+    names = {
+        int(r["class_id"]): r["name"]
+        for r in sql_rows(db, "select class_id, name from classes where class_id is not null")
+    }
+    assert conflict["kind"] == "classes differ"
+    expected = {f"1 x {names[first]} (class {first})", f"1 x {names[other]} (class {other})"}
+    assert all(part in conflict["detail"] for part in expected), conflict
 
 
 def test_cli_report_and_canned_queries_read_one_verdict(conflicting: Path, tmp_path: Path) -> None:

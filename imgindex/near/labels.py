@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlite_utils
 
@@ -25,6 +25,7 @@ Box = tuple[float, float, float, float]  # cx, cy, w, h normalised
 class ImageLabels:
     classes: Counter[int | None]
     boxes: dict[int | None, list[Box]]
+    names: dict[int | None, str] = field(default_factory=dict, compare=False)  # class id -> name, when known
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,16 @@ def load(db: sqlite_utils.Database, image_ids: Iterable[int]) -> dict[int, Image
     ).fetchall()
     out = {r[0]: ImageLabels(Counter(), {}) for r in covered}
     rows = db.execute(
-        """SELECT i.id, l.class_id, l.cx, l.cy, l.w, l.h FROM images i
+        """SELECT i.id, l.class_id, l.class_name, l.cx, l.cy, l.w, l.h FROM images i
            JOIN labels l ON l.split = i.split AND l.image_path = i.path
            WHERE i.id IN (SELECT value FROM json_each(?))""",
         [wanted],
     )
-    for image_id, class_id, *box in rows:
+    for image_id, class_id, name, *box in rows:
         labels = out.setdefault(image_id, ImageLabels(Counter(), {}))
         labels.classes[class_id] += 1
+        if name:
+            labels.names[class_id] = name
         if None not in box:
             labels.boxes.setdefault(class_id, []).append((box[0], box[1], box[2], box[3]))
     return out
@@ -70,7 +73,7 @@ def compare(a: ImageLabels | None, b: ImageLabels | None) -> Disagreement | None
     if a is None or b is None:
         return None
     if a.classes != b.classes:
-        return Disagreement("classes differ", _class_difference(a.classes, b.classes))
+        return Disagreement("classes differ", _class_difference(a.classes, b.classes, {**b.names, **a.names}))
     unmatched = sum(_unmatched(a.boxes.get(c, []), b.boxes.get(c, [])) for c in a.classes)
     if unmatched:
         return Disagreement("boxes differ", f"{unmatched} box(es) without a match of IoU >= {MIN_IOU}")
@@ -103,13 +106,19 @@ def on_object(labels: ImageLabels | None, cell: int) -> bool:
     )
 
 
-def _class_difference(a: Counter[int | None], b: Counter[int | None]) -> str:
+def _class_difference(a: Counter[int | None], b: Counter[int | None], names: dict[int | None, str]) -> str:
     only_a, only_b = a - b, b - a
-    return f"first has {_counted(only_a) or 'nothing more'}; second has {_counted(only_b) or 'nothing more'}"
+    first, second = _counted(only_a, names), _counted(only_b, names)
+    return f"first has {first or 'nothing more'}; second has {second or 'nothing more'}"
 
 
-def _counted(classes: Counter[int | None]) -> str:
-    return ", ".join(f"{n} x class {c}" for c, n in sorted(classes.items(), key=lambda kv: str(kv[0])))
+def _counted(classes: Counter[int | None], names: dict[int | None, str]) -> str:
+    return ", ".join(f"{n} x {_class(c, names)}" for c, n in sorted(classes.items(), key=lambda kv: str(kv[0])))
+
+
+def _class(class_id: int | None, names: dict[int | None, str]) -> str:
+    """A class as people read it: its name and id ('white-pawn (class 11)'), or its id alone."""
+    return f"{names[class_id]} (class {class_id})" if class_id in names else f"class {class_id}"
 
 
 def _unmatched(a: list[Box], b: list[Box]) -> int:
