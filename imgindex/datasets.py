@@ -103,12 +103,19 @@ def _yaml_mapping(path: Path) -> dict[str, Any]:
             raise DefinitionError(f"{path}: larger than a dataset file ({MAX_DEFINITION_BYTES} bytes at most)")
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
-        raise DefinitionError(
-            f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-        ) from None
+        raise DefinitionError(f"cannot read {path}: {_yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise DefinitionError(f"{path}: not a mapping of train / val / test / names: not a YOLO dataset file")
     return data
+
+
+def _yaml_problem(exc: BaseException) -> str:
+    """What went wrong, in one line: a YAML error's problem and where (line and column, 1-based)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if isinstance(exc, yaml.YAMLError) and mark is not None and problem:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _dataset_root(path: Path, given: object) -> Path:

@@ -122,6 +122,10 @@ def test_a_definition_that_cannot_be_followed_is_one_line(tmp_path: Path) -> Non
     empty.write_text("names: [a]\n")
     result = invoke("scan", "--db", str(tmp_path / "x.db"), str(empty), ok=False)
     assert "no train, val or test entry" in result.output
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train: [a, b\nval: c\n")
+    result = invoke("scan", "--db", str(tmp_path / "x.db"), str(broken), ok=False)
+    assert f"cannot read {broken}: expected ',' or ']', but got ':' at line 2, column 4" in result.output
 
 
 def test_a_yaml_alias_bomb_is_refused_in_one_line(tmp_path: Path) -> None:
