@@ -54,8 +54,15 @@ def db_option(fn: F) -> F:
         show_default=True,
         envvar="IMGINDEX_DB",
         show_envvar=True,
+        callback=_named_file,
         help="The index database.",
     )(fn)
+
+
+def _named_file(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value.strip():
+        raise click.BadParameter("give the index file's path, e.g. --db imgindex.db (or leave IMGINDEX_DB unset)")
+    return value
 
 
 def executor_option(fn: F) -> F:
@@ -122,13 +129,19 @@ def quiet_option(fn: F) -> F:
 
 class IndexCommands(click.Group):
     """The commands; an --db file that cannot be used (store.IndexStateError) ends any of them with
-    its one-line message instead of a traceback."""
+    its one-line message instead of a traceback, and Ctrl-C with exit status 130, as a shell's
+    commands end (each command leaves its files whole: see `scan` and `report`)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except store.IndexStateError as exc:
             raise click.ClickException(str(exc)) from None
+        except (KeyboardInterrupt, click.Abort) as exc:
+            if isinstance(exc, click.Abort) and not isinstance(exc.__context__, KeyboardInterrupt):
+                raise
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
 
 
 @click.group(cls=IndexCommands)
@@ -730,11 +743,27 @@ def serve_command(
         "thumbnail_concurrency": thumbnail_concurrency,
         "allow_reviews": allow_reviews,
     }
-    datasette = Datasette([db_path], metadata={"plugins": {"imgindex": options}})
+    file = [db_path]  # read as unchanging on read-only media, as the other read commands do
+    files, immutables = ([], file) if store.read_as_unchanging(Path(db_path)) else (file, [])
+    datasette = Datasette(files, immutables=immutables, metadata={"plugins": {"imgindex": options}})
     asyncio.run(datasette.invoke_startup())
     name = next(n for n in datasette.databases if n != "_internal")
+    require_free_port(host, port)
     click.echo(f"Serving {db_path} at http://{host}:{port}/{name} (Ctrl-C to stop)")
     uvicorn.run(datasette.app(), host=host, port=port, log_level="warning", lifespan="on")
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Refuse, in one line, a port another program already listens on."""
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; give another --port"
+        ) from None
 
 
 class CheckMisuse(click.ClickException):

@@ -218,9 +218,16 @@ def _connect_readonly(path: str | Path) -> sqlite3.Connection:
         conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=LOCKS.busy_timeout)
     except sqlite3.Error as err:
         raise _unreadable(path, err) from err
-    if os.access(file.parent, os.W_OK) or Path(f"{file}-shm").exists():
+    if not read_as_unchanging(file):
         return conn
     return _on_read_only_media(conn, file, uri)
+
+
+def read_as_unchanging(file: Path) -> bool:
+    """Whether an index lies in a folder this process cannot write, without the shared-memory file
+    SQLite's write-ahead log needs beside it (read-only media): then it can only be read as an
+    unchanging file (see _on_read_only_media)."""
+    return not os.access(file.absolute().parent, os.W_OK) and not Path(f"{file}-shm").exists()
 
 
 def _on_read_only_media(conn: sqlite3.Connection, file: Path, uri: str) -> sqlite3.Connection:

@@ -175,6 +175,30 @@ def test_serve_leaves_the_index_unchanged(index: Path) -> None:
     assert digest(index) == before and wal_content(index) == b""
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux permissions and capabilities")
+def test_serve_reads_an_index_on_read_only_media_and_refuses_a_busy_port(index: Path, tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    shutil.copy(index, media / "index.db")
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", "imgindex", "serve", "--db", str(media / "index.db"), "--port", str(port)]
+    as_user = {"preexec_fn": drop_file_read_override} if os.geteuid() == 0 else {}
+    media.chmod(0o555)
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **as_user)
+    try:
+        assert b"train" in fetch(f"http://127.0.0.1:{port}/index/leakage")
+        busy = run_imgindex("serve", "--db", str(index), "--port", str(port))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+        media.chmod(0o755)
+    assert b"Traceback" not in stderr, stderr.decode()
+    assert sorted(p.name for p in media.iterdir()) == ["index.db"]
+    assert busy.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in busy.stderr, busy.stderr
+    assert "give another --port" in busy.stderr and "Serving" not in busy.stdout
+
+
 @pytest.fixture
 def other_db(tmp_path: Path) -> Path:
     """Another program's SQLite database."""

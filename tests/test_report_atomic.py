@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DATA, ROOT
+from conftest import DATA, ROOT, invoke
 
+from imgindex import Index
 from imgindex.report import outputs
 from imgindex.report import summary as summary_module
 from imgindex.report.build import build_report
@@ -254,6 +255,22 @@ def test_a_live_run_keeps_its_files(tmp_path: Path) -> None:
     staging = outputs.staging_folder(directory, "20260101-000000")
     outputs.recover(directory)
     assert mine.exists() and staging.exists()
+
+
+def test_ctrl_c_ends_a_report_with_status_130_and_its_files_whole(
+    index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "logs"
+    invoke("report", "--db", str(index), "--out", str(out), "--title", "t")
+    before = pair(out / "t")
+
+    def interrupted(self: object, **kw: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Index, "report", interrupted)
+    result = invoke("report", "--db", str(index), "--out", str(out), "--title", "t", ok=False)
+    assert result.exit_code == 130 and "Interrupted." in result.output and "Aborted" not in result.output
+    assert pair(out / "t") == before
 
 
 def test_imgindex_report_killed_at_random_moments(index: Path, tmp_path: Path) -> None:

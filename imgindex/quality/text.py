@@ -44,7 +44,12 @@ def flagged_lines(quality: Quality, name: str, limit: int) -> list[str]:
     measure = next(flag.measure for flag in FLAGS if flag.name == name)
     listed = images if limit == 0 else images[:limit]
     lines = ["", f"{name}: {len(images)} image{'s' if len(images) != 1 else ''} ({measure} shown)"]
-    lines += [f"  {entry['split']}  {printable(entry['path'])}  {entry['flags'][name]}" for entry in listed]
+    lines += [f"  {entry['split']}  {printable(entry['path'])}  {_value(entry['flags'][name])}" for entry in listed]
     if len(listed) < len(images):
         lines.append(f"  ... and {len(images) - len(listed)} more (--limit 0 lists them all)")
     return lines
+
+
+def _value(value: object) -> str:
+    """A flagged image's measure as printed; an image without it (a flat one has no sharpness) says so."""
+    return "(no value)" if value is None else str(value)
