@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -124,6 +125,24 @@ def test_unreadable_files_are_listed_as_left_out_with_the_scans_reason(
     removed = {Path(r["path"]).name: r["reason"] for r in csv.DictReader((tmp_path / "out" / "removed.csv").open())}
     assert removed["broken.jpg"].startswith("unreadable: not an image")
     assert "broken.jpg" not in (tmp_path / "out" / "val.txt").read_text()
+
+
+def test_a_yolo_list_leaves_out_names_it_cannot_hold_and_says_why(yolo_leak: tuple[Path, Path], tmp_path: Path) -> None:
+    root, db = yolo_leak
+    images = root / "val" / "images"
+    with Image.open(images / "000000000042.jpg") as im:
+        im.rotate(180).save(images / "two\nlines.jpg")
+        im.rotate(90, expand=True).save(os.fsdecode(bytes(images) + b"/bad\xff.jpg"))
+    invoke("scan", "--db", str(db), "-q", str(root / "data.yaml"))
+    text = invoke("export", "--db", str(db), str(tmp_path / "out")).output
+    assert "val: 2 kept, 4 removed" in text and "2 unnamable" in text
+    reasons = {Path(r["path"]).name: r["reason"] for r in json.loads((tmp_path / "out" / "removed.json").read_text())}
+    assert reasons["two\nlines.jpg"].startswith("not in the yolo export: its name holds a line break")
+    assert reasons["bad\\xff.jpg"].startswith("not in the yolo export: its name is not UTF-8")
+    listed = (tmp_path / "out" / "val.txt").read_text().splitlines()
+    assert len(listed) == 2 and all(Path(line).is_file() for line in listed)
+    as_list = json.loads(invoke("export", "--db", str(db), str(tmp_path / "l"), "--format", "list", "--json").output)
+    assert as_list["splits"]["val"] == {"kept": 4, "removed": 2}  # a list names nothing: it keeps them
 
 
 def test_coco_export_of_a_roboflow_root_round_trips(tmp_path: Path) -> None:

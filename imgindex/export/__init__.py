@@ -15,8 +15,8 @@ from typing import Any
 import sqlite_utils
 
 from ..near import verdict as verdicts
-from .formats import EXPORTERS, ExportError, Target, removal_list
-from .policy import KEEP_POLICIES, LEAK_POLICIES, Decision, decide, per_split
+from .formats import EXPORTERS, Exporter, ExportError, Target, removal_list
+from .policy import KEEP_POLICIES, LEAK_POLICIES, Decision, Removal, decide, per_split
 
 STAYS = {
     "largest": "a labelled copy stays first, then the largest",
@@ -79,6 +79,7 @@ def export(
     if keep not in KEEP_POLICIES:
         raise ExportError(f"unknown keep policy {keep!r}: give one of {', '.join(KEEP_POLICIES)}")
     decision = decide(db, leaks, train_split, keep)
+    decision.removed += unnamable(decision, EXPORTERS[fmt])
     if train_split is not None and train_split not in decision.splits():
         raise ExportError(f"no split named {train_split!r}: the splits are {', '.join(decision.splits())}")
     result = ExportResult(decision, None, fmt, leaks)
@@ -103,6 +104,17 @@ def export(
         raise
     result.out = final
     return result
+
+
+def unnamable(decision: Decision, exporter: Exporter) -> list[Removal]:
+    """The kept images the format's files cannot name, left out with the reason."""
+    out = []
+    for split in decision.splits():
+        for image in decision.kept(split):
+            why = exporter.cannot_name(image)
+            if why:
+                out.append(Removal(image, "unnamable", f"not in the {exporter.name} export: {why}"))
+    return out
 
 
 def _record(db: sqlite_utils.Database, result: ExportResult) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any
 import sqlite_utils
 import yaml
 
-from .policy import Decision
+from .policy import Decision, Image
 
 YOLO_KEYS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
@@ -47,6 +47,18 @@ class Exporter:
     name: str
     title: str
     write: Callable[[Target], None]
+    cannot_name: Callable[[Image], str | None] = lambda image: None  # why its files cannot hold an image
+
+
+def unlisted(image: Image) -> str | None:
+    """Why a line of a .txt image list cannot name an image, if it cannot: a newline in its name
+    would split it in two; a name that is not UTF-8 is stored as text with \\xNN escapes, which
+    names another file."""
+    if "\n" in image.path or "\r" in image.path:
+        return "its name holds a line break, which a .txt image list cannot hold; rename the file"
+    if image.escaped:
+        return "its name is not UTF-8, which a .txt image list cannot hold; rename the file"
+    return None
 
 
 def write_text(path: Path, text: str) -> None:
@@ -164,7 +176,7 @@ def voc(target: Target) -> None:
 EXPORTERS: dict[str, Exporter] = {
     e.name: e
     for e in [
-        Exporter("yolo", "data.yaml and a .txt image list per split (label files untouched)", yolo),
+        Exporter("yolo", "data.yaml and a .txt image list per split (label files untouched)", yolo, unlisted),
         Exporter("coco", "per split, links to the kept images and a filtered _annotations.coco.json", coco),
         Exporter("voc", "ImageSets/Main/<split>.txt, with links to Annotations/ and JPEGImages/", voc),
         Exporter("list", "only the removal list, removed.csv and removed.json", lambda target: None),

@@ -37,6 +37,7 @@ class Image:
     size: int
     problems: int
     labelled: bool = False  # a label file of its split covers it (an empty one: a background image)
+    escaped: bool = False  # its name is not UTF-8: ``path`` writes its bytes as \\xNN (walk.stored_text)
 
     def largest(self) -> tuple[bool, int, int, int, str]:
         """Lower is kept first: labelled, the largest picture, fewest label problems, the path."""
@@ -57,7 +58,7 @@ KEEP_POLICIES: dict[str, tuple[Rank, str]] = {
 @dataclass(frozen=True)
 class Removal:
     image: Image
-    kind: str  # duplicate | leak | leak between SPLITS (dropped whole) | unreadable
+    kind: str  # duplicate | leak | leak between SPLITS (dropped whole) | unreadable | unnamable (by the format)
     reason: str
 
 
@@ -91,11 +92,11 @@ def load_images(db: sqlite_utils.Database) -> dict[int, Image]:
     rows = db.execute(
         """SELECT i.id, i.split, i.path, i.rel_path, coalesce(i.width * i.height, 0), i.size,
                   EXISTS (SELECT 1 FROM label_file_images lfi JOIN label_files lf ON lf.id = lfi.label_file_id
-                          WHERE lfi.image_path = i.path AND lf.split = i.split)
+                          WHERE lfi.image_path = i.path AND lf.split = i.split), i.path_bytes IS NOT NULL
            FROM images i WHERE i.error IS NULL"""
     )
     return {
-        r[0]: Image(r[0], r[1], r[2], r[3], r[4], r[5], problems.get(f"{r[2]}\0{r[1]}", 0), bool(r[6]))
+        r[0]: Image(r[0], r[1], r[2], r[3], r[4], r[5], problems.get(f"{r[2]}\0{r[1]}", 0), bool(r[6]), bool(r[7]))
         for r in rows.fetchall()
     }
 
