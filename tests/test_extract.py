@@ -104,7 +104,7 @@ def test_palette_png(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "name, content, expect",
     [
-        ("empty.jpg", b"", "not an image"),
+        ("empty.jpg", b"", "empty file (0 bytes)"),
         ("notes.png", b"just some text\n", "not an image"),
     ],
 )

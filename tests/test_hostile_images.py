@@ -119,7 +119,7 @@ def corpus(tmp_path: Path) -> Iterator[tuple[Path, Expected]]:
         os.chdir(cwd)
     expect(top / "sock.png", "error", "a socket")
     (top / "empty.jpg").write_bytes(b"")
-    expect(top / "empty.jpg", "error", "not an image")
+    expect(top / "empty.jpg", "error", "empty file (0 bytes): nothing to decode")
     (top / "truncated.jpg").write_bytes(good[: len(good) // 2])
     expect(top / "truncated.jpg", "error", "truncated")
     (top / "folder.jpg").mkdir()  # a folder named like an image is walked as a folder

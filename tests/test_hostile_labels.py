@@ -96,6 +96,19 @@ def test_a_scan_of_hostile_yolo_rows_indexes_the_rest_and_the_report_runs(db: Pa
     assert "Feature failed" not in report.output
 
 
+def test_label_files_saved_with_a_byte_order_mark_read_alike(db: Path, tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    shutil.copytree(DATA / "coco8" / "images" / "val", root / "images")
+    shutil.copytree(DATA / "coco8" / "labels" / "val", root / "labels")
+    invoke("scan", "--db", str(db), f"val={root}", "-q")
+    before = sql_rows(db, "select image_path, class_id, cx, cy, w, h from labels order by 1, 2, 3")
+    for label in (root / "labels").glob("*.txt"):
+        label.write_bytes(b"\xef\xbb\xbf" + label.read_bytes())  # as Windows Notepad saves UTF-8
+    invoke("scan", "--db", str(db), f"val={root}", "-q")
+    assert sql_rows(db, "select image_path, class_id, cx, cy, w, h from labels order by 1, 2, 3") == before
+    assert sql_rows(db, "select count(*) n from label_problems where kind = 'malformed_row'")[0]["n"] == 0
+
+
 def test_a_fifo_named_like_a_label_file_is_refused_without_blocking(db: Path, tmp_path: Path) -> None:
     import os
 

@@ -76,6 +76,8 @@ def extract(path: str, max_pixels: int = MAX_PIXELS) -> Row:
         with open_regular(path) as f:
             st = os.fstat(f.fileno())
             row["size"], row["mtime_ns"] = st.st_size, st.st_mtime_ns
+            if st.st_size == 0:
+                raise EmptyFileError("empty file (0 bytes): nothing to decode")
             row["sha256"], source = hashed_source(f, st.st_size)
             with warnings.catch_warnings(), pixel_budget_only():
                 warnings.simplefilter("ignore")
@@ -91,6 +93,10 @@ def extract(path: str, max_pixels: int = MAX_PIXELS) -> Row:
 
 class NotRegularError(OSError):
     """A path that is no regular file: never read."""
+
+
+class EmptyFileError(ValueError):
+    """A file of 0 bytes (an interrupted copy or download): nothing to decode."""
 
 
 FILE_KINDS = (
@@ -204,7 +210,7 @@ def _orientation_and_frames(im: Image.Image) -> Row:
 
 def describe_error(exc: BaseException, path: str = "") -> str:
     """A message a user can act on."""
-    if isinstance(exc, (NotRegularError, PixelBudgetError)):
+    if isinstance(exc, (NotRegularError, PixelBudgetError, EmptyFileError)):
         return str(exc)
     if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
         length = len(os.fsencode(path))

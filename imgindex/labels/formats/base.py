@@ -202,8 +202,9 @@ def stat_paths(paths: Iterable[Path | str]) -> dict[str, Stat]:
 
 
 def read_text(path: Path) -> tuple[str | None, str | None]:
-    """(text, None) or (None, error message). Only a regular file is read: a FIFO, device or
-    socket named like a label file is opened without blocking and refused."""
+    """(text, None) or (None, error message), UTF-8 with or without the byte-order mark some
+    Windows editors write first. Only a regular file is read: a FIFO, device or socket named like
+    a label file is opened without blocking and refused."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
@@ -212,6 +213,6 @@ def read_text(path: Path) -> tuple[str | None, str | None]:
         try:
             if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
                 return None, "not a regular file (a FIFO, device or socket): not read"
-            return file.read().decode("utf-8", errors="replace"), None
+            return file.read().decode("utf-8-sig", errors="replace"), None
         except OSError as exc:
             return None, f"cannot read: {exc.strerror or exc}"
