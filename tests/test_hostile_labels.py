@@ -64,6 +64,12 @@ def test_coco_numbers_that_cannot_be_boxes_or_ids_are_problems() -> None:
     assert parsed.labels[0].box is not None and parsed.labels[0].box.x1 == 10  # width unknown: pixels kept
 
 
+def test_a_coco_box_of_negative_width_is_described_in_its_pixels_too() -> None:
+    box = {"id": 1, "image_id": 1, "category_id": 3, "bbox": [10, 10, -5, 4]}
+    [problem] = parse_coco_text(coco([box]), "x.json", lambda name: "/d/a.jpg").problems
+    assert problem.detail == "box 10 10 -5 4 has width -0.0078125 and height 0.00833333 (normalised; -5 x 4 pixels)"
+
+
 def test_coco_json_nested_too_deep_is_an_unreadable_file_not_a_crash() -> None:
     parsed = parse_coco_text("[" * 100_000 + "]" * 100_000, "deep.json", lambda name: None)
     assert parsed.error is not None and "nested too deep" in parsed.error

@@ -353,6 +353,9 @@ def test_subprocess_end_to_end(tmp_path: Path) -> None:
     assert (tmp_path / "logs" / "My data" / "Report.pdf").is_file()
     doc = load_summary(tmp_path / "logs" / "My data" / "summary.json")
     assert doc["metadata"]["report_title"] == "My data"
+    climbing = run_imgindex("report", "--db", str(db), "--title", "../up", cwd=tmp_path)
+    assert climbing.returncode == 0 and (tmp_path / "logs" / "_up" / "Report.pdf").is_file()
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["My data", "_up"]
 
 
 def test_colour_distribution_is_the_mean_of_the_stored_histograms(

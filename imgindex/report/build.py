@@ -45,6 +45,13 @@ class ReportOutcome:
         return f"{FINISHED}\n\nThe results can be seen in:\n    - {self.directory}\n    - {self.archive}"
 
 
+def folder_name(title: str) -> str:
+    """The report's folder under --out: the title with its path separators as '_' and without
+    leading dots (a title '../x' names the visible folder '_x', inside --out)."""
+    name = title.replace("/", "_").replace("\\", "_").lstrip(".")
+    return name or "report"
+
+
 def default_title(db_path: Path) -> str:
     return db_path.stem or "imgindex"
 
@@ -148,7 +155,7 @@ def _write(
 ) -> ReportOutcome:
     """Write both files into a new archive folder, then publish them (outputs.publish: the archive
     completed, then Report.pdf and summary.json replaced, in that order, each complete)."""
-    directory = (out_dir / title.replace("/", "_")).resolve()
+    directory = (out_dir / folder_name(title)).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     outputs.recover(directory)
     stamp = f"{now:%Y%m%d-%H%M%S}"

@@ -113,13 +113,21 @@ def make_box(values: tuple[float, float, float, float], fmt: BoxFormat, normalis
     return Box(cx, cy, w, h, px1, py1, px2, py2, w * h)
 
 
+def _in_pixels(box: Box) -> str:
+    """' (normalised; -5 x 4 pixels)' when the box's pixels are known too, else ' (normalised)'."""
+    if None in (box.x1, box.y1, box.x2, box.y2):
+        return " (normalised)"
+    assert box.x1 is not None and box.x2 is not None and box.y1 is not None and box.y2 is not None
+    return f" (normalised; {box.x2 - box.x1:g} x {box.y2 - box.y1:g} pixels)"
+
+
 def box_problems(box: Box, values: tuple[float, ...]) -> list[tuple[str, str]]:
     """(kind, detail) pairs for a box of zero/negative area or reaching outside the image."""
     found: list[tuple[str, str]] = []
     text = _Text(values)
     if box.w is not None and box.h is not None:
         if box.w <= 0 or box.h <= 0:
-            found.append((ZERO_AREA_BOX, f"box {text} has width {box.w:g} and height {box.h:g}"))
+            found.append((ZERO_AREA_BOX, f"box {text} has width {box.w:g} and height {box.h:g}{_in_pixels(box)}"))
         assert box.cx is not None and box.cy is not None
         left, top = box.cx - box.w / 2, box.cy - box.h / 2
         right, bottom = box.cx + box.w / 2, box.cy + box.h / 2
