@@ -83,6 +83,11 @@ def read_yolo_file(path: Path) -> Definition:
         for entry in entries:
             _add_entry(definition, split, root, _entry_text(entry, split, path), path)
     definition.names_file = path if names_from_mapping(data.get("names")) else None
+    if definition.names_file is None and data.get("names") is not None:
+        definition.notes.append(
+            f"names: {str(data['names'])[:40]!r} is no list or mapping of class names, not used; "
+            "write names: [cat, dog] or names: {0: cat, 1: dog}"
+        )
     return definition
 
 

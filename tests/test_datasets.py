@@ -122,6 +122,10 @@ def test_a_definition_that_cannot_be_followed_is_one_line(tmp_path: Path) -> Non
     empty.write_text("names: [a]\n")
     result = invoke("scan", "--db", str(tmp_path / "x.db"), str(empty), ok=False)
     assert "no train, val or test entry" in result.output
+    numbered = tmp_path / "numbered.yaml"
+    numbered.write_text(f"train: {RUBY / 'train' / 'images'}\nnames: 5\n")
+    out = invoke("scan", "--db", str(tmp_path / "n.db"), "-q", str(numbered)).output
+    assert "names: '5' is no list or mapping of class names, not used; write names: [cat, dog]" in out
     broken = tmp_path / "broken.yaml"
     broken.write_text("train: [a, b\nval: c\n")
     result = invoke("scan", "--db", str(tmp_path / "x.db"), str(broken), ok=False)
