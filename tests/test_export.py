@@ -168,8 +168,11 @@ def test_coco_export_of_a_roboflow_root_round_trips(tmp_path: Path) -> None:
     test_json = json.loads((out / "test" / "_annotations.coco.json").read_text())
     assert leaked.name not in {i["file_name"] for i in test_json["images"]}
     assert all(a["image_id"] in {i["id"] for i in test_json["images"]} for a in test_json["annotations"])
+    linked = next((out / "valid").glob("*.jpg"))  # a hard link: the file itself, inside the export
+    assert not linked.is_symlink() and linked.stat().st_ino == (root / "valid" / linked.name).stat().st_ino
     again = tmp_path / "again.db"
-    invoke("scan", "--db", str(again), "-q", str(out))
+    scanned = invoke("scan", "--db", str(again), str(out))
+    assert "lead out of their split's folders" not in scanned.output  # serve sends its images
     check_passes(again)
     counts = {r["split"]: r["n"] for r in sql_rows(again, "select split, count(*) n from images group by split")}
     assert counts == {"train": 4, "valid": 3, "test": 2}

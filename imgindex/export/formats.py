@@ -4,8 +4,8 @@ links to them.
 
 - yolo: data.yaml (class names from the index) and a .txt list of image paths per split; the
   label files stay where they are (beside images/ as labels/).
-- coco: per split, a folder of links to the kept images and an _annotations.coco.json holding
-  only their images and annotations.
+- coco: per split, a folder of links to the kept images (hard links where the file system allows,
+  else symbolic) and an _annotations.coco.json holding only their images and annotations.
 - voc: ImageSets/Main/<split>.txt of the kept images' ids, with links to the dataset's
   Annotations/ and JPEGImages/.
 - list: only the removal list (removed.csv, removed.json), which every format writes too.
@@ -48,6 +48,11 @@ class Exporter:
     title: str
     write: Callable[[Target], None]
     cannot_name: Callable[[Image], str | None] = lambda image: None  # why its files cannot hold an image
+
+
+def not_utf8(image: Image) -> str | None:
+    """Why a COCO json cannot name an image, if it cannot: JSON text is UTF-8."""
+    return "its name is not UTF-8, which a COCO json cannot hold; rename the file" if image.escaped else None
 
 
 def unlisted(image: Image) -> str | None:
@@ -119,9 +124,18 @@ def _link_all(images: list[Any], folder: Path) -> dict[str, str]:
         if name in taken:
             name = image.rel_path.replace("/", "__")
         taken.add(name)
-        os.symlink(image.path, folder / name)
+        link(image.path, folder / name)
         names[image.path] = name
     return names
+
+
+def link(source: str, place: Path) -> None:
+    """A hard link where the file system allows one (the export then holds the file itself, as
+    `imgindex scan` and `imgindex serve` of it see it), else a symbolic link."""
+    try:
+        os.link(source, place)
+    except OSError:
+        os.symlink(source, place)
 
 
 def _coco_document(db: sqlite_utils.Database, split: str, names: dict[str, str]) -> dict[str, Any]:
@@ -177,7 +191,7 @@ EXPORTERS: dict[str, Exporter] = {
     e.name: e
     for e in [
         Exporter("yolo", "data.yaml and a .txt image list per split (label files untouched)", yolo, unlisted),
-        Exporter("coco", "per split, links to the kept images and a filtered _annotations.coco.json", coco),
+        Exporter("coco", "per split, links to the kept images and a filtered _annotations.coco.json", coco, not_utf8),
         Exporter("voc", "ImageSets/Main/<split>.txt, with links to Annotations/ and JPEGImages/", voc),
         Exporter("list", "only the removal list, removed.csv and removed.json", lambda target: None),
     ]
