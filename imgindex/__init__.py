@@ -11,11 +11,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Index", "LabelOptions", "MissingAnswers", "ScanSummary", "__version__"]
-_HOMES = {"Index": "api", "LabelOptions": "labels", "MissingAnswers": "labels", "ScanSummary": "scan"}
+__all__ = ["Index", "LabelOptions", "MissingAnswers", "ScanSummary", "SplitFolderError", "__version__"]
+_HOMES = {
+    "Index": "api",
+    "LabelOptions": "labels",
+    "MissingAnswers": "labels",
+    "ScanSummary": "scan",
+    "SplitFolderError": "api",
+}
 
 if TYPE_CHECKING:
-    from .api import Index
+    from .api import Index, SplitFolderError
     from .labels import LabelOptions, MissingAnswers
     from .scan import ScanSummary
 

@@ -13,6 +13,7 @@ with Index("imgindex.db") as index:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,11 +111,12 @@ class Index:
         ``members`` narrows a split to the image paths listed (a dataset file's .txt lists; see
         ``imgindex.datasets.read_definition``, whose splits, members and names file scan a dataset
         from its own definition)."""
+        folders = as_splits(splits)  # refused before anything is started or written
         made = _executor(executor, workers, max_pixels, scheduler)
         with closing_executor(made, owned=made is not executor):
             return run_scan(
                 self.db,
-                as_splits(splits),
+                folders,
                 labels=labels,
                 named=named_folders(splits),
                 ask=ask,
@@ -268,13 +270,37 @@ def _executor(
     return executor
 
 
+class SplitFolderError(ValueError):
+    """A split given to scan or watch that cannot be indexed as given: a name that is no split
+    name, or a folder that is missing, a file, or unreadable. Raised before anything is written:
+    a mistyped folder would otherwise look like a split whose images were all removed."""
+
+
+SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # letters, digits, '_', '-', '.'
+
+
 def as_splits(splits: SplitFolders) -> Splits:
-    """{split: [absolute folders]} from a folder or a list of folders per split, duplicates dropped."""
+    """{split: [absolute folders]} from a folder or a list of folders per split, duplicates
+    dropped; SplitFolderError for a split that cannot be indexed as given."""
     out: Splits = {}
     for name, folders in splits.items():
-        resolved = [folder.expanduser().resolve() for folder in _listed(folders)]
+        if not isinstance(name, str) or not SPLIT_NAME.match(name):
+            raise SplitFolderError(f"split name {name!r}: use letters, digits, '_', '-' or '.', e.g. 'train'")
+        resolved = [_usable_folder(name, folder.expanduser()).resolve() for folder in _listed(folders)]
+        if not resolved:
+            raise SplitFolderError(f"split {name!r}: give at least one folder")
         out[name] = list(dict.fromkeys(resolved))
     return out
+
+
+def _usable_folder(split: str, folder: Path) -> Path:
+    if not folder.exists():
+        raise SplitFolderError(f"split {split!r}: folder '{folder}' does not exist")
+    if not folder.is_dir():
+        raise SplitFolderError(f"split {split!r}: '{folder}' is a file, not a folder")
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise SplitFolderError(f"split {split!r}: folder '{folder}' cannot be read (permission denied)")
+    return folder
 
 
 def named_folders(splits: SplitFolders) -> dict[Path, Path]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shlex
 import signal
 import sqlite3
@@ -22,7 +21,7 @@ import click
 from click.core import ParameterSource
 
 from . import __version__, check, export, quality, query, reviews, store
-from .api import Index
+from .api import SPLIT_NAME, Index, SplitFolderError
 from .check import outputs as check_outputs
 from .datasets import Definition, DefinitionError, read_definition
 from .executors import EXECUTORS, executor_name
@@ -42,7 +41,6 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 BBOX_FORMATS = [value for value, _ in labelprompt.BBOX_OPTIONS]
-SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def db_option(fn: F) -> F:
@@ -135,7 +133,7 @@ class IndexCommands(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except store.IndexStateError as exc:
+        except (store.IndexStateError, SplitFolderError) as exc:
             raise click.ClickException(str(exc)) from None
         except (KeyboardInterrupt, click.Abort) as exc:
             if isinstance(exc, click.Abort) and not isinstance(exc.__context__, KeyboardInterrupt):

@@ -139,6 +139,26 @@ def test_a_folder_given_as_a_string_or_path_is_the_same_split(tmp_path: Path) ->
     assert (first.new, second.unchanged) == (1, 1)
 
 
+def test_a_mistyped_folder_is_refused_and_the_split_kept(tmp_path: Path) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(folder / "a.png")
+    (tmp_path / "note.txt").write_text("x")
+    with Index(tmp_path / "s.db") as index:
+        index.scan({"x": folder}, workers=1)
+        cases = [
+            ({"x": tmp_path / "imsg"}, "folder '.*imsg' does not exist"),
+            ({"x": tmp_path / "note.txt"}, "is a file, not a folder"),
+            ({"x": []}, "give at least one folder"),
+            ({"": folder}, "split name ''"),
+        ]
+        for splits, says in cases:
+            with pytest.raises(imgindex.SplitFolderError, match=says):
+                index.scan(splits, workers=1)
+        assert index.query("select count(*) n from images") == [{"n": 1}]
+        assert index.query("select root from splits where name = 'x'") == [{"root": str(folder.resolve())}]
+
+
 def test_the_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     code = readme.split("### From Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
