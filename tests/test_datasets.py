@@ -4,6 +4,7 @@ Roboflow-style root (YOLO or COCO), a Pascal VOC root; --names; a hint when labe
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -47,6 +48,10 @@ def test_a_roboflow_data_yaml_gives_each_split_its_images_labels_and_names(tmp_p
     names = {r["name"] for r in sql_rows(db, "select distinct name from classes")}
     assert names >= {"Blue", "Green", "Orange", "Red", "White", "Yellow"}
     assert scan(db, str(RUBY)).count("0 new") == 1  # the root names the same dataset: nothing new
+    relative = os.path.relpath(RUBY / "data.yaml")  # the same file, typed another way
+    assert "labels: 0 files read" in scan(db, relative)
+    paths = {r["path"] for r in sql_rows(db, "select path from label_files where path like '%data.yaml'")}
+    assert paths == {str(RUBY / "data.yaml")}
 
 
 def test_a_data_yaml_with_a_root_lists_of_folders_and_txt_lists(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ layouts (given, stored, or missing: then the questions' sample rows)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,14 @@ class LabelOptions:
     label_first: bool | None = None  # --label-first / --box-first
     bbox_format: str | None = None  # --bbox-format xyxy|xywh|cxcywh[-norm]
     names: Path | None = None  # --names FILE: class names for the formats that read a names file
+
+    def __post_init__(self) -> None:
+        """The files as absolute paths: they are stored (label_files.path) and compared with the
+        next scan's, however the path was typed (``data.yaml``, ``./data.yaml``, ``ds/data.yaml``)."""
+        for name in ("coco", "names"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, Path(os.path.abspath(Path(value).expanduser())))
 
 
 class MissingAnswers(Exception):
