@@ -55,6 +55,10 @@ def test_photos_of_one_fixed_scene_are_a_shared_scene_not_leakage(tmp_path: Path
     assert shared, "the board photos are reported as one scene shared by the splits"
     text = invoke("duplicates", "--db", str(db)).output
     assert "different photos of one scene (not copies)" in text
+    for split, item in doc["splits"].items():  # scenes within a split are said too, as the JSON lists them
+        if item["scenes"]:
+            images = sum(len(scene) for scene in item["scenes"])
+            assert f"{split}: {len(item['scenes'])} scene(s) of {images} images: different photos" in text
     feature = summary_duplicates(db, tmp_path)
     assert not any("overstates accuracy" in n for n in feature["notices"])
     assert feature["stats"]["Scene overlap"] and feature["stats"]["Rule"]["name"] == "imgindex"

@@ -117,6 +117,14 @@ def intersection_sentence(a: str, b: str, counts: list[tuple[int, int]]) -> str:
 def scene_sentences(verdict: Verdict) -> list[str]:
     """Scene overlap, worded so that it never calls the photos copies."""
     lines = []
+    for split in verdict.splits:
+        scenes = verdict.within(split, scenes=True)
+        if scenes:
+            images = sum(len(g.members) for g in scenes)
+            lines.append(
+                f"{split}: {len(scenes)} scene(s) of {images} images: different photos of one scene within the split "
+                "(not copies, not counted as duplicates)."
+            )
     for a, b in itertools.combinations(verdict.splits, 2):
         scenes = verdict.across(a, b, scenes=True)
         if scenes:
