@@ -159,6 +159,17 @@ def test_a_mistyped_folder_is_refused_and_the_split_kept(tmp_path: Path) -> None
         assert index.query("select root from splits where name = 'x'") == [{"root": str(folder.resolve())}]
 
 
+def test_an_unknown_rule_or_distance_is_a_value_error_that_names_the_choices(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    with Index(db) as index:
+        index.scan({"val": VAL}, workers=1)
+    with Index(db, readonly=True) as index:
+        with pytest.raises(ValueError, match="no duplicate rule is called 'foo': the rules are imgindex"):
+            index.duplicates(rule="foo")
+        with pytest.raises(ValueError, match="max_distance must be a whole number of bits from 0 to 16"):
+            index.duplicates(max_distance="4")  # type: ignore[arg-type]
+
+
 def test_the_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     code = readme.split("### From Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]

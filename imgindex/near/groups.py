@@ -23,7 +23,11 @@ Groups = list[list[str]]
 
 
 def rule_of(name: str = "imgindex", max_distance: int = DEFAULT_MAX_DISTANCE) -> Rule:
-    """A rule by name (imgindex.near.verdict.RULES)."""
+    """A rule by name (imgindex.near.verdict.RULES); ValueError for another name or distance."""
+    if name not in RULES:
+        raise ValueError(f"no duplicate rule is called {name!r}: the rules are {', '.join(RULES)}")
+    if not isinstance(max_distance, int) or not 0 <= max_distance <= MAX_DISTANCE:
+        raise ValueError(f"max_distance must be a whole number of bits from 0 to {MAX_DISTANCE}, not {max_distance!r}")
     return RULES[name](max_distance)
 
 
