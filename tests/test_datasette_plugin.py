@@ -167,9 +167,9 @@ def test_canned_queries_offered_for_the_tables_present(dataset: dict[str, Path])
         "unreadable_files",
         "near_duplicates",
         "class_frequency",
-        "label_problems",
+        "label_problem_list",
         "scenes_between_splits",
-        "label_conflicts",
+        "conflicting_labels",
     }
     quality = {"quality_overview"} | {f"quality_flag_{flag.name}" for flag in FLAGS}
     assert canned(db) == everything | quality
@@ -183,7 +183,7 @@ def test_canned_queries_offered_for_the_tables_present(dataset: dict[str, Path])
         "leakage_between_splits",
         "unreadable_files",
         "scenes_between_splits",
-        "label_conflicts",
+        "conflicting_labels",
     }
 
 
@@ -233,8 +233,12 @@ def test_class_frequency_and_label_problems_from_real_labels(tmp_path: Path) -> 
                     expected[key] = expected.get(key, 0) + 1
     frequency = {(r["split"], r["class_id"]): r["labels"] for r in query_rows(db, "class_frequency")}
     assert frequency == expected
-    problems = query_rows(db, "label_problems?split=train")
+    problems = query_rows(db, "label_problem_list?split=train")
     assert problems and {r["split"] for r in problems} == {"train"}
+    table = get(db, "/labelled/label_problems.json?_facet=kind")  # the table itself, not hidden by the query
+    assert table.status_code == 200 and table.json()["table"] == "label_problems"
+    assert table.json()["facet_results"]["kind"]["results"]
+    assert get(db, "/labelled/label_conflicts.json").json()["table"] == "label_conflicts"
     assert len(thumb_sources(get(db, "/labelled/labels").text)) == sum(expected.values())
 
 

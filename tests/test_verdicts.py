@@ -108,7 +108,7 @@ def test_a_byte_identical_pair_with_different_boxes_is_a_label_conflict(conflict
     feature = summary_duplicates(conflicting, tmp_path)
     assert [c["paths"] for c in feature["stats"]["Label conflicts"]] == [conflict["paths"]]
     assert any("labelled two ways" in n for n in feature["notices"])
-    rows = canned(conflicting, "label_conflicts")
+    rows = canned(conflicting, "conflicting_labels")
     assert [(r["path_a"], r["path_b"], r["kind"]) for r in rows] == [(*conflict["paths"], "boxes differ")]
 
 

@@ -274,13 +274,13 @@ def canned_queries(schema: Schema, rules: dict[str, str] | None = None) -> dict[
     if _has(schema, "scene_overlap", "split_a", "split_b", "paths_a", "paths_b"):
         queries["scenes_between_splits"] = _scene_query()
     if _has(schema, "label_conflict_pairs", "path_a", "path_b", "kind"):
-        queries["label_conflicts"] = _conflict_query()
+        queries["conflicting_labels"] = _conflict_query()  # not the table's name, which it would hide
     if _has(schema, "near_pairs", "a", "b", "distance"):
         queries["near_duplicates"] = _near_query(schema["near_pairs"] if "verdict_pairs" in schema else set())
     if _has(schema, "images", "error"):
         queries["unreadable_files"] = _unreadable_query()
     if "label_problems" in schema:
-        queries["label_problems"] = _label_problems_query(schema["label_problems"])
+        queries["label_problem_list"] = _label_problems_query(schema["label_problems"])  # nor this one
     if _has(schema, "labels", "split", "class_id", "class_name"):
         queries["class_frequency"] = _class_frequency_query(schema["labels"])
     if has_quality(schema) and _has(schema, "images", "error", "entropy", "width", "height"):
