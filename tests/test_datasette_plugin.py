@@ -384,6 +384,21 @@ def test_review_page_shows_a_byte_identical_partner_with_its_grade(labelled: dic
     assert f'href="{review_url(image_id(db, original))}?db=ruby"' in back
 
 
+def test_review_page_says_a_copy_is_labelled_otherwise(labelled: dict[str, Any]) -> None:
+    db, root, original = labelled["db"], labelled["root"], labelled["original"]
+    rows = label_rows(root / "valid" / "labels" / f"{RUBY_4}.txt")
+    first = int(rows[0][0])
+    rows[0][0] = str((first + 1) % 6)  # the copy in train calls its first cube another colour
+    (root / "train" / "labels" / f"{COPY_NAME}.txt").write_text("\n".join(" ".join(r) for r in rows) + "\n")
+    scan(db, {s: [root / s] for s in ("train", "valid", "test")}, workers=1)
+    page = get(db, review_url(image_id(db, original))).text
+    partner = grade_sections(page)["Byte-identical copies (1)"]
+    conflict = re.search(r'<span class="imgindex-conflict">label conflict: ([^<]*)</span>', partner)
+    assert conflict is not None and conflict.group(1).startswith("classes differ: first has")
+    assert f"{RUBY_NAMES[first]} (class {first})" in conflict.group(1)
+    assert "1 labelled otherwise (label conflict)." in page
+
+
 def test_review_page_groups_neighbours_by_grade(labelled: dict[str, Any]) -> None:
     db = labelled["db"]
     again = image_id(db, labelled["root"] / "valid" / "images" / "image_8 again.jpg")

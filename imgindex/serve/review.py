@@ -51,8 +51,8 @@ limit :limit
 """
 
 NEIGHBOURS_SQL = """
-select p.distance, {kind} as kind, {why} as why, i.id, i.split, i.path, i.rel_path, i.error,
-       count(*) over () as total
+select p.distance, {kind} as kind, {why} as why, {conflict} as conflict, i.id, i.split, i.path, i.rel_path,
+       i.error, count(*) over () as total
 from near_pairs p join images i on i.id = case when p.a = :id then p.b else p.a end
 where p.a = :id or p.b = :id
 order by p.distance, i.split, i.path
@@ -72,10 +72,17 @@ def neighbours_sql(has_kind: bool, has_verdict: bool = False) -> str:
     """NEIGHBOURS_SQL for a near_pairs table with or without its `kind` column; with the verdict's
     regraded pairs (verdict_pairs), the grade the verdict gives."""
     kind = "p.kind" if has_kind else "'near'"
-    why = "null"
+    why = conflict = "null"
     if has_kind and has_verdict:
-        kind, why = PAIR_GRADE, PAIR_REASON
-    return NEIGHBOURS_SQL.format(kind=kind, why=why)
+        kind, why, conflict = PAIR_GRADE, PAIR_REASON, CONFLICT_OF_PAIR
+    return NEIGHBOURS_SQL.format(kind=kind, why=why, conflict=conflict)
+
+
+# the label conflict of the pair (its kind and detail), stored either way round
+CONFLICT_OF_PAIR = (
+    "(select c.kind || coalesce(': ' || c.detail, '') from label_conflicts c "
+    "where (c.a = p.a and c.b = p.b) or (c.a = p.b and c.b = p.a))"
+)
 
 
 # ---------------------------------------------------------------- geometry
@@ -405,7 +412,12 @@ def neighbour_html(row: Row, image: Row, links: Links) -> Markup:
         f'<figcaption><span class="imgindex-grade">{escape(row.get("kind"))}</span> '
         + (f'<small class="imgindex-why">({escape(row["why"])})</small> ' if row.get("why") else "")
         + f"dHash distance {escape(row.get('distance'))}<br><b>{escape(split)}</b>{leak}<br>"
-        f'<a href="{escape(links.review(other))}">{escape(row.get("rel_path") or row.get("path"))}</a>'
+        + (
+            f'<span class="imgindex-conflict">label conflict: {escape(row["conflict"])}</span><br>'
+            if row.get("conflict")
+            else ""
+        )
+        + f'<a href="{escape(links.review(other))}">{escape(row.get("rel_path") or row.get("path"))}</a>'
         f"{review_buttons(int(image['id']), other, links)}</figcaption></figure>"
     )
 
@@ -463,7 +475,9 @@ def verdict_text(neighbours: list[Row]) -> str:
     duplicates = sum(n for k, n in counts.items() if grade(k).duplicate)
     detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kn: (grade(kn[0]).rank, kn[0])))
     noun = "duplicate" if duplicates == 1 else "duplicates"
-    return f"{duplicates} {noun} among {len(neighbours)} near neighbours ({detail})."
+    conflicts = sum(1 for row in neighbours if row.get("conflict"))
+    labelled = f"; {conflicts} labelled otherwise (label conflict)" if conflicts else ""
+    return f"{duplicates} {noun} among {len(neighbours)} near neighbours ({detail}){labelled}."
 
 
 @dataclass(frozen=True)
@@ -566,6 +580,7 @@ table.imgindex-facts th, table.imgindex-facts td {
 .imgindex-neighbour figcaption { font-size: 0.8em; word-break: break-all; line-height: 1.3; }
 .imgindex-grade { background: #333; color: #fff; border-radius: 3px; padding: 0 4px; }
 .imgindex-leak { color: #a00; }
+.imgindex-conflict { color: #a50; font-weight: bold; }
 body:has(.imgindex-start) #queries, body:has(.imgindex-start) #queries + ul { display: none; }
 .imgindex-start li { margin-bottom: 0.3em; }
 .imgindex-quality-flags { margin: 0 0 0.4em; padding-left: 1.2em; }
