@@ -633,6 +633,8 @@ def watch_command(
             f"{definition.source} lists images in .txt files; watch follows folders: scan it with `imgindex scan`, "
             "or watch the folders as SPLIT=DIR"
         )
+    if definition is not None:
+        click.echo(definition.describe())  # as scan says where the splits came from
 
     def report(batch: Any) -> None:
         if not quiet:

@@ -240,6 +240,25 @@ def test_sigint_stops_cleanly_with_a_summary(folders: dict[str, Path]) -> None:
     assert ended[0] is not None
 
 
+def test_watching_a_dataset_file_says_where_the_splits_came_from(tmp_path: Path) -> None:
+    ruby = tmp_path / "ruby"
+    shutil.copytree(Path(__file__).parent / "data" / "rubyrizz_yolo", ruby)
+    command = [sys.executable, "-m", "imgindex", "watch", "--db", str(tmp_path / "w.db"), str(ruby / "data.yaml")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        while not process.stdout.readline().startswith("Watching"):
+            pass
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert first.startswith(f"Splits from the YOLO dataset file {ruby / 'data.yaml'}: train"), first
+    assert "Traceback" not in err
+
+
 def test_other_files_and_the_index_itself_are_ignored(tmp_path: Path) -> None:
     folder = tmp_path / "data"
     folder.mkdir()
