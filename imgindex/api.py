@@ -276,7 +276,7 @@ class SplitFolderError(ValueError):
     a mistyped folder would otherwise look like a split whose images were all removed."""
 
 
-SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # letters, digits, '_', '-', '.'
+SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a SPLIT=DIR name: letters, digits, '_', '-', '.'
 
 
 def as_splits(splits: SplitFolders) -> Splits:
@@ -284,8 +284,8 @@ def as_splits(splits: SplitFolders) -> Splits:
     dropped; SplitFolderError for a split that cannot be indexed as given."""
     out: Splits = {}
     for name, folders in splits.items():
-        if not isinstance(name, str) or not SPLIT_NAME.match(name):
-            raise SplitFolderError(f"split name {name!r}: use letters, digits, '_', '-' or '.', e.g. 'train'")
+        if not isinstance(name, str) or not name.strip() or not name.isprintable():
+            raise SplitFolderError(f"split name {name!r}: give a name such as 'train' (letters, digits, '_', '-', '.')")
         resolved = [_usable_folder(name, folder.expanduser()).resolve() for folder in _listed(folders)]
         if not resolved:
             raise SplitFolderError(f"split {name!r}: give at least one folder")
