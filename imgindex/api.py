@@ -294,12 +294,20 @@ def as_splits(splits: SplitFolders) -> Splits:
 
 
 def _usable_folder(split: str, folder: Path) -> Path:
+    try:
+        return usable_folder(folder)
+    except SplitFolderError as exc:
+        raise SplitFolderError(f"split {split!r}: {exc}") from None
+
+
+def usable_folder(folder: Path) -> Path:
+    """The folder, when a scan can walk it; SplitFolderError saying what to do otherwise."""
     if not folder.exists():
-        raise SplitFolderError(f"split {split!r}: folder '{folder}' does not exist")
+        raise SplitFolderError(f"folder '{folder}' does not exist. Give an existing folder.")
     if not folder.is_dir():
-        raise SplitFolderError(f"split {split!r}: '{folder}' is a file, not a folder")
+        raise SplitFolderError(f"'{folder}' is a file, not a folder. Give the folder that holds the images.")
     if not os.access(folder, os.R_OK | os.X_OK):
-        raise SplitFolderError(f"split {split!r}: folder '{folder}' cannot be read (permission denied)")
+        raise SplitFolderError(f"folder '{folder}' cannot be read (permission denied). Give the scan read access.")
     return folder
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 import sqlite3
 import sys
 import threading
@@ -21,7 +22,7 @@ import click
 from click.core import ParameterSource
 
 from . import __version__, check, export, quality, query, reviews, store
-from .api import SPLIT_NAME, Index, SplitFolderError
+from .api import SPLIT_NAME, Index, SplitFolderError, usable_folder
 from .check import outputs as check_outputs
 from .datasets import Definition, DefinitionError, read_definition
 from .executors import EXECUTORS, executor_name
@@ -166,15 +167,10 @@ def parse_split(arg: str) -> tuple[str, Path]:
 
 
 def _existing_folder(folder: str, arg: str) -> Path:
-    path = Path(folder).expanduser()
-    if not path.exists():
-        raise click.BadParameter(f"'{arg}': folder '{folder}' does not exist. Give SPLIT=DIR with an existing folder.")
-    if not path.is_dir():
-        raise click.BadParameter(f"'{arg}': '{folder}' is a file, not a folder. Give the folder that holds the images.")
-    if not os.access(path, os.R_OK | os.X_OK):
-        raise click.BadParameter(
-            f"'{arg}': folder '{folder}' cannot be read (permission denied). Give the scan read access."
-        )
+    try:
+        path = usable_folder(Path(folder).expanduser())
+    except SplitFolderError as exc:
+        raise click.BadParameter(f"'{arg}': {exc}") from None
     return Path(os.path.abspath(path))  # as named: the scan resolves it, and looks beside a symlink for names
 
 
@@ -326,34 +322,32 @@ SKIPPED_SHOWN = 5  # links named in the warning about skipped links
 
 
 def warn_skipped(summary: ScanSummary) -> None:
-    """One line on stderr naming the links that lead nowhere, when the scan skipped some."""
+    """A line on stderr for each kind of entry the scan could not follow: links that lead nowhere,
+    links that lead out of their split's folders, folders that could not be listed."""
     links = summary.skipped_links
     if links:
-        shown = ", ".join(links[:SKIPPED_SHOWN]) + (
-            f" and {len(links) - SKIPPED_SHOWN} more" if len(links) > SKIPPED_SHOWN else ""
-        )
         noun = "link that leads" if len(links) == 1 else "links that lead"
-        click.echo(f"Skipped {len(links)} {noun} nowhere (dangling, or a loop of links): {shown}", err=True)
+        click.echo(f"Skipped {len(links)} {noun} nowhere (dangling, or a loop of links): {named(links)}", err=True)
     outside = summary.outside_links
     if outside:
-        shown = ", ".join(outside[:SKIPPED_SHOWN]) + (
-            f" and {len(outside) - SKIPPED_SHOWN} more" if len(outside) > SKIPPED_SHOWN else ""
-        )
         click.echo(
             f"{len(outside)} link(s) lead out of their split's folders: their images are indexed, but "
-            f"`imgindex serve` does not send them: {shown}",
+            f"`imgindex serve` does not send them: {named(outside)}",
             err=True,
         )
     unreadable = summary.unreadable_folders
     if unreadable:
-        shown = ", ".join(unreadable[:SKIPPED_SHOWN]) + (
-            f" and {len(unreadable) - SKIPPED_SHOWN} more" if len(unreadable) > SKIPPED_SHOWN else ""
-        )
         click.echo(
             f"Could not read {len(unreadable)} folder(s): their images already indexed are kept, new ones are "
-            f"missed; give the scan read access and scan again: {shown}",
+            f"missed; give the scan read access and scan again: {named(unreadable)}",
             err=True,
         )
+
+
+def named(paths: list[str]) -> str:
+    """The first SKIPPED_SHOWN paths, and how many more."""
+    more = len(paths) - SKIPPED_SHOWN
+    return ", ".join(paths[:SKIPPED_SHOWN]) + (f" and {more} more" if more > 0 else "")
 
 
 def open_index(db_path: str) -> Index:
@@ -737,6 +731,7 @@ def serve_command(
 
     with read_index(db_path):  # an index of this version; Datasette reads it through mode=ro connections
         pass
+    require_free_port(host, port)
     options = {
         "debug_pages": debug_pages,
         "thumbnail_max_pixels": thumbnail_max_pixels,
@@ -748,15 +743,12 @@ def serve_command(
     datasette = Datasette(files, immutables=immutables, metadata={"plugins": {"imgindex": options}})
     asyncio.run(datasette.invoke_startup())
     name = next(n for n in datasette.databases if n != "_internal")
-    require_free_port(host, port)
     click.echo(f"Serving {db_path} at http://{host}:{port}/{name} (Ctrl-C to stop)")
     uvicorn.run(datasette.app(), host=host, port=port, log_level="warning", lifespan="on")
 
 
 def require_free_port(host: str, port: int) -> None:
     """Refuse, in one line, a port another program already listens on."""
-    import socket
-
     try:
         with socket.create_server((host, port)):
             pass

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import sqlite_utils
 
 from .. import reviews
+from ..near import labels as label_check
 from ..near import verdict as verdicts
 from ..views import PAIR_GRADE
 
@@ -90,10 +91,9 @@ def load_images(db: sqlite_utils.Database) -> dict[int, Image]:
         ).fetchall()
     )
     rows = db.execute(
-        """SELECT i.id, i.split, i.path, i.rel_path, coalesce(i.width * i.height, 0), i.size,
-                  EXISTS (SELECT 1 FROM label_file_images lfi JOIN label_files lf ON lf.id = lfi.label_file_id
-                          WHERE lfi.image_path = i.path AND lf.split = i.split), i.path_bytes IS NOT NULL
-           FROM images i WHERE i.error IS NULL"""
+        f"""SELECT i.id, i.split, i.path, i.rel_path, coalesce(i.width * i.height, 0), i.size,
+                   {label_check.COVERED_SQL}, i.path_bytes IS NOT NULL
+            FROM images i WHERE i.error IS NULL"""
     )
     return {
         r[0]: Image(r[0], r[1], r[2], r[3], r[4], r[5], problems.get(f"{r[2]}\0{r[1]}", 0), bool(r[6]), bool(r[7]))

@@ -171,8 +171,8 @@ def hashed_source(f: io.BufferedReader, size: int) -> tuple[str, BinaryIO]:
 
 
 def sha256_of(f: io.BufferedReader) -> str:
-    """SHA-256 of an open file's bytes, read in blocks into one buffer kept per thread: reading a
-    whole file into a fresh buffer costs more in page faults than the hashing itself."""
+    """SHA-256 of an open file's bytes, read in blocks into one buffer kept per thread: for a file
+    too large to read whole (see hashed_source)."""
     view = _read_buffer()
     digest = hashlib.sha256()
     while size := f.raw.readinto(view):

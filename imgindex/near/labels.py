@@ -34,14 +34,18 @@ class Disagreement:
     detail: str
 
 
+# whether a label file of its split covers the image ``i`` (its labels are known, maybe none)
+COVERED_SQL = (
+    "EXISTS (SELECT 1 FROM label_file_images lfi JOIN label_files lf ON lf.id = lfi.label_file_id "
+    "WHERE lfi.image_path = i.path AND lf.split = i.split)"
+)
+
+
 def load(db: sqlite_utils.Database, image_ids: Iterable[int]) -> dict[int, ImageLabels]:
     """The labels of every given image a label file covers (images not covered are left out)."""
     wanted = json.dumps(sorted(set(image_ids)))
     covered = db.execute(
-        """SELECT i.id FROM images i WHERE i.id IN (SELECT value FROM json_each(?)) AND EXISTS (
-               SELECT 1 FROM label_file_images lfi JOIN label_files lf ON lf.id = lfi.label_file_id
-               WHERE lfi.image_path = i.path AND lf.split = i.split)""",
-        [wanted],
+        f"SELECT i.id FROM images i WHERE i.id IN (SELECT value FROM json_each(?)) AND {COVERED_SQL}", [wanted]
     ).fetchall()
     out = {r[0]: ImageLabels(Counter(), {}) for r in covered}
     rows = db.execute(
